@@ -1,0 +1,94 @@
+"""Typed records passed between the stages: discover → load → classify → name → write → report.
+
+Each stage takes the previous stage's records and returns new ones; none mutates its input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What the header says about a series (DICOM tags or BIDS JSON sidecar). Times in ms."""
+
+    series_description: str = ""
+    protocol_name: str = ""
+    scanning_sequence: str = ""
+    sequence_variant: str = ""
+    image_type: tuple[str, ...] = ()
+    repetition_time: float | None = None
+    echo_time: float | None = None
+    inversion_time: float | None = None
+    flip_angle: float | None = None
+    b_values: tuple[float, ...] = ()
+    contrast_agent: str = ""
+    series_number: int | None = None
+    manufacturer: str = ""
+    field_strength: float | None = None
+    body_part: str = ""
+    modality: str = "MR"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One input series: a DICOM SeriesInstanceUID, or one NIfTI file of a BIDS input."""
+
+    subject: str  # sanitised BIDS label, no "sub-" prefix
+    session: str | None  # sanitised BIDS label, no "ses-" prefix
+    series_uid: str  # DICOM SeriesInstanceUID, or a stable id derived from the NIfTI path
+    source: str  # path relative to the input directory (series folder or file)
+    files: tuple[Path, ...]  # absolute paths of every file of the series
+    kind: str  # "dicom" | "nifti"
+    header: HeaderFacts = field(default_factory=HeaderFacts)
+
+
+@dataclass
+class Volume:
+    """A loaded series, reduced to one representative 3D image.
+
+    ``data`` is float32 in voxel order (i, j, k) of ``affine``; 4D inputs are reduced by
+    ``volume.representative`` (diffusion: mean of the highest b-shell; others: temporal mean).
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    n_volumes: int = 1
+    b_values: tuple[float, ...] = ()
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The classifier's verdict on one series."""
+
+    label: str  # a label of classes.LABELS, or "other"
+    confidence: float  # probability of the decided class (for "other": 1 - best probability)
+    probabilities: dict[str, float]  # every class of classes.LABELS
+    open_set_rejected: bool  # True when the best probability fell below its threshold
+    threshold: float  # the threshold applied to the best class
+    best_label: str = ""  # the highest-probability class, even when rejected
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """Everything known about one series after the run; one row of the classifications TSV."""
+
+    series: Series
+    classification: Classification | None
+    header_label: str = "unknown"
+    bids_path: str = ""  # relative to the output dataset root; "" when nothing was written
+    status: str = "ok"  # "ok" | "other" | "error"
+    message: str = ""
+
+    @property
+    def header_agrees(self) -> bool | None:
+        if self.classification is None or self.header_label == "unknown":
+            return None
+        return self.header_label == self.classification.label
