@@ -1,0 +1,118 @@
+"""Decided label → BIDS path (ARCHITECTURE.md section 3). Pure functions, no I/O.
+
+The entities come from the class table in :mod:`bidsapp.classes`; the two things the table cannot
+know are decided here from header facts: the contrast agent (``ce-``) and whether a diffusion
+series has gradient directions (``_dwi``) or is a scanner-derived trace (``_trace``).
+``run-`` is added only where two series of one subject/session would otherwise share a name,
+numbered in SeriesNumber order, so a rerun on the same input gives the same names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bidsapp.classes import BY_LABEL, OTHER
+
+DEFAULT_AGENT = "gadolinium"
+UNCLASSIFIED_DIR = "sourcedata/unclassified"
+# ImageType values that mark a scanner-computed diffusion trace (no usable gradient table).
+TRACE_IMAGE_TYPES = frozenset({"TRACE", "TRACEW"})
+# Suffix used for a "dwi" class, keyed by "has gradient directions".
+DWI_SUFFIX_BY_DIRECTIONS = {True: "dwi", False: "trace"}
+
+
+@dataclass(frozen=True)
+class NameRequest:
+    """What naming needs to know about one series."""
+
+    key: str  # unique id of the series (SeriesInstanceUID / NIfTI path hash)
+    subject: str
+    session: str | None
+    label: str  # a classes label, or "other" (also used for series that failed)
+    series_number: int | None = None
+    series_description: str = ""
+    contrast_agent: str = ""
+    has_directions: bool = True  # diffusion only: False → scanner-derived trace
+
+
+@dataclass(frozen=True)
+class Entities:
+    datatype: str
+    suffix: str
+    acq: str | None = None
+    ce: str | None = None
+
+
+def agent_label(contrast_agent: str | None) -> str:
+    """``ce-`` value: ContrastBolusAgent reduced to lower-case [a-z0-9], else ``gadolinium``."""
+    cleaned = re.sub(r"[^a-zA-Z0-9]", "", contrast_agent or "").lower()
+    return cleaned or DEFAULT_AGENT
+
+
+def description_label(text: str | None) -> str:
+    cleaned = re.sub(r"[^a-zA-Z0-9]", "", text or "")
+    return cleaned or "series"
+
+
+def is_trace(image_type: tuple[str, ...] | list[str], has_bvec: bool = True) -> bool:
+    """Scanner-derived diffusion trace: ImageType says TRACE/TRACEW, or there is no bvec."""
+    return bool(TRACE_IMAGE_TYPES.intersection(t.upper() for t in image_type)) or not has_bvec
+
+
+def entities(req: NameRequest) -> Entities | None:
+    """BIDS entities of a classified series; None for "other" (goes to sourcedata)."""
+    cls = BY_LABEL.get(req.label)
+    if cls is None:
+        return None
+    suffix = DWI_SUFFIX_BY_DIRECTIONS[req.has_directions] if cls.suffix == "dwi" else cls.suffix
+    return Entities(
+        datatype=cls.datatype,
+        suffix=suffix,
+        acq=cls.acq,
+        ce=agent_label(req.contrast_agent) if cls.contrast else None,
+    )
+
+
+def _bids_stem(req: NameRequest, ent: Entities, run: int | None) -> str:
+    prefix = f"sub-{req.subject}" + (f"_ses-{req.session}" if req.session else "")
+    folder = f"sub-{req.subject}/" + (f"ses-{req.session}/" if req.session else "") + ent.datatype
+    pairs = [("acq", ent.acq), ("ce", ent.ce), ("run", run)]
+    middle = "".join(f"_{k}-{v}" for k, v in pairs if v is not None)
+    return f"{folder}/{prefix}{middle}_{ent.suffix}"
+
+
+def _unclassified_stem(req: NameRequest, run: int | None) -> str:
+    folder = f"{UNCLASSIFIED_DIR}/sub-{req.subject}/" + (f"ses-{req.session}/" if req.session else "")
+    number = f"{req.series_number}_" if req.series_number is not None else ""
+    return f"{folder}{number}{description_label(req.series_description)}" + (f"_run-{run}" if run else "")
+
+
+def path_stem(req: NameRequest, run: int | None = None) -> str:
+    """Relative path without extension, e.g. ``sub-01/anat/sub-01_ce-gadolinium_T1w``."""
+    ent = entities(req)
+    return _unclassified_stem(req, run) if ent is None else _bids_stem(req, ent, run)
+
+
+def _order(req: NameRequest) -> tuple:
+    return (req.series_number is None, req.series_number or 0, req.key)
+
+
+def assign_names(requests: list[NameRequest]) -> dict[str, str]:
+    """{key: relative path stem} for a set of series; ``run-`` only where names collide.
+
+    Names are unique across the whole set (subject/session are part of every name), so the
+    set may span several participants.
+    """
+    groups: dict[str, list[NameRequest]] = defaultdict(list)
+    for req in requests:
+        groups[path_stem(req)].append(req)
+    names: dict[str, str] = {}
+    for stem, members in groups.items():
+        if len(members) == 1:
+            names[members[0].key] = stem
+            continue
+        for run, req in enumerate(sorted(members, key=_order), start=1):
+            names[req.key] = path_stem(req, run)
+    return names

@@ -1,0 +1,152 @@
+"""Naming table: every label's BIDS path, contrast agent, DWI vs trace, run numbering."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bidsapp.classes import ALL_LABELS, OTHER
+from bidsapp.naming import NameRequest, agent_label, assign_names, is_trace, path_stem
+
+
+def req(label, key="1", subject="01", session=None, **kw):
+    return NameRequest(key=key, subject=subject, session=session, label=label, **kw)
+
+
+# The naming table of ARCHITECTURE.md section 3, written out by hand so the code is checked
+# against the document, not against itself.
+EXPECTED = {
+    "T1w": "sub-01/anat/sub-01_T1w",
+    "body-T1w": "sub-01/anat/sub-01_T1w",
+    "T1wce": "sub-01/anat/sub-01_ce-gadolinium_T1w",
+    "body-T1w-arterial": "sub-01/anat/sub-01_acq-arterial_ce-gadolinium_T1w",
+    "body-T1w-venous": "sub-01/anat/sub-01_acq-venous_ce-gadolinium_T1w",
+    "body-T1w-delayed": "sub-01/anat/sub-01_acq-delayed_ce-gadolinium_T1w",
+    "T2w": "sub-01/anat/sub-01_T2w",
+    "body-T2w": "sub-01/anat/sub-01_T2w",
+    "body-T2w-fs": "sub-01/anat/sub-01_acq-fs_T2w",
+    "FLAIR": "sub-01/anat/sub-01_FLAIR",
+    "SWI": "sub-01/anat/sub-01_acq-swi_T2starw",
+    "DWI": "sub-01/dwi/sub-01_dwi",
+    "body-DWI": "sub-01/dwi/sub-01_dwi",
+    "ADC": "sub-01/dwi/sub-01_ADC",
+    "body-ADC": "sub-01/dwi/sub-01_ADC",
+    "other": "sourcedata/unclassified/sub-01/7_t2tsetra",
+}
+
+
+def test_table_covers_every_label():
+    assert set(EXPECTED) == set(ALL_LABELS)
+
+
+@pytest.mark.parametrize("label", sorted(EXPECTED))
+def test_path_per_label(label):
+    assert path_stem(req(label, series_number=7, series_description="t2_tse_tra")) == EXPECTED[label]
+
+
+def test_session_goes_in_folder_and_name():
+    assert path_stem(req("T1wce", session="20110707")) == (
+        "sub-01/ses-20110707/anat/sub-01_ses-20110707_ce-gadolinium_T1w"
+    )
+    assert path_stem(req(OTHER, session="b", series_number=3, series_description="loc")) == (
+        "sourcedata/unclassified/sub-01/ses-b/3_loc"
+    )
+
+
+@pytest.mark.parametrize(
+    "agent, expected",
+    [("", "gadolinium"), (None, "gadolinium"), ("Gadovist 7.5 ml", "gadovist75ml"), ("MultiHance", "multihance"), ("---", "gadolinium")],
+)
+def test_agent_label(agent, expected):
+    assert agent_label(agent) == expected
+    assert path_stem(req("body-T1w-venous", contrast_agent=agent)) == f"sub-01/anat/sub-01_acq-venous_ce-{expected}_T1w"
+
+
+def test_dwi_trace_rule():
+    assert is_trace(("DERIVED", "PRIMARY", "DIFFUSION", "TRACEW", "DIS2D"))
+    assert is_trace(("ORIGINAL", "PRIMARY", "TRACE"))
+    assert not is_trace(("ORIGINAL", "PRIMARY", "M", "ND"))
+    assert is_trace(("ORIGINAL", "PRIMARY"), has_bvec=False)
+    assert path_stem(req("DWI", has_directions=False)) == "sub-01/dwi/sub-01_trace"
+    assert path_stem(req("body-DWI", has_directions=False)) == "sub-01/dwi/sub-01_trace"
+    # has_directions only matters for diffusion classes
+    assert path_stem(req("ADC", has_directions=False)) == "sub-01/dwi/sub-01_ADC"
+
+
+def test_unclassified_sanitises_description_and_missing_number():
+    assert path_stem(req(OTHER, series_description="AX T1 / post (Gd)")) == "sourcedata/unclassified/sub-01/AXT1postGd"
+    assert path_stem(req(OTHER, series_number=2, series_description="")) == "sourcedata/unclassified/sub-01/2_series"
+
+
+def test_no_run_without_collision():
+    names = assign_names([req("T1w", "a", series_number=3), req("T2w", "b", series_number=4)])
+    assert names == {"a": "sub-01/anat/sub-01_T1w", "b": "sub-01/anat/sub-01_T2w"}
+
+
+def test_runs_follow_series_number_not_input_order():
+    reqs = [req("T1w", "z", series_number=9), req("T1w", "a", series_number=12), req("T1w", "m", series_number=2)]
+    names = assign_names(reqs)
+    assert names == {
+        "m": "sub-01/anat/sub-01_run-1_T1w",
+        "z": "sub-01/anat/sub-01_run-2_T1w",
+        "a": "sub-01/anat/sub-01_run-3_T1w",
+    }
+    assert assign_names(list(reversed(reqs))) == names
+
+
+def test_run_entity_order_with_acq_and_ce():
+    names = assign_names([req("body-T1w-arterial", "x", series_number=1), req("body-T1w-arterial", "y", series_number=2)])
+    assert names["x"] == "sub-01/anat/sub-01_acq-arterial_ce-gadolinium_run-1_T1w"
+
+
+def test_same_name_in_other_subject_or_session_is_no_collision():
+    names = assign_names(
+        [req("T1w", "a"), req("T1w", "b", subject="02"), req("T1w", "c", session="2"), req("T1w", "d", session="3")]
+    )
+    assert not any("run-" in n for n in names.values())
+
+
+def test_different_agents_do_not_collide():
+    names = assign_names([req("T1wce", "a", contrast_agent="Gadovist"), req("T1wce", "b", contrast_agent="Dotarem")])
+    assert names == {"a": "sub-01/anat/sub-01_ce-gadovist_T1w", "b": "sub-01/anat/sub-01_ce-dotarem_T1w"}
+
+
+def test_unclassified_collisions_get_runs():
+    names = assign_names([req(OTHER, "a", series_number=5, series_description="loc"), req(OTHER, "b", series_number=5, series_description="loc")])
+    assert sorted(names.values()) == ["sourcedata/unclassified/sub-01/5_loc_run-1", "sourcedata/unclassified/sub-01/5_loc_run-2"]
+
+
+BIDS_STEM = re.compile(
+    r"^sub-[a-zA-Z0-9]+/(ses-[a-zA-Z0-9]+/)?(anat|dwi)/sub-[a-zA-Z0-9]+(_ses-[a-zA-Z0-9]+)?"
+    r"(_acq-[a-zA-Z0-9]+)?(_ce-[a-z0-9]+)?(_run-[1-9][0-9]*)?_(T1w|T2w|FLAIR|T2starw|dwi|trace|ADC)$"
+)
+UNCLASSIFIED_STEM = re.compile(r"^sourcedata/unclassified/sub-[a-zA-Z0-9]+/(ses-[a-zA-Z0-9]+/)?(\d+_)?[a-zA-Z0-9]+(_run-\d+)?$")
+
+series_strategy = st.builds(
+    lambda i, label, subj, ses, num, agent, dirs, desc: req(
+        label, key=str(i), subject=subj, session=ses, series_number=num, contrast_agent=agent, has_directions=dirs, series_description=desc
+    ),
+    st.integers(),
+    st.sampled_from(ALL_LABELS),
+    st.sampled_from(["01", "02"]),
+    st.sampled_from([None, "a"]),
+    st.one_of(st.none(), st.integers(0, 5)),
+    st.sampled_from(["", "Gadovist", "Dotarem"]),
+    st.booleans(),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(series_strategy, max_size=25, unique_by=lambda r: r.key))
+def test_names_unique_valid_and_order_independent(reqs):
+    names = assign_names(reqs)
+    assert set(names) == {r.key for r in reqs}
+    assert len(set(names.values())) == len(reqs)
+    for r in reqs:
+        pattern = UNCLASSIFIED_STEM if r.label == OTHER else BIDS_STEM
+        assert pattern.match(names[r.key]), names[r.key]
+    assert assign_names(list(reversed(reqs))) == names
