@@ -1,0 +1,311 @@
+"""Find the series of an input tree and give each one a BIDS subject/session.
+
+Two inputs are understood (ARCHITECTURE.md section 1):
+
+* a DICOM tree of any nesting: one :class:`Series` per SeriesInstanceUID, subject from PatientID,
+  session from StudyDate (only when a subject has several studies);
+* an unsorted or misnamed BIDS dataset: one :class:`Series` per NIfTI file under ``sub-*/``,
+  subject/session from the path entities, facts from the JSON sidecar.
+
+Nothing here reads pixels; the output is deterministic (sorted) for a given input tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from bidsapp import header
+from bidsapp.records import HeaderFacts, Series
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")
+
+# Header reads touch only these tags; the full header of one file per series is read later.
+_INDEX_TAGS = [
+    "SOPClassUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "PatientID",
+    "StudyDate",
+    "SeriesNumber",
+    "Rows",
+    "Columns",
+    "Modality",
+]
+
+# SOP classes that never carry an image, whatever else the header says (reason is logged).
+_NON_IMAGE_SOP_PREFIXES = {
+    "1.2.840.10008.1.3.10": "DICOMDIR (media directory)",
+    "1.2.840.10008.5.1.4.1.1.88.59": "key object selection (KO)",
+    "1.2.840.10008.5.1.4.1.1.88.": "structured report (SR)",
+    "1.2.840.10008.5.1.4.1.1.11.": "presentation state (PR)",
+    "1.2.840.10008.5.1.4.1.1.104.": "encapsulated document",
+    "1.2.840.10008.5.1.4.1.1.66": "raw data / registration object",
+    "1.2.840.10008.5.1.4.1.1.481.": "RT object",
+}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that is not part of any series, and why."""
+
+    path: str  # relative to the input directory
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """What discovery found: the series, the files left out, and how studies map to BIDS ids."""
+
+    series: list[Series]
+    skipped: list[Skipped] = field(default_factory=list)
+    # StudyInstanceUID -> (subject, session); DICOM only. Lets heudiconv reuse these decisions.
+    study_ids: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def sanitize_label(text: str | None, default: str = "unknown") -> str:
+    """BIDS label from free text: keep only [a-zA-Z0-9]; ``default`` when nothing is left."""
+    cleaned = re.sub(r"[^a-zA-Z0-9]", "", str(text or ""))
+    return cleaned or default
+
+
+def short_hash(text: str, n: int = 6) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
+def subject_labels(patient_ids: list[str]) -> dict[str, str]:
+    """Map raw PatientIDs to BIDS labels; IDs that sanitise alike get a short hash each.
+
+    Without the hash, "AB-1" and "AB_1" would silently become one subject ("AB1").
+    """
+    by_label: dict[str, set[str]] = defaultdict(set)
+    for pid in patient_ids:
+        by_label[sanitize_label(pid)].add(pid)
+    mapping: dict[str, str] = {}
+    for label, raws in by_label.items():
+        for raw in raws:
+            mapping[raw] = label if len(raws) == 1 else f"{label}{short_hash(raw)}"
+    return mapping
+
+
+def session_labels(studies: dict[str, str]) -> dict[str, str | None]:
+    """Sessions of one subject from {StudyInstanceUID: StudyDate}: none when a single study.
+
+    StudyDate is the readable choice; a study with no date, or sharing its date with another
+    study, gets a short hash of its UID appended so sessions never merge.
+    """
+    if len(studies) <= 1:
+        return {uid: None for uid in studies}
+    date_count: dict[str, int] = defaultdict(int)
+    for date in studies.values():
+        date_count[sanitize_label(date, "")] += 1
+    labels: dict[str, str | None] = {}
+    for uid, date in studies.items():
+        d = sanitize_label(date, "")
+        labels[uid] = d if d and date_count[d] == 1 else f"{d}{short_hash(uid)}"
+    return labels
+
+
+# --------------------------------------------------------------------------- DICOM
+
+
+def _non_image_reason(ds: pydicom.Dataset, path: Path) -> str | None:
+    """Why a DICOM object has no image to classify, or None when it has one."""
+    if path.name.upper() == "DICOMDIR":
+        return "DICOMDIR (media directory)"
+    meta = getattr(ds, "file_meta", None)
+    sop = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
+    for prefix, what in _NON_IMAGE_SOP_PREFIXES.items():
+        if sop.startswith(prefix):
+            return f"{what}, no pixel data"
+    if "Rows" not in ds or "Columns" not in ds:
+        return "no pixel data"
+    return None
+
+
+def _read_index(path: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(path, stop_before_pixels=True, force=False, specific_tags=_INDEX_TAGS)
+
+
+def _iter_files(root: Path):
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def discover_dicom(root: Path) -> Discovery:
+    """Group every DICOM image object under ``root`` by SeriesInstanceUID."""
+    root = Path(root).resolve()
+    files_by_uid: dict[str, list[Path]] = defaultdict(list)
+    index: dict[str, pydicom.Dataset] = {}
+    skipped: list[Skipped] = []
+    for path in _iter_files(root):
+        rel = str(path.relative_to(root))
+        try:
+            ds = _read_index(path)
+        except InvalidDicomError:
+            log.debug("skip %s: not a DICOM file", rel)
+            skipped.append(Skipped(rel, "not a DICOM file"))
+            continue
+        except Exception as exc:  # truncated / corrupt headers: pydicom raises many kinds
+            log.warning("skip %s: unreadable DICOM header (%s)", rel, _one_line(exc))
+            skipped.append(Skipped(rel, f"unreadable DICOM header: {_one_line(exc)}"))
+            continue
+        reason = _non_image_reason(ds, path)
+        if reason:
+            log.info("skip %s: %s", rel, reason)
+            skipped.append(Skipped(rel, reason))
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "") or f"nouid-{short_hash(str(path.parent))}"
+        files_by_uid[uid].append(path)
+        index.setdefault(uid, ds)
+
+    pid_of = {uid: str(ds.get("PatientID", "") or "") for uid, ds in index.items()}
+    study_of = {uid: str(ds.get("StudyInstanceUID", "") or "") for uid, ds in index.items()}
+    subjects = subject_labels(sorted(set(pid_of.values())))
+
+    studies_by_subject: dict[str, dict[str, str]] = defaultdict(dict)
+    for uid, ds in index.items():
+        studies_by_subject[subjects[pid_of[uid]]][study_of[uid]] = str(ds.get("StudyDate", "") or "")
+    study_ids: dict[str, tuple[str, str | None]] = {}
+    for subject, studies in studies_by_subject.items():
+        for study_uid, session in session_labels(studies).items():
+            study_ids[study_uid] = (subject, session)
+
+    series = []
+    for uid, paths in files_by_uid.items():
+        paths.sort()
+        subject, session = study_ids[study_of[uid]]
+        source = os.path.relpath(os.path.commonpath([str(p.parent) for p in paths]), root)
+        series.append(
+            Series(
+                subject=subject,
+                session=session,
+                series_uid=uid,
+                source=source,
+                files=tuple(paths),
+                kind="dicom",
+                header=_dicom_facts(paths[0]),
+            )
+        )
+    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids)
+
+
+def _dicom_facts(path: Path) -> HeaderFacts:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return header.facts_from_dicom(ds)
+
+
+def series_sort_key(s: Series) -> tuple:
+    number = s.header.series_number
+    return (s.subject, s.session or "", number if number is not None else 1 << 30, s.source, s.series_uid)
+
+
+# --------------------------------------------------------------------------- BIDS
+
+
+def nifti_stem(path: Path) -> str:
+    """File name without .nii / .nii.gz."""
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _path_entity(parts: tuple[str, ...], key: str) -> str | None:
+    for part in parts:
+        if part.startswith(f"{key}-"):
+            return part[len(key) + 1 :]
+    return None
+
+
+def discover_bids(root: Path) -> Discovery:
+    """One series per NIfTI file under ``sub-*/``, whatever its name says."""
+    root = Path(root).resolve()
+    series = []
+    for sub_dir in sorted(p for p in root.glob("sub-*") if p.is_dir()):
+        for path in _iter_files(sub_dir):
+            if not path.name.endswith(NIFTI_SUFFIXES) or path.name.startswith("."):
+                continue
+            rel = path.relative_to(root)
+            subject = sanitize_label(sub_dir.name[len("sub-") :])
+            session_raw = _path_entity(rel.parts[1:-1], "ses")
+            session = sanitize_label(session_raw) if session_raw is not None else None
+            stem = path.with_name(nifti_stem(path))
+            sidecars = tuple(
+                stem.with_name(stem.name + ext) for ext in SIDECAR_SUFFIXES if stem.with_name(stem.name + ext).is_file()
+            )
+            series.append(
+                Series(
+                    subject=subject,
+                    session=session,
+                    series_uid="nifti-" + short_hash(rel.as_posix(), 16),
+                    source=rel.as_posix(),
+                    files=(path,) + sidecars,
+                    kind="nifti",
+                    header=_sidecar_facts(stem.with_name(stem.name + ".json")),
+                )
+            )
+    return Discovery(series=sorted(series, key=series_sort_key))
+
+
+def _sidecar_facts(path: Path) -> HeaderFacts:
+    if not path.is_file():
+        return HeaderFacts()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable sidecar %s (%s)", path, _one_line(exc))
+        return HeaderFacts()
+    return header.facts_from_sidecar(data if isinstance(data, dict) else {})
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def detect_input_type(root: Path) -> str:
+    """"bids" when the tree looks like a BIDS dataset (description file or sub-*/ NIfTIs)."""
+    root = Path(root)
+    if (root / "dataset_description.json").is_file():
+        return "bids"
+    for sub_dir in root.glob("sub-*"):
+        if sub_dir.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in _iter_files(sub_dir)):
+            return "bids"
+    return "dicom"
+
+
+def discover(root: Path, input_type: str = "auto", participants: list[str] | None = None) -> Discovery:
+    """Series of ``root`` (optionally only these participant labels), sorted deterministically."""
+    kind = detect_input_type(root) if input_type == "auto" else input_type
+    found = discover_bids(root) if kind == "bids" else discover_dicom(root)
+    if participants:
+        wanted = {normalize_participant(p) for p in participants}
+        found.series = [s for s in found.series if s.subject in wanted]
+    return found
+
+
+def normalize_participant(label: str) -> str:
+    """'sub-01' and '01' name the same participant."""
+    return label[len("sub-") :] if label.startswith("sub-") else label
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

@@ -1,0 +1,138 @@
+"""Write small synthetic DICOM series (and junk) for edge cases real data does not cover.
+
+The slices carry full geometry so dcm2niix converts them like real scanner output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+
+SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
+
+
+def uid(*parts: object) -> str:
+    """Deterministic DICOM UID from arbitrary parts (2.25 + decimal of a hash)."""
+    digest = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
+    return "2.25." + str(int(digest[:30], 16))
+
+
+def _base(sop_class: str, sop_uid: str) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
+def write_series(
+    directory: Path,
+    *,
+    patient_id: str = "P01",
+    study_date: str = "20240101",
+    study_uid: str | None = None,
+    series_description: str = "t1_se_tra",
+    series_number: int = 1,
+    contrast_agent: str | None = None,
+    image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "M", "ND"),
+    n_slices: int = 4,
+    size: int = 16,
+    seed: int = 0,
+    series_uid: str | None = None,
+) -> list[Path]:
+    """Write an axial few-slice MR series, one file per slice; returns the file paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    study_uid = study_uid or uid("study", patient_id, study_date)
+    series_uid = series_uid or uid("series", study_uid, series_number, series_description)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(n_slices):
+        sop_uid = uid(series_uid, k)
+        ds = _base(MRImageStorage, sop_uid)
+        ds.Modality = "MR"
+        ds.PatientID = patient_id
+        ds.PatientName = "Test^Subject"
+        ds.StudyDate = study_date
+        ds.StudyTime = "120000"
+        ds.SeriesTime = f"12{series_number % 60:02d}00"
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = uid("for", study_uid)
+        ds.SeriesDescription = series_description
+        ds.ProtocolName = series_description
+        ds.SeriesNumber = series_number
+        ds.InstanceNumber = k + 1
+        ds.ImageType = list(image_type)
+        ds.Manufacturer = "SIEMENS"
+        ds.MagneticFieldStrength = 3
+        ds.ScanningSequence = "SE"
+        ds.SequenceVariant = "NONE"
+        ds.RepetitionTime = 500
+        ds.EchoTime = 12
+        ds.FlipAngle = 90
+        if contrast_agent is not None:
+            ds.ContrastBolusAgent = contrast_agent
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, float(k) * 5.0]
+        ds.SliceLocation = float(k) * 5.0
+        ds.PixelSpacing = [1.0, 1.0]
+        ds.SliceThickness = 5.0
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows = size
+        ds.Columns = size
+        ds.BitsAllocated = 16
+        ds.BitsStored = 12
+        ds.HighBit = 11
+        ds.PixelRepresentation = 0
+        ds.PixelData = rng.integers(0, 4000, (size, size), dtype=np.uint16).tobytes()
+        path = directory / f"IM{series_number:03d}_{k:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def write_sr(path: Path, *, patient_id: str = "P01", study_uid: str | None = None) -> Path:
+    """A structured report: a valid DICOM object without pixel data."""
+    ds = _base(SR_STORAGE, uid("sr", path))
+    ds.Modality = "SR"
+    ds.PatientID = patient_id
+    ds.StudyInstanceUID = study_uid or uid("study", patient_id, "20240101")
+    ds.SeriesInstanceUID = uid("sr-series", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_junk(directory: Path) -> list[Path]:
+    """Files a real export tree contains besides images."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "notes.txt": b"scanner export\n",
+        "Thumbs.db": bytes(range(256)),
+        ".DS_Store": b"\x00\x00\x00\x01Bud1",
+    }
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return [directory / n for n in files]
+
+
+def write_truncated(src: Path, dst: Path, keep: int = 300) -> Path:
+    """Copy of a DICOM file cut inside its header."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(src.read_bytes()[:keep])
+    return dst
+
+
+def read(path: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(path)
