@@ -1,0 +1,492 @@
+"""Header facts (DICOM or BIDS sidecar) and a metadata-based label guess.
+
+The guess is a *cross-check* for the content classifier, not a classifier: it is only as good
+as what the scanner operator typed and what the vendor stored. So it says "unknown" rather
+than guess when the header is silent, and the report flags disagreements for a person to judge.
+
+Reading never raises: a missing or malformed value becomes ``None`` / ``""`` / ``()``.
+
+Rule precedence (first matching rule in ``RULES`` wins):
+
+1. non-MR modality → other;
+2. ImageType flags (ADC, TRACEW, DIFFUSION, PERFUSION, phase, ...): written by the scanner,
+   more reliable than free text;
+3. keywords on SeriesDescription + ProtocolName, "other" words first (localizer, BOLD, field map,
+   PD, ...). A keyword rule carries the physics compatible with it; a value that is present and
+   outside that range vetoes the rule (absent values never veto). So "T1" with IR/TI 2500 ms/
+   TE 120 ms does not become T1w: keywords lose only when the physics contradicts them;
+4. physics alone (sequence, TR/TE/TI, b-values, contrast agent) when no keyword fired.
+
+The rules produce a region-free *kind* (T1w, T2w-fs, arterial, ...); ``REGIONAL`` maps it to a
+class label for the region (brain by default, body when BodyPartExamined or body words say so).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bidsapp.classes import ALL_LABELS, OTHER
+from bidsapp.records import HeaderFacts
+
+UNKNOWN = "unknown"
+
+# ----------------------------------------------------------------------------------------------
+# Value coercion: every reader goes through these, so odd values degrade to None / "" / ().
+
+
+def _text(value: Any) -> str:
+    """One string from a DICOM/JSON value (multi-values joined with backslash)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1", errors="replace")
+    if isinstance(value, str):
+        return value.replace("\x00", "").strip()
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(_text(v) for v in value)
+    return str(value).strip()
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """Multi-valued strings (ImageType, SequenceVariant) as upper-case tokens."""
+    text = _text(value)
+    return tuple(t.strip().upper() for t in re.split(r"[\\/]", text) if t.strip())
+
+
+def _float(value: Any) -> float | None:
+    """A finite float, or None (first value of a multi-value; bytes decoded as text or binary)."""
+    try:
+        if value is None or isinstance(value, bool):
+            return None
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            return _float(value[0]) if len(value) else None
+        if isinstance(value, bytes):
+            return _float_from_bytes(value)
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _float_from_bytes(raw: bytes) -> float | None:
+    """Private tags read without a dictionary arrive as bytes: text (IS/DS) or binary (FL/FD)."""
+    text = raw.replace(b"\x00", b"").strip()
+    if text and all(32 <= c < 127 for c in text):
+        return _float(text.decode("ascii").split("\\")[0])
+    for size, fmt in ((8, "<d"), (4, "<f")):
+        if len(raw) >= size and len(raw) % size == 0:
+            return _float(struct.unpack(fmt, raw[:size])[0])
+    return None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    try:
+        return int(number) if number is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _s_to_ms(value: Any) -> float | None:
+    """BIDS sidecars store times in seconds; a value > 100 is taken as already in ms."""
+    seconds = _float(value)
+    if seconds is None:
+        return None
+    return seconds if seconds > 100 else seconds * 1000.0
+
+
+# ----------------------------------------------------------------------------------------------
+# DICOM reading (classic and enhanced multi-frame).
+
+_FUNCTIONAL_GROUPS = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+
+
+def _get(ds: Any, keyword: str) -> Any:
+    """A top-level value, or the first one found in the shared then first per-frame groups."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - malformed element: treat as absent
+        value = None
+    if value not in (None, ""):
+        return value
+    for group_name in _FUNCTIONAL_GROUPS:
+        try:
+            group = ds.get(group_name)
+            item = group[0] if group else None
+            if item is None:
+                continue
+            for element in item:
+                if element.VR != "SQ" or not element.value:
+                    continue
+                found = element.value[0].get(keyword)
+                if found not in (None, ""):
+                    return found
+        except Exception:  # noqa: BLE001
+            continue
+    return None
+
+
+def _private(ds: Any, tag: tuple[int, int]) -> Any:
+    try:
+        return ds[tag].value if tag in ds else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _vendor_b_value(ds: Any, manufacturer: str) -> float | None:
+    """b-value from the vendor's private tag, trusted only on that vendor's data."""
+    vendor = manufacturer.upper()
+    if "SIEMENS" in vendor:
+        return _float(_private(ds, (0x0019, 0x100C)))
+    if "GE" in vendor.split() or vendor.startswith("GE"):
+        b = _float(_private(ds, (0x0043, 0x1039)))
+        return b % 1_000_000_000 if b is not None else None  # GE adds 1e9 on some releases
+    if "PHILIPS" in vendor:
+        return _float(_private(ds, (0x2001, 0x1003)))
+    return None
+
+
+def _b_values(ds: Any, manufacturer: str) -> tuple[float, ...]:
+    """Unique b-values of one object: standard tag, every frame of a multi-frame, vendor tag."""
+    found: list[float | None] = [_float(_get(ds, "DiffusionBValue"))]
+    try:
+        for frame in ds.get("PerFrameFunctionalGroupsSequence") or ():
+            for item in frame.get("MRDiffusionSequence") or ():
+                found.append(_float(item.get("DiffusionBValue")))
+    except Exception:  # noqa: BLE001
+        pass
+    if found[0] is None:
+        found.append(_vendor_b_value(ds, manufacturer))
+    return tuple(sorted({b for b in found if b is not None and 0 <= b < 100_000}))
+
+
+def _scanning_sequence(ds: Any) -> str:
+    """ScanningSequence, or its enhanced-MR equivalent built from the pulse-sequence flags."""
+    classic = _text(_get(ds, "ScanningSequence"))
+    if classic:
+        return classic.upper()
+    tokens = {"SPIN": "SE", "GRADIENT": "GR", "BOTH": "SE\\GR"}
+    parts = [tokens.get(_text(_get(ds, "EchoPulseSequence")).upper(), "")]
+    if _text(_get(ds, "InversionRecovery")).upper() == "YES":
+        parts.append("IR")
+    if _text(_get(ds, "EchoPlanarPulseSequence")).upper() == "YES":
+        parts.append("EP")
+    return "\\".join(p for p in parts if p)
+
+
+def facts_from_dicom(ds: Any) -> HeaderFacts:
+    """Header facts of one DICOM object (one file of a series); never raises."""
+    manufacturer = _text(_get(ds, "Manufacturer"))
+    echo = _get(ds, "EchoTime")
+    if echo is None:
+        echo = _get(ds, "EffectiveEchoTime")
+    inversion = _get(ds, "InversionTime")
+    if inversion is None:
+        inversion = _get(ds, "InversionTimes")
+    image_type = _strings(_get(ds, "ImageType")) or _strings(_get(ds, "FrameType"))
+    return HeaderFacts(
+        series_description=_text(_get(ds, "SeriesDescription")),
+        protocol_name=_text(_get(ds, "ProtocolName")),
+        scanning_sequence=_scanning_sequence(ds),
+        sequence_variant=_text(_get(ds, "SequenceVariant")).upper(),
+        image_type=image_type,
+        repetition_time=_float(_get(ds, "RepetitionTime")),
+        echo_time=_float(echo),
+        inversion_time=_float(inversion),
+        flip_angle=_float(_get(ds, "FlipAngle")),
+        b_values=_b_values(ds, manufacturer),
+        contrast_agent=_text(_get(ds, "ContrastBolusAgent")),
+        series_number=_int(_get(ds, "SeriesNumber")),
+        manufacturer=manufacturer,
+        field_strength=_float(_get(ds, "MagneticFieldStrength")),
+        body_part=_text(_get(ds, "BodyPartExamined")).upper(),
+        modality=_text(_get(ds, "Modality")).upper() or "MR",
+    )
+
+
+def facts_from_datasets(datasets: Iterable[Any]) -> HeaderFacts:
+    """Facts of a whole series: the first object's facts with the b-values of all objects.
+
+    One file of a classic DWI series often holds b=0 only; the union tells DWI from EPI.
+    """
+    first: HeaderFacts | None = None
+    b_values: set[float] = set()
+    for ds in datasets:
+        facts = facts_from_dicom(ds)
+        first = first or facts
+        b_values.update(facts.b_values)
+    if first is None:
+        return HeaderFacts()
+    return _replace_b(first, b_values)
+
+
+def _replace_b(facts: HeaderFacts, b_values: Iterable[float]) -> HeaderFacts:
+    from dataclasses import replace
+
+    return replace(facts, b_values=tuple(sorted(set(b_values))))
+
+
+def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = ()) -> HeaderFacts:
+    """Header facts of a BIDS / dcm2niix JSON sidecar (times in s → ms); never raises.
+
+    ``b_values`` come from the ``.bval`` file when there is one (the sidecar has none).
+    """
+    if not isinstance(meta, Mapping):
+        meta = {}
+    bvals = []
+    try:
+        for b in b_values or ():
+            number = _float(b)
+            if number is not None and 0 <= number < 100_000:
+                bvals.append(number)
+    except TypeError:
+        pass
+    return HeaderFacts(
+        series_description=_text(meta.get("SeriesDescription")),
+        protocol_name=_text(meta.get("ProtocolName")),
+        scanning_sequence=_text(meta.get("ScanningSequence")).upper(),
+        sequence_variant=_text(meta.get("SequenceVariant")).upper(),
+        image_type=_strings(meta.get("ImageType")),
+        repetition_time=_s_to_ms(meta.get("RepetitionTime")),
+        echo_time=_s_to_ms(meta.get("EchoTime")),
+        inversion_time=_s_to_ms(meta.get("InversionTime")),
+        flip_angle=_float(meta.get("FlipAngle")),
+        b_values=tuple(sorted(set(bvals))),
+        contrast_agent=_text(meta.get("ContrastBolusAgent")),
+        series_number=_int(meta.get("SeriesNumber")),
+        manufacturer=_text(meta.get("Manufacturer")),
+        field_strength=_float(meta.get("MagneticFieldStrength")),
+        body_part=_text(meta.get("BodyPartExamined")).upper(),
+        modality=_text(meta.get("Modality")).upper() or "MR",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Rules.
+
+Range = tuple[float | None, float | None]  # inclusive lower, exclusive upper; None = open
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One header rule: every condition given must hold. ``strict`` physics rules need the
+    values to be present; keyword rules treat a missing value as compatible."""
+
+    kind: str  # a key of REGIONAL, or "unknown" (stop: no guess)
+    why: str
+    words: str = ""  # regex on normalised description + protocol
+    also: str = ""  # second regex that must match too
+    unless: str = ""  # regex that must not match
+    flags: frozenset[str] = frozenset()  # any of these ImageType tokens
+    sequence: frozenset[str] = frozenset()  # any of these ScanningSequence tokens
+    tr: Range | None = None
+    te: Range | None = None
+    ti: Range | None = None
+    diffusion: bool | None = None  # True: some b > 0
+    contrast: bool | None = None  # True: a contrast agent is recorded
+    region: str | None = None  # "brain" | "body": only in that region
+    strict: bool = False
+
+
+# Keyword vocabularies (regex fragments on lower-case text with punctuation turned to spaces).
+W_OTHER = (
+    r"locali[sz]er|\bloc\b|scout|survey|\baahead|\bbold\b|fmri|\brest\b|resting|\bfunc\b|"
+    r"\basl\b|pcasl|\bpasl\b|\bcbf\b|perfusion|\bperf\b|\bdsc\b|\bdce\b|field ?map|fieldmap|"
+    r"b0 ?map|\bfmap\b|\btof\b|\bmra\b|angio|\bpd\b|\bpdw|proton density|reference|\bref\b|"
+    r"calibration|\bcal\b|spectro|\bsvs\b|\bmrs\b|\bcine\b|\bcolfa\b|\bfa\b|\btensor\b|"
+    r"\bexp\b|\beadc\b|\bt2 ?map|\bt1 ?map|\bmoco\b|screen ?save|\bmip\b"
+)
+W_PHASE = r"\bphase\b|\bpha\b|\bph\b"
+W_NOT_PHASE = r"in ?phase|opp\w* ?phase|out ?of ?phase|arterial|portal|venous|delayed|equilibrium"
+W_ADC = r"\badc\b|apparent|\bavdc\b|\bdadc\b|adc\b"
+W_DWI = (
+    r"\bdwi|\bdiff|\bdti\b|\bdti|diffusion|\btrace|\bbval|\bb\d{3,4}\b|\bresolve\b|\bhardi\b|"
+    r"\bdsi\b|\bdki\b|\bnoddi\b"
+)
+W_SWI = r"\bswi|\bswan\b|venobold|susceptib|\bmin ?ip\b|\bmnip\b"
+W_T2STAR = r"t2 ?\*|t2 ?star|\bt2s\b|hemo|\bgre\b"
+W_FLAIR = r"flair|\btirm|dark ?fluid|\bt2f\b|\bfla\b|\bda ?fl"
+W_T1 = (
+    r"\bt1|mprage|mp ?rage|\bmpr\b|\btfl\b|spgr|bravo|\bvibe\b|\blava\b|\bthrive\b|dixon|"
+    r"in ?phase|opp\w* ?phase|out ?of ?phase|\bflash\b|\bffe\b"
+)
+W_T2 = (
+    r"\bt2|\btse\b|\bfse\b|haste|ssfse|\bssh\b|\bspace\b|\bcube\b|\bblade\b|propeller|"
+    r"\bmvxd\b|\bstir\b|\bspair\b"
+)
+W_FATSAT = r"\bfs\b|fat ?sat|\bfatsat|spair|\bspir\b|\bstir\b|\bfs\w*\b|\bsat\b"
+W_CONTRAST = r"\bpost\b|\+ ?c\b|\bc ?\+|\bgad|\bgd\b|\bce\b|contrast|\bt1c|t1gd|\bkm\b|\bmdc\b|enhanc"
+W_PRE = r"\bpre\b|precontrast|pre ?contrast|pre ?gad|\bnative\b|\bnat\b|\bt1n\b|non ?contrast"
+W_ARTERIAL = r"arterial|\bart\b|\bhat\b"
+W_VENOUS = r"portal|venous|\bpvp?\b"
+W_DELAYED = r"delay|equilibrium|\bequil|\beq\b|hepatobiliary|\bhbp\b|\b\d+ ?min\b"
+W_BODY = (
+    r"abdom|liver|hepat|pelvi|prostat|haste|ssfse|\bvibe\b|\blava\b|\bthrive\b|dixon|"
+    r"arterial|portal|venous|delayed|equilibrium|kidney|renal|pancrea|rectum|uterus|cervix|"
+    r"\bmrcp\b|\babd\b|\bbody\b"
+)
+BODY_PARTS = frozenset(
+    "ABDOMEN PELVIS PROSTATE LIVER KIDNEY PANCREAS ABDOMENPELVIS CHEST BREAST RECTUM UTERUS "
+    "BLADDER BODY".split()
+)
+BRAIN_PARTS = frozenset("HEAD BRAIN SKULL NEURO".split())
+NO_AGENT = frozenset({"", "NONE", "NO", "N/A", "NA", "0", "-", "NIL", "NATIVE"})
+
+T1_PHYS: dict[str, Range] = {"te": (None, 50.0), "ti": (None, 1500.0)}
+T2_PHYS: dict[str, Range] = {"te": (40.0, None), "ti": (None, 1500.0)}
+
+RULES: tuple[Rule, ...] = (
+    # 2. scanner-written ImageType flags
+    Rule("ADC", "ImageType says ADC", flags=frozenset({"ADC"})),
+    Rule(OTHER, "ImageType says derived diffusion map (FA/eADC/tensor)",
+         flags=frozenset({"FA", "EXP", "EADC", "TENSOR", "COLFA"})),
+    Rule("DWI", "ImageType says diffusion", flags=frozenset({"TRACEW", "TRACE", "DIFFUSION"})),
+    Rule("SWI", "ImageType says SWI / minIP", flags=frozenset({"SWI", "MNIP"})),
+    Rule(OTHER, "ImageType says perfusion / localizer / phase / field map",
+         flags=frozenset({"PERFUSION", "ASL", "CBF", "LOCALIZER", "P", "PHASE", "B0", "FIELD_MAP",
+                          "FIELDMAP", "PROJECTION IMAGE"})),
+    # 3. keywords, "other" words first
+    Rule(OTHER, "description names a non-target series", words=W_OTHER),
+    Rule(OTHER, "description names a phase image", words=W_PHASE, unless=W_NOT_PHASE),
+    Rule("ADC", "description says ADC", words=W_ADC),
+    Rule("DWI", "description says diffusion", words=W_DWI),
+    Rule("SWI", "description says SWI", words=W_SWI, te=(10.0, None)),
+    Rule(UNKNOWN, "T2*/GRE: no class for it, no guess", words=W_T2STAR, unless=W_SWI),
+    Rule("FLAIR", "description says FLAIR", words=W_FLAIR, unless=r"\bt1", te=(60.0, None)),
+    Rule("arterial", "body post-contrast arterial phase", words=W_ARTERIAL, unless=W_PRE, region="body"),
+    Rule("venous", "body post-contrast portal-venous phase", words=W_VENOUS, unless=W_PRE, region="body"),
+    Rule("delayed", "body post-contrast delayed phase", words=W_DELAYED, unless=W_PRE, region="body"),
+    Rule("T2w-fs", "T2 with fat suppression", words=W_T2, also=W_FATSAT, unless=r"\bt1", **T2_PHYS),
+    Rule("T2w", "description says T2", words=W_T2, unless=r"\bt1", **T2_PHYS),
+    Rule("T1w", "description says T1 pre-contrast", words=W_T1, also=W_PRE, **T1_PHYS),
+    Rule("T1wce", "description says T1 + contrast", words=W_T1, also=W_CONTRAST, **T1_PHYS),
+    Rule("T1wce", "T1 with a contrast agent recorded", words=W_T1, contrast=True, **T1_PHYS),
+    Rule("T1w", "description says T1", words=W_T1, **T1_PHYS),
+    Rule("T1wce", "description says post-contrast", words=W_CONTRAST, unless=W_PRE + "|" + W_T2,
+         region="brain", **T1_PHYS),
+    # 4. physics only
+    Rule("DWI", "EPI with b > 0", sequence=frozenset({"EP"}), diffusion=True, strict=True),
+    Rule("FLAIR", "inversion recovery, TI > 1500 ms", sequence=frozenset({"IR"}), ti=(1500.0, None),
+         strict=True),
+    Rule("T2w-fs", "short-TI inversion recovery (STIR)", sequence=frozenset({"IR"}),
+         ti=(80.0, 260.0), te=(30.0, None), strict=True),
+    Rule(OTHER, "EPI with short TE and no b-value: BOLD / ASL", sequence=frozenset({"EP"}),
+         te=(None, 50.0), strict=True),
+    Rule("DWI", "spin-echo EPI with long TE (b=0 volume)", sequence=frozenset({"EP"}),
+         te=(50.0, None), strict=True),
+    Rule("SWI", "gradient echo, long TE, short TR", sequence=frozenset({"GR"}), tr=(20.0, 80.0),
+         te=(15.0, None), region="brain", strict=True),
+    Rule("T1wce", "short TR/TE with a contrast agent", tr=(None, 800.0), te=(None, 30.0),
+         contrast=True, strict=True),
+    Rule("T1w", "IR-prepared short TE (MPRAGE-like)", sequence=frozenset({"IR"}),
+         ti=(300.0, 1300.0), te=(None, 30.0), strict=True),
+    Rule("T1w", "short TR, short TE", tr=(None, 800.0), te=(None, 30.0), strict=True),
+    Rule("T2w", "long TR, long TE", tr=(2000.0, None), te=(80.0, None), strict=True),
+    Rule(OTHER, "long TR, short TE: proton density", tr=(2000.0, None), te=(None, 30.0),
+         sequence=frozenset({"SE"}), strict=True),
+)
+
+# kind → label per region; a kind missing for a region gives "unknown".
+REGIONAL: dict[str, dict[str, str]] = {
+    "brain": {
+        "T1w": "T1w", "T1wce": "T1wce", "T2w": "T2w", "T2w-fs": "T2w", "FLAIR": "FLAIR",
+        "SWI": "SWI", "DWI": "DWI", "ADC": "ADC", OTHER: OTHER,
+    },
+    "body": {
+        "T1w": "body-T1w", "T2w": "body-T2w", "T2w-fs": "body-T2w-fs",
+        "FLAIR": "body-T2w-fs",  # TIRM/STIR in the body is fat-suppressed T2
+        "DWI": "body-DWI", "ADC": "body-ADC", "arterial": "body-T1w-arterial",
+        "venous": "body-T1w-venous", "delayed": "body-T1w-delayed", OTHER: OTHER,
+        # "T1wce" without a phase word: which phase is unknowable from the header
+    },
+}
+
+
+@dataclass(frozen=True)
+class HeaderGuess:
+    """The header label and the rule that produced it (for reports and debugging)."""
+
+    label: str
+    region: str
+    why: str
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation to spaces (keeping + and * for "+C", "T2*")."""
+    return " ".join(re.sub(r"[^a-z0-9+*]+", " ", text.lower()).split())
+
+
+def region_of_facts(facts: HeaderFacts, text: str) -> str:
+    """Body when BodyPartExamined names a body part, or body words appear and it is not a head."""
+    part = re.sub(r"[^A-Z]", "", facts.body_part.upper())
+    if part in BODY_PARTS:
+        return "body"
+    if part not in BRAIN_PARTS and re.search(W_BODY, text):
+        return "body"
+    return "brain"
+
+
+def _in(value: float | None, bounds: Range | None, strict: bool) -> bool:
+    if bounds is None:
+        return True
+    if value is None:
+        return not strict
+    low, high = bounds
+    return (low is None or value >= low) and (high is None or value < high)
+
+
+def _matches(rule: Rule, facts: HeaderFacts, text: str, region: str) -> bool:
+    if rule.region and rule.region != region:
+        return False
+    if rule.words and not re.search(rule.words, text):
+        return False
+    if rule.also and not re.search(rule.also, text):
+        return False
+    if rule.unless and re.search(rule.unless, text):
+        return False
+    if rule.flags and not rule.flags.intersection(facts.image_type):
+        return False
+    if rule.sequence:
+        tokens = set(re.split(r"[\\/ ,]+", facts.scanning_sequence.upper()))
+        if not rule.sequence & tokens:
+            return False
+    if rule.diffusion is not None:
+        if rule.diffusion != any(b > 0 for b in facts.b_values):
+            return False
+    if rule.contrast is not None:
+        has_agent = facts.contrast_agent.strip().upper() not in NO_AGENT
+        if rule.contrast != has_agent:
+            return False
+    return (
+        _in(facts.repetition_time, rule.tr, rule.strict)
+        and _in(facts.echo_time, rule.te, rule.strict)
+        and _in(facts.inversion_time, rule.ti, rule.strict)
+    )
+
+
+def header_guess(facts: HeaderFacts, rules: Iterable[Rule] = RULES) -> HeaderGuess:
+    """The first matching rule's label for the series' region; never raises."""
+    try:
+        text = normalise(f"{facts.series_description} | {facts.protocol_name}")
+        region = region_of_facts(facts, text)
+        if facts.modality and facts.modality.upper() not in ("MR", ""):
+            return HeaderGuess(OTHER, region, f"modality {facts.modality} is not MR")
+        for rule in rules:
+            if _matches(rule, facts, text, region):
+                if rule.kind == UNKNOWN:
+                    return HeaderGuess(UNKNOWN, region, rule.why)
+                label = REGIONAL[region].get(rule.kind, UNKNOWN)
+                return HeaderGuess(label, region, rule.why)
+        return HeaderGuess(UNKNOWN, region, "no rule matched")
+    except Exception as exc:  # noqa: BLE001 - a cross-check must never stop a run
+        return HeaderGuess(UNKNOWN, "brain", f"header rules failed: {exc}")
+
+
+def header_label(facts: HeaderFacts) -> str:
+    """A header-based guess: one of ``classes.ALL_LABELS`` or ``"unknown"``."""
+    label = header_guess(facts).label
+    return label if label in ALL_LABELS else UNKNOWN

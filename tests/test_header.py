@@ -1,0 +1,305 @@
+"""Header facts and the header-based label guess, on real DICOM series and synthetic edge cases."""
+
+from __future__ import annotations
+
+import csv
+import struct
+from pathlib import Path
+
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+
+from bidsapp.classes import ALL_LABELS
+from bidsapp.header import (
+    UNKNOWN,
+    facts_from_datasets,
+    facts_from_dicom,
+    facts_from_sidecar,
+    header_guess,
+    header_label,
+)
+from bidsapp.records import HeaderFacts
+
+VALID = set(ALL_LABELS) | {UNKNOWN}
+AGREEMENT_FLOOR = 0.9  # the header is a cross-check: it may be silent, it should rarely be wrong
+
+
+def _labels(real: Path) -> dict[str, str]:
+    with open(real / "labels.tsv", newline="") as handle:
+        return {row["path"].rstrip("/"): row["label"] for row in csv.DictReader(handle, delimiter="\t")}
+
+
+def _first_file(folder: Path) -> Path:
+    return sorted(p for p in folder.rglob("*") if p.is_file())[0]
+
+
+@pytest.fixture(scope="module")
+def real_dicom_facts(real_data: Path) -> list[tuple[str, str, HeaderFacts]]:
+    labels = _labels(real_data)
+    rows = []
+    for folder in sorted((real_data / "dicom").iterdir()):
+        key = f"dicom/{folder.name}"
+        if not folder.is_dir() or key not in labels:
+            continue
+        ds = pydicom.dcmread(_first_file(folder), stop_before_pixels=True, force=True)
+        rows.append((folder.name, labels[key], facts_from_dicom(ds)))
+    if not rows:
+        pytest.skip("no labelled DICOM series")
+    return rows
+
+
+def test_real_dicom_agreement(real_dicom_facts):
+    guesses = [(name, truth, header_label(facts)) for name, truth, facts in real_dicom_facts]
+    agree = [g for g in guesses if g[1] == g[2]]
+    wrong = [g for g in guesses if g[2] not in (g[1], UNKNOWN)]
+    assert len(agree) / len(guesses) >= AGREEMENT_FLOOR, guesses
+    assert len(wrong) <= len(guesses) * (1 - AGREEMENT_FLOOR), wrong
+
+
+def test_real_dicom_facts_are_read(real_dicom_facts):
+    for name, _, facts in real_dicom_facts:
+        assert facts.series_description, name
+        assert facts.repetition_time and facts.repetition_time > 1, name  # ms, not s
+        assert facts.echo_time and facts.echo_time > 0.5, name
+        assert facts.modality == "MR"
+
+
+def test_real_adc_and_diffusion_series(real_dicom_facts):
+    adc = [(n, t, f) for n, t, f in real_dicom_facts if "ADC" in f.image_type]
+    assert adc, "the dev set has an ADC map"
+    for name, truth, facts in adc:
+        assert header_label(facts) == truth, name
+        assert header_label(facts) in ("ADC", "body-ADC")
+    # vendor private b-value tags are decoded (Siemens (0019,100C) arrives as bytes)
+    trace = [f for _, _, f in real_dicom_facts if "TRACEW" in f.image_type]
+    assert trace and all(any(b > 0 for b in f.b_values) for f in trace)
+
+
+def test_real_body_part_sets_region(real_dicom_facts):
+    for name, truth, facts in real_dicom_facts:
+        label = header_label(facts)
+        if facts.body_part in ("PROSTATE", "ABDOMEN", "PELVIS") and label not in ("other", UNKNOWN):
+            assert label.startswith("body-"), name
+
+
+def test_real_nifti_names_as_descriptions(real_data):
+    """BIDS input without sidecars: the file name is the only description there is."""
+    rows = [(p, t) for p, t in _labels(real_data).items() if p.startswith("nifti/")]
+    if not rows:
+        pytest.skip("no labelled NIfTI")
+    guesses = []
+    for path, truth in rows:
+        name = Path(path).name.removesuffix(".gz").removesuffix(".nii")
+        guesses.append((name, truth, header_label(facts_from_sidecar({"SeriesDescription": name}))))
+    agree = sum(g[1] == g[2] for g in guesses)
+    assert agree / len(guesses) >= AGREEMENT_FLOOR, guesses
+
+
+def test_real_series_b_values_union(real_data):
+    folder = real_data / "dicom" / "ProstateX-0000_6_ep2d_diff_tra"
+    if not folder.is_dir():
+        pytest.skip("ProstateX DWI absent")
+    files = sorted(folder.glob("*.dcm"))
+    facts = facts_from_datasets(pydicom.dcmread(f, stop_before_pixels=True) for f in files)
+    assert len(facts.b_values) >= 2  # several b-values across the files of one trace series
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic datasets
+
+
+def _mr(**tags) -> Dataset:
+    ds = Dataset()
+    ds.Modality = "MR"
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def test_empty_description_falls_back_on_physics():
+    cases = {
+        "T1w": _mr(SeriesDescription="", ScanningSequence="GR", RepetitionTime=7.5, EchoTime=3.1),
+        "T2w": _mr(SeriesDescription="", ScanningSequence="SE", RepetitionTime=4500, EchoTime=95),
+        "FLAIR": _mr(ScanningSequence=["SE", "IR"], RepetitionTime=9000, EchoTime=120, InversionTime=2500),
+        "DWI": _mr(ScanningSequence=["SE", "EP"], RepetitionTime=6000, EchoTime=80, DiffusionBValue=1000),
+        "other": _mr(ScanningSequence="EP", RepetitionTime=2000, EchoTime=30),
+    }
+    for expected, ds in cases.items():
+        assert header_label(facts_from_dicom(ds)) == expected, expected
+    assert header_label(facts_from_dicom(_mr())) == UNKNOWN  # nothing to go on: no guess
+
+
+def test_contrast_agent_tag_makes_t1_post_contrast():
+    ds = _mr(SeriesDescription="t1_mprage_tra", RepetitionTime=2300, EchoTime=2.3,
+             ContrastBolusAgent="Gadovist")
+    assert header_label(facts_from_dicom(ds)) == "T1wce"
+    ds.ContrastBolusAgent = "NONE"
+    assert header_label(facts_from_dicom(ds)) == "T1w"
+
+
+def test_misleading_description_physics_veto():
+    """Documented precedence: a keyword wins unless present physics contradicts it.
+
+    "T1" with IR, TI 2500 ms and TE 120 ms is a FLAIR acquisition mislabelled by the operator.
+    """
+    ds = _mr(SeriesDescription="T1 AX", ScanningSequence=["SE", "IR"], RepetitionTime=9000,
+             EchoTime=120, InversionTime=2500)
+    guess = header_guess(facts_from_dicom(ds))
+    assert guess.label == "FLAIR"
+    assert "TI" in guess.why
+    # without the contradicting physics, the keyword stands
+    assert header_label(facts_from_dicom(_mr(SeriesDescription="T1 AX"))) == "T1w"
+    # T1-FLAIR (TI ~ 900 ms, short TE) is T1-weighted, not FLAIR
+    t1flair = _mr(SeriesDescription="AX T1 FLAIR", ScanningSequence=["SE", "IR"], RepetitionTime=2000,
+                  EchoTime=20, InversionTime=860)
+    assert header_label(facts_from_dicom(t1flair)) == "T1w"
+
+
+@pytest.mark.parametrize(
+    ("description", "extra", "expected"),
+    [
+        ("t2_tirm_tra_dark-fluid", {}, "FLAIR"),
+        ("AX SWAN", {}, "SWI"),
+        ("ep2d_diff_3scan_trace", {}, "DWI"),
+        ("dADC map", {}, "ADC"),
+        ("localizer", {}, "other"),
+        ("AAHead_Scout", {}, "other"),
+        ("tof_fl3d_tra", {}, "other"),
+        ("ep2d_bold_rest", {}, "other"),
+        ("gre_field_mapping", {}, "other"),
+        ("T1 +C AX", {}, "T1wce"),
+        ("Ax T1 FSPGR BRAVO post", {}, "T1wce"),
+        ("t2_haste_cor", {"BodyPartExamined": "ABDOMEN"}, "body-T2w"),
+        ("t2_tse_tra_fs", {"BodyPartExamined": "ABDOMEN"}, "body-T2w-fs"),
+        ("t2_spair_tra", {}, "T2w"),  # region defaults to brain: fat-suppressed brain T2 is T2w
+        ("vibe_dixon_opp", {"BodyPartExamined": "LIVER"}, "body-T1w"),
+        ("LAVA arterial", {}, "body-T1w-arterial"),
+        ("vibe_portal_venous", {}, "body-T1w-venous"),
+        ("t1_vibe_fs_tra 5 min delayed", {"BodyPartExamined": "ABDOMEN"}, "body-T1w-delayed"),
+        ("ep2d_diff_b50_800", {"BodyPartExamined": "PROSTATE"}, "body-DWI"),
+        ("Apparent Diffusion Coefficient", {"BodyPartExamined": "PELVIS"}, "body-ADC"),
+    ],
+)
+def test_keyword_table(description, extra, expected):
+    ds = _mr(SeriesDescription=description, **extra)
+    assert header_label(facts_from_dicom(ds)) == expected
+
+
+def test_enhanced_multiframe():
+    ds = _mr(SeriesDescription="", ImageType=["ORIGINAL", "PRIMARY", "M", "NONE"],
+             EchoPulseSequence="SPIN", EchoPlanarPulseSequence="YES", InversionRecovery="NO",
+             Manufacturer="Philips")
+    timing = Dataset()
+    timing.RepetitionTime = 5000
+    timing.FlipAngle = 90
+    shared = Dataset()
+    shared.MRTimingAndRelatedParametersSequence = Sequence([timing])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for b in (0, 1000, 1000, 2000):
+        echo, diff, frame = Dataset(), Dataset(), Dataset()
+        echo.EffectiveEchoTime = 85
+        diff.DiffusionBValue = b
+        frame.MREchoSequence = Sequence([echo])
+        frame.MRDiffusionSequence = Sequence([diff])
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    facts = facts_from_dicom(ds)
+    assert facts.repetition_time == 5000 and facts.echo_time == 85 and facts.flip_angle == 90
+    assert facts.b_values == (0, 1000, 2000)
+    assert facts.scanning_sequence == "SE\\EP"
+    assert header_label(facts) == "DWI"
+
+
+def _raw(tag: int, vr: str | None, value: bytes) -> RawDataElement:
+    return RawDataElement(Tag(tag), vr, len(value), value, 0, True, True)
+
+
+def test_vendor_private_b_values():
+    siemens = Dataset({Tag(0x00080070): _raw(0x00080070, "LO", b"SIEMENS "),
+                       Tag(0x0019100C): _raw(0x0019100C, None, b"800 ")})
+    assert facts_from_dicom(siemens).b_values == (800.0,)
+    ge = _mr(Manufacturer="GE MEDICAL SYSTEMS")
+    ge.add_new(0x00431039, "IS", [1000000800, 8, 0, 0])
+    assert facts_from_dicom(ge).b_values == (800.0,)
+    philips = Dataset({Tag(0x00080070): _raw(0x00080070, "LO", b"Philips "),
+                       Tag(0x20011003): _raw(0x20011003, None, struct.pack("<f", 1500.0))})
+    assert facts_from_dicom(philips).b_values == (1500.0,)
+    # a vendor tag on another vendor's data is not trusted
+    other = Dataset({Tag(0x00080070): _raw(0x00080070, "LO", b"Canon "),
+                     Tag(0x0019100C): _raw(0x0019100C, None, b"800 ")})
+    assert facts_from_dicom(other).b_values == ()
+
+
+def test_malformed_values_never_raise():
+    ds = Dataset({
+        Tag(0x00180080): _raw(0x00180080, "DS", b"abc "),
+        Tag(0x00180081): _raw(0x00180081, "DS", b"12\\13 "),
+        Tag(0x00200011): _raw(0x00200011, "IS", b"x.5 "),
+        Tag(0x00189087): _raw(0x00189087, "FD", b"\x00\x01"),
+        Tag(0x0008103E): _raw(0x0008103E, "LO", "T1 \xe9\xa2\x84".encode("latin-1")),
+    })
+    with pytest.warns(UserWarning):
+        facts = facts_from_dicom(ds)
+    assert facts.repetition_time is None and facts.series_number is None
+    assert facts.echo_time == 12
+    assert header_label(facts) in VALID
+
+
+def test_sidecar_units_and_keys():
+    meta = {
+        "RepetitionTime": 2.3, "EchoTime": 0.00232, "InversionTime": 0.9, "FlipAngle": 8,
+        "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "SeriesDescription": "t1_mprage_sag",
+        "ProtocolName": "t1_mprage_sag", "ScanningSequence": "GR_IR", "SequenceVariant": "SP_MP",
+        "SeriesNumber": 3, "Manufacturer": "Siemens", "MagneticFieldStrength": 3,
+        "BodyPartExamined": "HEAD",
+    }
+    facts = facts_from_sidecar(meta, b_values=["0", 1000, "x"])
+    assert facts.repetition_time == pytest.approx(2300)
+    assert facts.echo_time == pytest.approx(2.32)
+    assert facts.inversion_time == pytest.approx(900)
+    assert facts.image_type == ("ORIGINAL", "PRIMARY", "M", "ND")
+    assert facts.series_number == 3 and facts.field_strength == 3
+    assert facts.b_values == (0, 1000)
+    assert header_label(facts) == "T1w"
+    assert facts_from_sidecar({}) == HeaderFacts()
+    assert facts_from_sidecar(None) == HeaderFacts()  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------
+# Property: whatever the header holds, the guess is a valid label and nothing raises.
+
+_num = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12))
+_str = st.text(max_size=40)
+_any = st.one_of(_num, _str, st.lists(st.one_of(_str, _num), max_size=4), st.binary(max_size=12))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    description=_str, protocol=_str, sequence=_str, image_type=st.lists(_str, max_size=5),
+    tr=_num, te=_num, ti=_num, b=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=4),
+    agent=_str, body=_str, modality=_str,
+)
+def test_header_label_total(description, protocol, sequence, image_type, tr, te, ti, b, agent, body, modality):
+    facts = HeaderFacts(
+        series_description=description, protocol_name=protocol, scanning_sequence=sequence,
+        image_type=tuple(image_type), repetition_time=tr, echo_time=te, inversion_time=ti,
+        b_values=tuple(b), contrast_agent=agent, body_part=body, modality=modality,
+    )
+    assert header_label(facts) in VALID
+
+
+@settings(max_examples=200, deadline=None)
+@given(meta=st.dictionaries(
+    st.sampled_from(["RepetitionTime", "EchoTime", "InversionTime", "FlipAngle", "ImageType",
+                     "SeriesDescription", "ProtocolName", "ScanningSequence", "SeriesNumber",
+                     "ContrastBolusAgent", "MagneticFieldStrength", "BodyPartExamined", "Modality"]),
+    _any), bvals=st.lists(_any, max_size=3))
+def test_sidecar_total(meta, bvals):
+    assert header_label(facts_from_sidecar(meta, bvals)) in VALID
