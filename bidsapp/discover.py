@@ -260,21 +260,24 @@ def discover_bids(root: Path) -> Discovery:
                     source=rel.as_posix(),
                     files=(path,) + sidecars,
                     kind="nifti",
-                    header=_sidecar_facts(stem.with_name(stem.name + ".json")),
+                    header=_sidecar_facts(stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".bval")),
                 )
             )
     return Discovery(series=sorted(series, key=series_sort_key))
 
 
-def _sidecar_facts(path: Path) -> HeaderFacts:
-    if not path.is_file():
-        return HeaderFacts()
+def _sidecar_facts(path: Path, bval: Path) -> HeaderFacts:
+    """Facts from the JSON sidecar and .bval next to a NIfTI; empty facts when there are none."""
+    data: object = {}
+    b_values: list[str] = []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+        if bval.is_file():
+            b_values = bval.read_text(encoding="utf-8").split()
     except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable sidecar %s (%s)", path, _one_line(exc))
-        return HeaderFacts()
-    return header.facts_from_sidecar(data if isinstance(data, dict) else {})
+        log.warning("ignoring unreadable sidecar next to %s (%s)", path.name, _one_line(exc))
+    return header.facts_from_sidecar(data if isinstance(data, dict) else {}, b_values)
 
 
 # --------------------------------------------------------------------------- entry

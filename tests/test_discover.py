@@ -159,6 +159,7 @@ def test_bids_tree(bids_tree: Path):
     assert [f.name for f in flair.files] == ["sub-01_run-2_T1w.nii.gz", "sub-01_run-2_T1w.json"]
     dwi = by_source["sub-01/dwi/sub-01_dwi.nii"]
     assert [f.name for f in dwi.files] == ["sub-01_dwi.nii", "sub-01_dwi.bval", "sub-01_dwi.bvec"]
+    assert dwi.header.b_values == (0.0, 1000.0)
     scan = by_source["sub-02/ses-b/whatever/scan.nii.gz"]
     assert (scan.subject, scan.session, scan.kind) == ("02", "b", "nifti")
     assert len({s.series_uid for s in found.series}) == 4
