@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bidsapp.classes import ALL_LABELS, OTHER
@@ -221,13 +221,7 @@ def facts_from_datasets(datasets: Iterable[Any]) -> HeaderFacts:
         b_values.update(facts.b_values)
     if first is None:
         return HeaderFacts()
-    return _replace_b(first, b_values)
-
-
-def _replace_b(facts: HeaderFacts, b_values: Iterable[float]) -> HeaderFacts:
-    from dataclasses import replace
-
-    return replace(facts, b_values=tuple(sorted(set(b_values))))
+    return replace(first, b_values=tuple(sorted(b_values)))
 
 
 def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = ()) -> HeaderFacts:
