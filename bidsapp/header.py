@@ -292,7 +292,7 @@ W_OTHER = (
     r"\basl\b|pcasl|\bpasl\b|\bcbf\b|perfusion|\bperf\b|\bdsc\b|\bdce\b|field ?map|fieldmap|"
     r"b0 ?map|\bfmap\b|\btof\b|\bmra\b|angio|\bpd\b|\bpdw|proton density|reference|\bref\b|"
     r"calibration|\bcal\b|spectro|\bsvs\b|\bmrs\b|\bcine\b|\bcolfa\b|\bfa\b|\btensor\b|"
-    r"\bexp\b|\beadc\b|\bt2 ?map|\bt1 ?map|\bmoco\b|screen ?save|\bmip\b"
+    r"\bexp\b|\beadc\b|\bt2 ?map|\bt1 ?map|\bmoco\b|screen ?save"
 )
 W_PHASE = r"\bphase\b|\bpha\b|\bph\b"
 W_NOT_PHASE = r"in ?phase|opp\w* ?phase|out ?of ?phase|arterial|portal|venous|delayed|equilibrium"
@@ -301,7 +301,7 @@ W_DWI = (
     r"\bdwi|\bdiff|\bdti\b|\bdti|diffusion|\btrace|\bbval|\bb\d{3,4}\b|\bresolve\b|\bhardi\b|"
     r"\bdsi\b|\bdki\b|\bnoddi\b"
 )
-W_SWI = r"\bswi|\bswan\b|venobold|susceptib|\bmin ?ip\b|\bmnip\b"
+W_SWI = r"\bswi|\bswan\b|venobold|susceptib|\bmin ?ip\b|\bmnip\b|\bsw\b"
 W_T2STAR = r"t2 ?\*|t2 ?star|\bt2s\b|hemo|\bgre\b"
 W_FLAIR = r"flair|\btirm|dark ?fluid|\bt2f\b|\bfla\b|\bda ?fl"
 W_T1 = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import struct
+import warnings
 from pathlib import Path
 
 import pydicom
@@ -168,6 +169,11 @@ def test_misleading_description_physics_veto():
         ("AX SWAN", {}, "SWI"),
         ("ep2d_diff_3scan_trace", {}, "DWI"),
         ("dADC map", {}, "ADC"),
+        ("mIP_Images(SW)", {}, "SWI"),
+        ("Pha_Images", {}, "other"),
+        ("AX T2* GRE", {}, UNKNOWN),  # T2*-weighted GRE has no class: no guess
+        ("Sag T1 FLAIR", {}, "T1w"),
+        ("DTI_30dir FA", {}, "other"),
         ("localizer", {}, "other"),
         ("AAHead_Scout", {}, "other"),
         ("tof_fl3d_tra", {}, "other"),
@@ -303,3 +309,25 @@ def test_header_label_total(description, protocol, sequence, image_type, tr, te,
     _any), bvals=st.lists(_any, max_size=3))
 def test_sidecar_total(meta, bvals):
     assert header_label(facts_from_sidecar(meta, bvals)) in VALID
+
+
+_TAGS = {
+    0x0008103E: "LO", 0x00181030: "LO", 0x00180020: "CS", 0x00080008: "CS", 0x00180080: "DS",
+    0x00180081: "DS", 0x00180082: "DS", 0x00181314: "DS", 0x00189087: "FD", 0x00180010: "LO",
+    0x00200011: "IS", 0x00080070: "LO", 0x00180087: "DS", 0x00180015: "CS", 0x00080060: "CS",
+    0x0019100C: None, 0x00431039: None, 0x20011003: None,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.dictionaries(st.sampled_from(sorted(_TAGS)), st.binary(max_size=24)),
+       vendor=st.sampled_from([b"SIEMENS ", b"GE MEDICAL SYSTEMS", b"Philips ", b""]))
+def test_dicom_facts_total(values, vendor):
+    """Arbitrary bytes in every tag we read: facts and label come back, nothing raises."""
+    elements = {Tag(t): _raw(t, _TAGS[t], v) for t, v in values.items()}
+    elements[Tag(0x00080070)] = _raw(0x00080070, "LO", vendor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        facts = facts_from_dicom(Dataset(elements))
+    assert isinstance(facts, HeaderFacts)
+    assert header_label(facts) in VALID
