@@ -1,0 +1,122 @@
+"""Command-line arguments of the BIDS-App (argparse only; orchestration lives in run.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bidsapp import __version__
+
+EXIT_OK = 0
+EXIT_SERIES_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOTHING_DONE = 3
+
+DESCRIPTION = """\
+Sort MRI series by what their images show, not by what their headers say.
+
+A convolutional network looks at every series (DICOM or NIfTI) and decides its contrast
+(T1w, T1w after contrast, T2w, FLAIR, SWI, DWI, ADC, and body phases). The series are written
+as a BIDS dataset under content-based names, with per-series confidences, a header-based
+cross-check and one TSV row per input series. Series the network does not recognise are kept
+(converted) under sourcedata/unclassified/ instead of being guessed.
+"""
+
+EPILOG = f"""\
+input:
+  bids_dir may be a DICOM tree of any layout (folders, nesting and file names do not matter;
+  non-DICOM files, DICOMDIR and reports are skipped), or a BIDS-like dataset whose NIfTI files
+  under sub-*/ may be named wrongly. --input-type auto tells them apart.
+
+output:
+  DICOM input -> output_dir is a new raw BIDS dataset (converted with heudiconv + dcm2niix),
+                 classifications in output_dir/derivatives/mrclass/.
+  BIDS input  -> output_dir is a derivatives dataset: the NIfTIs hard-linked (or copied) under
+                 their content-based names, plus the same sidecars and TSVs.
+  The input directory is never written to. Reruns give the same output.
+
+examples:
+  # everybody in a DICOM export, on the CPU
+  mrclass-bids /data/dicom /data/bids participant
+  # two participants (labels with or without "sub-"), as two parallel HPC jobs
+  mrclass-bids /data/dicom /data/bids participant --participant-label 01
+  mrclass-bids /data/dicom /data/bids participant --participant-label sub-02
+  # then gather every participant's table into group_classifications.tsv
+  mrclass-bids /data/dicom /data/bids group
+  # re-sort a BIDS dataset whose files were named by hand
+  mrclass-bids /data/messy_bids /data/sorted participant --input-type bids --threshold 0.7
+
+exit status:
+  {EXIT_OK}  every series was processed (classified or kept as "other")
+  {EXIT_SERIES_FAILED}  some series failed (rows with status=error in the TSV); the rest were written
+  {EXIT_USAGE}  usage or input error (missing input, output inside input, unknown participant, ...)
+  {EXIT_NOTHING_DONE}  nothing was processed (no series found) or an internal failure
+"""
+
+
+def participant_label(text: str) -> str:
+    """Accept "01" and "sub-01" alike."""
+    label = text[len("sub-") :] if text.startswith("sub-") else text
+    if not label or not label.isalnum():
+        raise argparse.ArgumentTypeError(f"participant label must be [a-zA-Z0-9]+, got {text!r}")
+    return label
+
+
+def threshold(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"threshold must be within [0, 1], got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mrclass-bids",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bids_dir", help="input: a DICOM tree or a (possibly misnamed) BIDS dataset")
+    p.add_argument("output_dir", help="output BIDS dataset (created if missing; must not lie inside the input)")
+    p.add_argument(
+        "analysis_level",
+        choices=["participant", "group"],
+        help="participant: classify and write series; group: gather all participants' tables",
+    )
+    p.add_argument(
+        "--participant-label",
+        "--participant_label",
+        dest="participant_label",
+        nargs="+",
+        type=participant_label,
+        metavar="LABEL",
+        help="only these participants (with or without 'sub-'; for DICOM the label derived from PatientID)",
+    )
+    p.add_argument(
+        "--input-type",
+        choices=["auto", "dicom", "bids"],
+        default="auto",
+        help="what bids_dir holds (default: auto, BIDS when it has dataset_description.json or sub-*/ NIfTIs)",
+    )
+    p.add_argument("--work-dir", help="scratch folder for conversion (default: a temporary folder, removed at the end)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where the network runs (default: auto)")
+    p.add_argument("--nprocs", type=positive_int, default=1, help="CPU threads for the network (default: 1)")
+    p.add_argument(
+        "--threshold",
+        type=threshold,
+        default=None,
+        help="minimum best-class probability to accept a label, else 'other' (default: the model card's)",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)

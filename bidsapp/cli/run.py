@@ -1,0 +1,177 @@
+"""``mrclass-bids``: orchestration only (discover → classify/name/write → derivatives).
+
+Exit status (also in ``--help``):
+
+* 0 every series was processed (classified, or kept as "other");
+* 1 some series failed: they have ``status=error`` rows, everything else was written;
+* 2 usage or input error (missing input, output inside input, unknown participant label);
+* 3 nothing processed (no series found, nothing to gather) or an internal failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bidsapp import derivatives
+from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
+from bidsapp.discover import detect_input_type, discover
+from bidsapp.records import SeriesResult
+
+log = logging.getLogger("mrclass-bids")
+
+
+class UsageError(Exception):
+    """Bad arguments or input; exit status 2."""
+
+
+def configure_logging(verbosity: int) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    quiet_external(verbosity)
+
+
+def quiet_external(verbosity: int) -> None:
+    """heudiconv and nipype are chatty (nipype resets its levels on import): INFO only at -vv."""
+    external = logging.DEBUG if verbosity >= 2 else logging.WARNING
+    for name in ("heudiconv", "nipype", "nipype.workflow", "nipype.interface", "nipype.utils"):
+        logging.getLogger(name).setLevel(external)
+
+
+def check_paths(bids_dir: str, output_dir: str) -> tuple[Path, Path]:
+    src, out = Path(bids_dir).resolve(), Path(output_dir).resolve()
+    if not src.is_dir():
+        raise UsageError(f"input directory {bids_dir} does not exist")
+    if out == src or out.is_relative_to(src):
+        raise UsageError(f"output directory {output_dir} must not be inside the input directory {bids_dir}")
+    if src.is_relative_to(out):
+        raise UsageError(f"input directory {bids_dir} must not be inside the output directory {output_dir}")
+    return src, out
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def deriv_root(out: Path, kind: str) -> Path:
+    """DICOM input: OUT is raw BIDS and derivatives go below it; BIDS input: OUT is the derivative."""
+    return out / "derivatives" / "mrclass" if kind == "dicom" else out
+
+
+def run_group(out: Path) -> int:
+    root = out / "derivatives" / "mrclass"
+    root = root if root.is_dir() else out
+    if not list(root.glob("sub-*/sub-*_classifications.tsv")):
+        log.error("no participant tables under %s: run the participant level first", root)
+        return EXIT_NOTHING_DONE
+    path = derivatives.write_group_tsv(root)
+    log.info("wrote %s", path)
+    return EXIT_OK
+
+
+def write_participant(out: Path, kind: str, subject: str, results: list[SeriesResult], card: dict) -> None:
+    deriv = deriv_root(out, kind)
+    source_prefix = "bids:raw:" if kind == "dicom" else "bids::"
+    for r in results:
+        if r.bids_path:
+            derivatives.write_sidecar(deriv, r, card, source_prefix + r.bids_path)
+    derivatives.write_participant_tsv(deriv, subject, results)
+    if kind == "dicom":
+        derivatives.write_dataset_files(out, derivatives.raw_description(), derivatives.RAW_README)
+        derivatives.add_participants(out, [subject])
+        derivatives.write_dataset_files(deriv, derivatives.derivative_description("../.."), derivatives.DERIVATIVE_README)
+    else:
+        derivatives.write_dataset_files(deriv, derivatives.derivative_description(None), derivatives.DERIVATIVE_README)
+        derivatives.add_participants(deriv, [subject])
+
+
+def run_participants(args, src: Path, out: Path) -> int:
+    kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
+    found = discover(src, kind, args.participant_label)
+    if found.skipped:
+        log.info("%d files are not image series (use -vv to list them)", len(found.skipped))
+    subjects = sorted({s.subject for s in found.series})
+    missing = sorted(set(args.participant_label or ()) - set(subjects))
+    if missing:
+        available = sorted({s.subject for s in discover(src, kind).series})
+        raise UsageError(f"participant(s) not found: {', '.join(missing)}; available: {', '.join(available) or 'none'}")
+    if not found.series:
+        log.error("no %s series found under %s", kind, src)
+        return EXIT_NOTHING_DONE
+
+    import torch
+
+    from bidsapp.model.predict import Classifier
+
+    torch.set_num_threads(args.nprocs)
+    device = resolve_device(args.device)
+    try:
+        classifier = Classifier.load(device=device)
+    except FileNotFoundError as exc:
+        log.error("cannot load the classifier: %s", exc)
+        return EXIT_NOTHING_DONE
+    if kind == "dicom":
+        import bidsapp.convert  # noqa: F401  (imports nipype, which resets its log levels)
+
+        quiet_external(args.verbose)
+    out.mkdir(parents=True, exist_ok=True)
+    all_results: list[SeriesResult] = []
+    with tempfile.TemporaryDirectory(prefix="mrclass-", dir=args.work_dir) as work, tqdm(
+        total=len(found.series), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr
+    ) as bar:
+        for subject in subjects:
+            series = [s for s in found.series if s.subject == subject]
+            bar.set_description(f"sub-{subject}")
+            if kind == "dicom":
+                from bidsapp.convert import convert_participant, results_from_outcomes
+
+                outcomes = convert_participant(series, out, Path(work), device=device, threshold=args.threshold)
+                results = results_from_outcomes(series, outcomes, out)
+                bar.update(len(series))
+            else:
+                from bidsapp.linkbids import sort_participant
+                from bidsapp.volume import load_nifti
+
+                def classify(s):
+                    return classifier.classify(load_nifti(s.files[0]), threshold=args.threshold)
+
+                results = sort_participant(series, out, classify, progress=lambda s: bar.update(1))
+            write_participant(out, kind, subject, results, classifier.card)
+            all_results.extend(results)
+
+    failed = [r for r in all_results if r.status == "error"]
+    for r in failed:
+        log.warning("series %s failed: %s", r.series.source, r.message)
+    log.info("%d series: %d ok, %d other, %d failed", len(all_results),
+             sum(r.status == "ok" for r in all_results), sum(r.status == "other" for r in all_results), len(failed))
+    return EXIT_SERIES_FAILED if failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        src, out = check_paths(args.bids_dir, args.output_dir)
+        if args.work_dir:
+            Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+        if args.analysis_level == "group":
+            return run_group(out)
+        return run_participants(args, src, out)
+    except UsageError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except Exception:
+        log.exception("internal failure")
+        return EXIT_NOTHING_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""DICOM → BIDS for one participant: drive heudiconv (Python API) with the mrclass heuristic.
+
+Classification and naming happen inside heudiconv (``heuristics/mrclass.py``); this module sets
+up the hand-off (``bidsapp.handoff``), runs the workflow, and reads back what every series
+became. heudiconv's top-level files are not used (``notop``): the App writes those itself,
+atomically, because parallel participant jobs share them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from heudiconv.main import workflow
+
+from bidsapp import handoff
+from bidsapp.records import Series, SeriesResult
+
+log = logging.getLogger(__name__)
+
+ENV_HEURISTIC = "MRCLASS_HEURISTIC"  # set in the container image
+NON_DWI_GRADIENT_FILES = (".bval", ".bvec")
+
+
+def heuristic_path() -> Path:
+    """The heuristic file: $MRCLASS_HEURISTIC, else ``heuristics/mrclass.py`` of the source tree."""
+    env = os.environ.get(ENV_HEURISTIC)
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "heuristics" / "mrclass.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"heudiconv heuristic not found at {path} (set {ENV_HEURISTIC})")
+    return path
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def convert_participant(
+    series: list[Series],
+    out_dir: Path,
+    work_dir: Path,
+    *,
+    device: str = "cpu",
+    threshold: float | None = None,
+) -> list[handoff.SeriesOutcome]:
+    """Convert the series of one participant into ``out_dir``; one outcome per heudiconv group."""
+    if not series:
+        return []
+    subject = series[0].subject
+    results = Path(work_dir) / "heudiconv" / f"sub-{subject}"
+    shutil.rmtree(results, ignore_errors=True)
+    results.mkdir(parents=True)
+    series_map = results.parent / f"sub-{subject}_series.json"
+    handoff.write_series_map(series_map, {s.series_uid: (s.subject, s.session) for s in series})
+    # heudiconv reuses its cached conversion table on reruns; the verdicts must be fresh.
+    shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
+    scratch = Path(work_dir) / "dcm2niix"
+    scratch.mkdir(parents=True, exist_ok=True)
+
+    env = {
+        handoff.ENV_RESULTS_DIR: str(results),
+        handoff.ENV_SERIES_MAP: str(series_map),
+        handoff.ENV_DEVICE: device,
+        handoff.ENV_WORK_DIR: str(scratch),
+    }
+    if threshold is not None:
+        env[handoff.ENV_THRESHOLD] = str(threshold)
+    files = [str(f) for s in series for f in s.files]
+    with environment(env):
+        workflow(
+            files=files,
+            outdir=str(out_dir),
+            heuristic=str(heuristic_path()),
+            converter="dcm2niix",
+            bids_options="notop",
+            overwrite=True,
+            grouping="studyUID",
+        )
+    outcomes = handoff.load_all(results)
+    for outcome in outcomes:
+        drop_gradients_of_non_dwi(Path(out_dir), outcome.stem)
+    return outcomes
+
+
+# Pieces heudiconv / dcm2niix add to a name when one series gives several images
+# (echoes, magnitude/phase, ...); removing them gives back the name the heuristic chose.
+_ADDED_PIECES = re.compile(r"_(echo-\d+|part-(mag|phase|real|imag)|inv-\d+)(?=_)|(_(e\d+|ph|real|imaginary|ADC|c\d+|i\d+))+$")
+
+
+def written_files(out_dir: Path, stem: str) -> list[str]:
+    """Image files written for a stem, relative to ``out_dir`` (sorted)."""
+    if not stem:
+        return []
+    folder = Path(out_dir) / Path(stem).parent
+    name = Path(stem).name
+    if not folder.is_dir():
+        return []
+    hits = []
+    for p in sorted(folder.iterdir()):
+        n = p.name
+        if not n.endswith((".nii.gz", ".nii")):
+            continue
+        core = n[: -len(".nii.gz")] if n.endswith(".nii.gz") else n[: -len(".nii")]
+        if core == name or _ADDED_PIECES.sub("", core) == name:
+            hits.append(p.relative_to(out_dir).as_posix())
+    return hits
+
+
+def drop_gradients_of_non_dwi(out_dir: Path, stem: str) -> None:
+    """dcm2niix writes .bval/.bvec for every diffusion series; BIDS wants them only with _dwi."""
+    if not stem or stem.endswith("_dwi"):
+        return
+    for rel in written_files(out_dir, stem):
+        core = rel[: -len(".nii.gz")] if rel.endswith(".nii.gz") else rel[: -len(".nii")]
+        for ext in NON_DWI_GRADIENT_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (Path(out_dir) / (core + ext)).unlink()
+
+
+def results_from_outcomes(series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path) -> list[SeriesResult]:
+    """One result per discovered series, from what the heuristic recorded and what was written.
+
+    A series heudiconv never saw (e.g. it found no image in it) becomes status "error", so
+    every input series has its row.
+    """
+    by_uid: dict[str, list[handoff.SeriesOutcome]] = {}
+    for o in outcomes:
+        by_uid.setdefault(o.series_uid, []).append(o)
+    results = []
+    for s in series:
+        found = sorted(by_uid.get(s.series_uid, []), key=lambda o: o.stem)
+        if not found:
+            results.append(SeriesResult(s, None, status="error", message="not converted by heudiconv (no image data found)"))
+            continue
+        main = next((o for o in found if o.classification), found[0])
+        written = [p for o in found for p in written_files(out_dir, o.stem)]
+        status, message = main.status, main.message
+        if not written:
+            status, message = "error", message or f"conversion wrote no image for {main.stem}"
+        elif len(found) > 1:
+            message = message or f"heudiconv split the series into {len(found)} groups"
+        results.append(
+            SeriesResult(
+                series=s,
+                classification=main.classification,
+                header_label=main.header_label,
+                bids_path=written[0] if written else "",
+                status=status,
+                message=message,
+            )
+        )
+    return results

@@ -1,0 +1,106 @@
+"""BIDS input → sorted derivatives dataset: classify each NIfTI, name it, hard-link it.
+
+The input tree is only read: images and their JSON/bval/bvec sidecars are hard-linked (copied
+when linking is impossible, e.g. across file systems) under their content-based names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from bidsapp import header, naming
+from bidsapp.classes import OTHER
+from bidsapp.discover import nifti_stem
+from bidsapp.records import Classification, Series, SeriesResult
+
+log = logging.getLogger(__name__)
+
+Classify = Callable[[Series], Classification]
+
+
+def image_extension(path: Path) -> str:
+    return ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+
+
+def place(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` at ``dst`` (copy as fallback); an identical existing file is kept."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        if os.path.samefile(src, dst):
+            return
+        if dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
+            return
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def sort_participant(series: list[Series], out_dir: Path, classify: Classify, progress=None) -> list[SeriesResult]:
+    """Classify, name and place every NIfTI series of one participant; one result each."""
+    verdicts: dict[str, tuple[Classification | None, str]] = {}
+    for s in series:
+        try:
+            verdicts[s.series_uid] = (classify(s), "")
+        except Exception as exc:  # one unreadable file must not stop the others
+            msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            log.warning("%s failed: %s", s.source, msg)
+            verdicts[s.series_uid] = (None, msg)
+        if progress:
+            progress(s)
+
+    requests = []
+    for s in series:
+        c, _ = verdicts[s.series_uid]
+        has_bvec = any(f.name.endswith(".bvec") for f in s.files)
+        requests.append(
+            naming.NameRequest(
+                key=s.series_uid,
+                subject=s.subject,
+                session=s.session,
+                label=c.label if c else OTHER,
+                series_number=s.header.series_number,
+                series_description=s.header.series_description or nifti_stem(s.files[0]),
+                contrast_agent=s.header.contrast_agent,
+                has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
+            )
+        )
+    names = naming.assign_names(requests)
+
+    results = []
+    for s in series:
+        c, msg = verdicts[s.series_uid]
+        stem = names[s.series_uid]
+        image = s.files[0]
+        bids_path = stem + image_extension(image)
+        try:
+            place(image, Path(out_dir) / bids_path)
+            for extra in s.files[1:]:
+                ext = extra.suffix
+                if ext in (".bval", ".bvec") and not stem.endswith("_dwi"):
+                    continue
+                place(extra, Path(out_dir) / (stem + ext))
+        except OSError as exc:
+            msg = msg or f"could not write {bids_path}: {exc}"
+            bids_path = ""
+        status = "error" if (c is None or not bids_path) else ("other" if c.label == OTHER else "ok")
+        results.append(
+            SeriesResult(
+                series=s,
+                classification=c,
+                header_label=header.header_label(s.header),
+                bids_path=bids_path,
+                status=status,
+                message=msg,
+            )
+        )
+    return results

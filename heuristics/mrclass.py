@@ -1,0 +1,230 @@
+"""heudiconv heuristic that names series by image content (the mrclass-bids CNN).
+
+Use on its own::
+
+    heudiconv --files DICOM_DIR -f heuristics/mrclass.py -o OUT -c dcm2niix -b
+
+* ``custom_seqinfo`` loads each series' pixels (dcm2niix via ``bidsapp.volume.load_dicom``) and
+  classifies them; a series that fails becomes status "error" and is named as "other" instead
+  of stopping the whole conversion;
+* ``infotodict`` turns the verdicts into BIDS keys with ``bidsapp.naming`` (explicit run numbers,
+  never heudiconv's ``{item}``); "other" goes to ``sourcedata/unclassified/``;
+* ``infotoids`` gives the subject from PatientID (sanitised like ``bidsapp.discover``).
+
+Standalone, each study is one subject without a session (use heudiconv's ``-ss`` for sessions).
+Driven by the BIDS-App, context arrives through ``MRCLASS_*`` environment variables (see
+``bidsapp.handoff``): the App's own subject/session decisions, device, threshold, and a folder
+where every verdict is saved so the App writes derivatives without classifying twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from typing import NamedTuple
+
+from bidsapp import handoff, header, naming
+from bidsapp.classes import OTHER
+from bidsapp.discover import sanitize_label
+
+lgr = logging.getLogger("heudiconv.mrclass")
+
+# Sidecar fields dropped before heudiconv's date check. heudiconv refuses any sidecar whose text
+# contains "Date"; de-identified data (TCIA, PS3.15 profiles) always carry the code meaning
+# "... Modified Dates Option" here, which is not a date. DeidentificationMethod (text) stays.
+DROP_SIDECAR_FIELDS = ("DeidentificationMethodCodeSequence",)
+
+
+def _drop_fields(json_files) -> None:
+    for path in json_files or ():
+        try:
+            with open(path, encoding="utf-8") as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if any(k in meta for k in DROP_SIDECAR_FIELDS):
+            for k in DROP_SIDECAR_FIELDS:
+                meta.pop(k, None)
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(meta, fh, indent=2)
+
+
+def _install_sidecar_fix() -> None:
+    """Wrap heudiconv's sidecar tune-up once so it first drops ``DROP_SIDECAR_FIELDS``."""
+    try:
+        import heudiconv.convert as hconvert
+    except ImportError:
+        return
+    original = hconvert.tuneup_bids_json_files
+    if getattr(original, "_mrclass", False):
+        return
+
+    def tuneup(json_files):
+        _drop_fields(json_files)
+        return original(json_files)
+
+    tuneup._mrclass = True
+    hconvert.tuneup_bids_json_files = tuneup
+
+
+_install_sidecar_fix()
+
+
+class Verdict(NamedTuple):
+    """Hashable summary of a series that heudiconv carries in ``SeqInfo.custom``."""
+
+    label: str
+    confidence: float
+    best_label: str
+    contrast_agent: str
+    image_type: tuple[str, ...]
+    has_directions: bool
+    status: str
+    message: str
+    outcome_file: str  # where the full verdict is saved ("" when standalone)
+
+
+def create_key(template: str, outtype: tuple[str, ...] = ("nii.gz",), annotation_classes=None):
+    if not template:
+        raise ValueError("Template must be a valid format string")
+    return template, outtype, annotation_classes
+
+
+@functools.lru_cache(maxsize=2)
+def _classifier(device: str):
+    from bidsapp.model.predict import Classifier
+
+    return Classifier.load(device=device)
+
+
+def _threshold() -> float | None:
+    value = os.environ.get(handoff.ENV_THRESHOLD)
+    return float(value) if value else None
+
+
+def _classify(series_files: list[str]):
+    from bidsapp.volume import load_dicom
+
+    volume = load_dicom(series_files, work_dir=os.environ.get(handoff.ENV_WORK_DIR) or None)
+    classification = _classifier(os.environ.get(handoff.ENV_DEVICE, "cpu")).classify(volume, threshold=_threshold())
+    return volume, classification
+
+
+def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
+    """Classify one series from its pixels; never raises (errors become status "error")."""
+    facts = header.facts_from_dicom(wrapper.dcm_data)
+    uid = str(wrapper.dcm_data.get("SeriesInstanceUID", ""))
+    outcome = handoff.SeriesOutcome(
+        series_uid=uid,
+        series_id="",
+        files=sorted(str(f) for f in series_files),
+        header=facts,
+        header_label=header.header_label(facts),
+    )
+    try:
+        volume, c = _classify(series_files)
+        b_values = volume.b_values or facts.b_values
+        has_bvec = volume.n_volumes > 1 and any(b > 0 for b in b_values)
+        outcome.classification = c
+        outcome.has_directions = not naming.is_trace(facts.image_type, has_bvec=has_bvec)
+        outcome.status = "other" if c.label == OTHER else "ok"
+    except Exception as exc:  # one bad series must not stop the others
+        msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        lgr.warning("series %s (%s) failed: %s", facts.series_number, facts.series_description, msg)
+        outcome.status, outcome.message = "error", msg
+    results = handoff.results_dir()
+    outcome_file = ""
+    if results is not None:
+        outcome_file = str(handoff.outcome_path(results, uid, outcome.files))
+        handoff.save(results, outcome)
+    c = outcome.classification
+    return Verdict(
+        label=c.label if c else OTHER,
+        confidence=round(float(c.confidence), 4) if c else 0.0,
+        best_label=c.best_label if c else "",
+        contrast_agent=facts.contrast_agent,
+        image_type=tuple(facts.image_type),
+        has_directions=outcome.has_directions,
+        status=outcome.status,
+        message=outcome.message,
+        outcome_file=outcome_file,
+    )
+
+
+def _ids(seqinfo) -> tuple[str, str | None]:
+    """(subject, session): the App's decision when it drives us, else PatientID alone."""
+    mapped = handoff.series_map().get(str(seqinfo.series_uid))
+    if mapped:
+        return mapped
+    return sanitize_label(seqinfo.patient_id), None
+
+
+def infotoids(seqinfos, outdir: str) -> dict[str, str | None]:
+    seqinfos = list(seqinfos)
+    subject, session = _ids(seqinfos[0]) if seqinfos else ("unknown", None)
+    return {"locator": None, "session": session, "subject": subject}
+
+
+def _verdict(seqinfo) -> Verdict:
+    v = seqinfo.custom
+    if isinstance(v, Verdict):
+        return v
+    if isinstance(v, tuple) and len(v) == len(Verdict._fields):  # reloaded from heudiconv's cache
+        return Verdict(*v)
+    return Verdict(OTHER, 0.0, "", "", (), True, "error", "no classification", "")
+
+
+def _template(stem: str, subject: str, session: str | None) -> str:
+    """Literal path → heudiconv template, so heudiconv's own -s/-ss overrides still apply."""
+    sub_dir = f"sub-{subject}" + (f"/ses-{session}" if session else "")
+    prefix = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    folder, name = stem.rsplit("/", 1)
+    folder = folder.replace(sub_dir, "{bids_subject_session_dir}", 1)
+    if name.startswith(prefix + "_"):
+        name = "{bids_subject_session_prefix}" + name[len(prefix) :]
+    return f"{folder}/{name}"
+
+
+def infotodict(seqinfos) -> dict:
+    """Map each series' verdict to a BIDS key (``bidsapp.naming``); nothing is dropped."""
+    seqinfos = list(seqinfos)
+    requests = []
+    for s in seqinfos:
+        v = _verdict(s)
+        subject, session = _ids(s)
+        requests.append(
+            naming.NameRequest(
+                key=s.series_id,
+                subject=subject,
+                session=session,
+                label=v.label,
+                series_number=_series_number(s.series_id),
+                series_description=s.series_description,
+                contrast_agent=v.contrast_agent,
+                has_directions=v.has_directions,
+            )
+        )
+    names = naming.assign_names(requests)
+    info: dict = {}
+    for s, req in zip(seqinfos, requests):
+        stem = names[req.key]
+        key = create_key(_template(stem, req.subject, req.session))
+        info.setdefault(key, []).append(s.series_id)
+        _record_name(_verdict(s).outcome_file, s.series_id, stem)
+    return info
+
+
+def _series_number(series_id: str) -> int | None:
+    head = str(series_id).split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _record_name(outcome_file: str, series_id: str, stem: str) -> None:
+    if not outcome_file or not os.path.isfile(outcome_file):
+        return
+    outcome = handoff.load(outcome_file)
+    outcome.series_id, outcome.stem = series_id, stem
+    results_dir = os.path.dirname(outcome_file)
+    handoff.save(results_dir, outcome)
