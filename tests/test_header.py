@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import struct
 import warnings
 from pathlib import Path
@@ -90,14 +91,17 @@ def test_real_body_part_sets_region(real_dicom_facts):
 
 
 def test_real_nifti_names_as_descriptions(real_data):
-    """BIDS input without sidecars: the file name is the only description there is."""
+    """BIDS input: the sidecar when there is one, else the file name is the only description."""
     rows = [(p, t) for p, t in _labels(real_data).items() if p.startswith("nifti/")]
     if not rows:
         pytest.skip("no labelled NIfTI")
     guesses = []
     for path, truth in rows:
         name = Path(path).name.removesuffix(".gz").removesuffix(".nii")
-        guesses.append((name, truth, header_label(facts_from_sidecar({"SeriesDescription": name}))))
+        sidecar = (real_data / path).with_name(name + ".json")
+        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        meta.setdefault("SeriesDescription", name)
+        guesses.append((name, truth, header_label(facts_from_sidecar(meta))))
     agree = sum(g[1] == g[2] for g in guesses)
     assert agree / len(guesses) >= AGREEMENT_FLOOR, guesses
 
