@@ -1,0 +1,1 @@
+"""The content classifier: network definition, shipped weights and inference."""

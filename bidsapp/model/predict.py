@@ -1,0 +1,88 @@
+"""Inference: load the shipped weights and model card, classify volumes, decide open-set "other"."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..classes import LABELS, OTHER
+from ..records import Classification, Volume
+from ..volume import InputSpec, to_network_input
+from .network import SliceStackClassifier
+
+WEIGHTS_DIR = Path(str(resources.files("bidsapp.model") / "weights"))
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "mrclass.pt"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA device is available")
+    return torch.device(device)
+
+
+def decide(probabilities: np.ndarray, threshold: float) -> Classification:
+    """Best class, or "other" when the best one-vs-all probability is below ``threshold``."""
+    probs = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
+    best = int(np.argmax(probabilities))
+    p_best = float(probabilities[best])
+    rejected = p_best < threshold
+    return Classification(
+        label=OTHER if rejected else LABELS[best],
+        confidence=round(1.0 - p_best if rejected else p_best, 4),
+        probabilities=probs,
+        open_set_rejected=rejected,
+        threshold=threshold,
+        best_label=LABELS[best],
+    )
+
+
+@dataclass
+class Classifier:
+    """A loaded model. ``card`` is the model card (classes, input spec, threshold, provenance)."""
+
+    network: SliceStackClassifier
+    card: dict
+    spec: InputSpec
+    device: torch.device
+
+    @classmethod
+    def load(cls, device: str = "auto", weights: str | Path | None = None) -> "Classifier":
+        weights = Path(weights) if weights else DEFAULT_WEIGHTS
+        if not weights.is_file():
+            raise FileNotFoundError(f"model weights not found: {weights}")
+        card = json.loads(weights.with_suffix(".json").read_text())
+        if tuple(card["classes"]) != LABELS:
+            raise ValueError(f"{weights}: model classes {card['classes']} differ from this package's {LABELS}")
+        dev = resolve_device(device)
+        net = SliceStackClassifier(len(LABELS), card.get("architecture"))
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        net.to(dev).eval()
+        card = {**card, "sha256": sha256(weights), "path": str(weights)}
+        return cls(net, card, InputSpec(**card["input"]), dev)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.card["threshold"])
+
+    def probabilities(self, stack: np.ndarray) -> np.ndarray:
+        """Sigmoid probabilities of every class for one (K, H, W) stack."""
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None].to(self.device)
+            return torch.sigmoid(self.network(x))[0].cpu().numpy()
+
+    def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
+        stack = to_network_input(volume, self.spec)
+        return decide(self.probabilities(stack), self.threshold if threshold is None else threshold)

@@ -1,0 +1,577 @@
+"""Physics-based MR simulator: label maps of real anatomy → native-plane slice stacks.
+
+One training example is made in four steps, each randomised (domain randomisation, SynthSeg-style
+but with MR physics so contrast *relationships* are right):
+
+1. ``Protocol``: a class (or an "other" kind) picks a sequence and its parameters: spin echo, spoiled
+   gradient echo, inversion recovery (FLAIR nulls the CSF T1 *drawn for this image*), MPRAGE-like,
+   diffusion EPI (b, trace or raw direction), ADC map, SWI (long-TE GRE, minIP), gadolinium phases.
+2. Tissue parameters: every tissue's PD/T1/T2/T2*/ADC from ``tissues.TISSUES`` jittered ±20%, at
+   1.5 T or 3 T; gadolinium shortens T1/T2 by relaxivity × concentration (R1 = R1₀ + r1·C).
+3. Geometry: plane (axial/sagittal/coronal) plus oblique tilt, anatomy scaling, slice thickness
+   0.8-7 mm (sub-planes averaged, or minimum for SWI minIP), in-plane resolution, FOV; the
+   tissue map is sampled on each slice grid (nearest label) and the signal equation applied per
+   sub-plane, so partial volume arises from the geometry.
+4. Artefacts and storage: texture, bias field, Rician noise, ghosting, skull stripping, uint8 /
+   int16 rescaling, z-scoring with a constant background (BraTS-like pre-processed data).
+
+The stack then goes through ``bidsapp.volume.normalise_stack``, the same function inference uses.
+Signal equations and literature values: docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from ..classes import LABELS
+from ..volume import SPEC, InputSpec, normalise_stack
+from .tissues import (BRAIN_TISSUES, BRAINWEB, LESION_LABELS, SYNTHSEG, TISSUE_INDEX, TISSUE_NAMES,
+                      TISSUES, TOTALSEG)
+
+N_TISSUES = len(TISSUE_NAMES)
+_T = {name: np.array([getattr(TISSUES[n], name) for n in TISSUE_NAMES], np.float64)
+      for name in ("pd", "t1_15", "t1_3", "t2_15", "t2_3", "t2s_3", "adc", "ve", "vp", "fat")}
+_ARTERIAL = np.array([TISSUES[n].supply == "a" for n in TISSUE_NAMES])
+_FLOW = np.array([TISSUES[n].flow for n in TISSUE_NAMES])
+_IS_BRAIN = np.array([n in BRAIN_TISSUES for n in TISSUE_NAMES])
+
+
+def _idx(*names: str) -> np.ndarray:
+    return np.array([TISSUE_INDEX[n] for n in names])
+
+
+# ------------------------------------------------------------------------------------- anatomy
+@dataclass
+class Anatomy:
+    """A tissue-index map (uint8, indices into ``TISSUE_NAMES``) in RAS world space."""
+
+    name: str
+    region: str  # "brain" | "body"
+    tissue: np.ndarray
+    affine: np.ndarray
+    fg_points: np.ndarray = field(repr=False, default=None)  # (n, 3) world coords of tissue voxels
+
+    def __post_init__(self):
+        if self.fg_points is None:
+            ijk = np.argwhere(self.tissue != TISSUE_INDEX["air"])
+            rng = np.random.default_rng(0)
+            ijk = ijk[rng.choice(len(ijk), size=min(len(ijk), 20000), replace=False)]
+            self.fg_points = nib.affines.apply_affine(self.affine, ijk)
+
+
+def _to_tissue(labels: np.ndarray, table: dict[int, str], default: str = "soft") -> np.ndarray:
+    lut = np.full(int(labels.max()) + 1, TISSUE_INDEX[default], np.uint8)
+    for label, tissue in table.items():
+        if label < lut.size:
+            lut[label] = TISSUE_INDEX[tissue]
+    return lut[labels]
+
+
+def _crop_to_content(tissue: np.ndarray, affine: np.ndarray, pad: int = 4):
+    nz = np.argwhere(tissue != TISSUE_INDEX["air"])
+    lo = np.maximum(nz.min(axis=0) - pad, 0)
+    hi = np.minimum(nz.max(axis=0) + pad + 1, tissue.shape)
+    crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+    shifted = affine.copy()
+    shifted[:3, 3] = nib.affines.apply_affine(affine, lo)
+    return np.ascontiguousarray(tissue[crop]), shifted
+
+
+def load_anatomies(anatomy_dir: str | Path) -> list[Anatomy]:
+    """BrainWeb and SynthSeg heads and the TotalSegmentator abdomen (CT values fill fat/muscle/bone)."""
+    root = Path(anatomy_dir)
+    out: list[Anatomy] = []
+    for f in sorted((root / "brainweb").glob("*.nii.gz")):
+        img = nib.as_closest_canonical(nib.load(str(f)))
+        t, aff = _crop_to_content(_to_tissue(np.asanyarray(img.dataobj).astype(np.int32), BRAINWEB), img.affine)
+        out.append(Anatomy(f"brainweb/{f.name}", "brain", t, aff))
+    for f in sorted((root / "synthseg").glob("*.nii.gz")):
+        img = nib.as_closest_canonical(nib.load(str(f)))
+        t, aff = _crop_to_content(_to_tissue(np.asanyarray(img.dataobj).astype(np.int32), SYNTHSEG), img.affine)
+        out.append(Anatomy(f"synthseg/{f.name}", "brain", t, aff))
+    ts = root / "totalseg"
+    if (ts / "example_ct.nii.gz").is_file():
+        seg = nib.as_closest_canonical(nib.load(str(ts / "example_seg_fast_force_split.nii.gz")))
+        ct = np.asanyarray(nib.as_closest_canonical(nib.load(str(ts / "example_ct.nii.gz"))).dataobj)
+        labels = np.asanyarray(seg.dataobj).astype(np.int32)
+        unlabeled = labels == 0
+        labels[unlabeled & (ct > -190) & (ct <= -30)] = 250
+        labels[unlabeled & (ct > -30) & (ct <= 180)] = 251
+        labels[unlabeled & (ct > 180)] = 252
+        t, aff = _crop_to_content(_to_tissue(labels, TOTALSEG), seg.affine)
+        out.append(Anatomy("totalseg/example_ct", "body", t, aff))
+    if not out:
+        raise FileNotFoundError(f"no label maps under {root}")
+    return out
+
+
+# ------------------------------------------------------------------------------------ protocol
+@dataclass(frozen=True)
+class Protocol:
+    """What one simulated series is: sequence, parameters, geometry and storage."""
+
+    label: str  # a class label or "other"
+    kind: str  # name of the generator, for bookkeeping
+    seq: str  # se | gre | ir | mprage | dwi | adc | swi | fmap_phase | asl | ct | noise
+    tr: float = 500.0
+    te: float = 15.0
+    ti: float = 0.0
+    flip: float = 90.0
+    b: float = 0.0
+    b0_mix: float = 0.0  # fraction of b=0 signal mixed into a DWI image (4D mean without bvals)
+    raw_direction: bool = False
+    fat_sat: float = 1.0  # remaining fat signal fraction (1 = none)
+    opposed_phase: bool = False
+    gd_phase: str = ""  # "" | brain | arterial | venous | delayed
+    flow: str = "none"  # none | void | inflow
+    combine: str = "mean"  # how sub-planes of a thick slice combine: mean | min (minIP) | max (MIP)
+    thickness: float = 5.0
+    res: float = 1.0
+    is3d: bool = False
+    epi: bool = False
+    snr: float = 30.0
+    field: float = 3.0
+    mixed_planes: bool = False  # tri-plane localizer
+
+
+def _u(rng, lo, hi):
+    return float(rng.uniform(lo, hi))
+
+
+def _geometry(rng, p3d: float, thick2d=(3.0, 6.5), thick3d=(0.8, 1.5), res=(0.5, 1.2)) -> dict:
+    is3d = bool(rng.random() < p3d)
+    return dict(is3d=is3d, thickness=_u(rng, *(thick3d if is3d else thick2d)), res=_u(rng, *res),
+                snr=_u(rng, 15, 60) if is3d else _u(rng, 10, 50), field=float(rng.choice([1.5, 3.0])))
+
+
+def _epi_geometry(rng, thick=(3.0, 6.0), res=(1.2, 2.8)) -> dict:
+    return dict(is3d=False, epi=True, thickness=_u(rng, *thick), res=_u(rng, *res), snr=_u(rng, 6, 30),
+                field=float(rng.choice([1.5, 3.0])))
+
+
+def _t1_brain(rng, label: str) -> Protocol:
+    g = _geometry(rng, p3d=0.55)
+    gd = "brain" if label == "T1wce" else ""
+    r = rng.random()
+    if g["is3d"] and r < 0.6:
+        return Protocol(label, "mprage", "mprage", tr=_u(rng, 1800, 2500), te=_u(rng, 2, 4), ti=_u(rng, 800, 1100),
+                        flip=_u(rng, 7, 10), gd_phase=gd, flow="none", **g)
+    if g["is3d"] or r < 0.8:
+        return Protocol(label, "spgr", "gre", tr=_u(rng, 6, 30), te=_u(rng, 2, 6), flip=_u(rng, 12, 30),
+                        gd_phase=gd, flow=str(rng.choice(["none", "inflow"])), **g)
+    return Protocol(label, "se_t1", "se", tr=_u(rng, 350, 750), te=_u(rng, 8, 20), gd_phase=gd,
+                    flow=str(rng.choice(["void", "none"])), **g)
+
+
+def _t2_brain(rng, label: str) -> Protocol:
+    g = _geometry(rng, p3d=0.15)
+    return Protocol(label, "tse_t2", "se", tr=_u(rng, 2500, 7000), te=_u(rng, 80, 130), flow="void", **g)
+
+
+def _flair(rng, label: str) -> Protocol:
+    g = _geometry(rng, p3d=0.4, thick3d=(0.9, 1.6))
+    return Protocol(label, "flair", "ir", tr=_u(rng, 5000, 11000), te=_u(rng, 80, 140), ti=-1.0, flow="void", **g)
+
+
+def _dwi(rng, label: str) -> Protocol:
+    r = rng.random()
+    b0_mix = 1.0 if r < 0.08 else (_u(rng, 0.0, 0.3) if r < 0.4 else 0.0)
+    return Protocol(label, "dwi", "dwi", tr=_u(rng, 3000, 9000), te=_u(rng, 60, 110), b=_u(rng, 500, 1500),
+                    b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35),
+                    fat_sat=_u(rng, 0.02, 0.2), **_epi_geometry(rng))
+
+
+def _adc(rng, label: str) -> Protocol:
+    return Protocol(label, "adc", "adc", fat_sat=_u(rng, 0.0, 0.2), **_epi_geometry(rng))
+
+
+def _swi(rng, label: str) -> Protocol:
+    g = _geometry(rng, p3d=1.0, thick3d=(1.0, 2.5), res=(0.5, 1.0))
+    minip = rng.random() < 0.6
+    g["thickness"] = _u(rng, 6, 16) if minip else g["thickness"]
+    return Protocol(label, "swi", "swi", tr=_u(rng, 25, 50), te=_u(rng, 18, 40), flip=_u(rng, 12, 20),
+                    combine="min" if minip else "mean", **g)
+
+
+def _body_t1(rng, label: str) -> Protocol:
+    g = _geometry(rng, p3d=0.7, thick2d=(4, 8), thick3d=(1.5, 4.0), res=(0.7, 1.8))
+    phase = {"body-T1w": "", "body-T1w-arterial": "arterial", "body-T1w-venous": "venous",
+             "body-T1w-delayed": "delayed"}[label]
+    fs = _u(rng, 0.03, 0.25) if (phase or rng.random() < 0.5) else 1.0
+    opposed = not phase and fs == 1.0 and rng.random() < 0.4
+    if not g["is3d"] and rng.random() < 0.3:
+        return Protocol(label, "body_se_t1", "se", tr=_u(rng, 400, 700), te=_u(rng, 8, 15), fat_sat=fs,
+                        gd_phase=phase, **g)
+    return Protocol(label, "body_gre_t1", "gre", tr=_u(rng, 3, 200), te=_u(rng, 1.1, 4.8), flip=_u(rng, 9, 70),
+                    fat_sat=fs, opposed_phase=opposed, gd_phase=phase, flow="none", **g)
+
+
+def _body_t2(rng, label: str) -> Protocol:
+    g = _geometry(rng, p3d=0.1, thick2d=(3, 8), res=(0.5, 1.6))
+    fs = _u(rng, 0.02, 0.2) if label == "body-T2w-fs" else 1.0
+    if label == "body-T2w-fs" and rng.random() < 0.3:  # STIR
+        return Protocol(label, "stir", "ir", tr=_u(rng, 3000, 6000), te=_u(rng, 40, 80), ti=-2.0, flow="void", **g)
+    return Protocol(label, "body_tse_t2", "se", tr=_u(rng, 1200, 6000), te=_u(rng, 70, 140), fat_sat=fs,
+                    flow="void", **g)
+
+
+def _body_dwi(rng, label: str) -> Protocol:
+    return replace(_dwi(rng, label), kind="body_dwi", b=_u(rng, 400, 2000), raw_direction=False,
+                   **_epi_geometry(rng, thick=(3, 8), res=(1.5, 3.5)))
+
+
+#: Class label → protocol generator. Body and brain classes draw from their own anatomy.
+CLASS_PROTOCOLS = {
+    "T1w": _t1_brain, "T1wce": _t1_brain, "T2w": _t2_brain, "FLAIR": _flair, "ADC": _adc,
+    "SWI": _swi, "DWI": _dwi, "body-T1w": _body_t1, "body-T1w-arterial": _body_t1,
+    "body-T1w-venous": _body_t1, "body-T1w-delayed": _body_t1, "body-T2w": _body_t2,
+    "body-T2w-fs": _body_t2, "body-DWI": _body_dwi, "body-ADC": _adc,
+}
+
+
+def _other(rng, region: str) -> Protocol:
+    """Series the model must not force into a class (open set)."""
+    kinds = ["pd", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short"]
+    weights = np.array([3, 2, 3, 2, 1, 2, 2, 1, 2, 1], float)
+    kind = str(rng.choice(kinds, p=weights / weights.sum()))
+    g = _geometry(rng, p3d=0.3)
+    if kind == "pd":
+        return Protocol("other", kind, "se", tr=_u(rng, 2000, 5000), te=_u(rng, 8, 30), flow="void", **g)
+    if kind == "tof":
+        g3 = _geometry(rng, p3d=1.0, thick3d=(0.5, 1.2), res=(0.3, 0.8))
+        mip = rng.random() < 0.25
+        return Protocol("other", kind, "gre", tr=_u(rng, 18, 35), te=_u(rng, 3, 7), flip=_u(rng, 15, 25),
+                        flow="tof", combine="max" if mip else "mean",
+                        **{**g3, "thickness": _u(rng, 20, 60) if mip else g3["thickness"]})
+    if kind == "fmri":
+        return Protocol("other", kind, "gre", tr=_u(rng, 1500, 3000), te=_u(rng, 25, 40), flip=_u(rng, 60, 90),
+                        **{**_epi_geometry(rng, thick=(2.4, 4.5), res=(2.2, 4.0)), "snr": _u(rng, 20, 80)})
+    if kind == "b0_epi_short":
+        return Protocol("other", kind, "gre", tr=_u(rng, 500, 1500), te=_u(rng, 15, 30), flip=_u(rng, 40, 70),
+                        **_epi_geometry(rng, thick=(3, 5), res=(2.5, 4.0)))
+    if kind == "fmap_phase":
+        return Protocol("other", kind, "fmap_phase", **{**g, "res": _u(rng, 1.5, 3.5)})
+    if kind == "fmap_mag":
+        return Protocol("other", kind, "gre", tr=_u(rng, 400, 800), te=_u(rng, 4, 8), flip=_u(rng, 40, 60),
+                        **{**g, "res": _u(rng, 2.0, 3.5), "thickness": _u(rng, 2.5, 4)})
+    if kind == "asl":
+        return Protocol("other", kind, "asl", **_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)))
+    if kind == "localizer":
+        return Protocol("other", kind, "gre", tr=_u(rng, 3, 10), te=_u(rng, 1.5, 5), flip=_u(rng, 20, 60),
+                        mixed_planes=bool(rng.random() < 0.5), is3d=False, thickness=_u(rng, 5, 10),
+                        res=_u(rng, 1.0, 2.5), snr=_u(rng, 8, 30), field=g["field"])
+    if kind == "noise":
+        return Protocol("other", kind, "noise", **g)
+    return Protocol("other", kind, "ct", **g)
+
+
+# ------------------------------------------------------------------------------------- physics
+@dataclass
+class TissueParams:
+    pd: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    t2s: np.ndarray
+    adc: np.ndarray
+
+
+def draw_tissue_params(rng, field_t: float, jitter: float = 0.2) -> TissueParams:
+    """Per-image tissue parameters around the literature values (±``jitter``, uniform)."""
+    def j(v):
+        return v * rng.uniform(1 - jitter, 1 + jitter, size=v.shape)
+    t1 = _T["t1_3"] if field_t >= 2 else _T["t1_15"]
+    t2 = _T["t2_3"] if field_t >= 2 else _T["t2_15"]
+    t2s = _T["t2s_3"] * (1.0 if field_t >= 2 else 1.3)
+    return TissueParams(j(_T["pd"]), j(t1), j(t2), np.minimum(j(t2s), j(t2)), j(_T["adc"]))
+
+
+def gd_concentration(rng, phase: str) -> np.ndarray:
+    """Tissue gadolinium concentration (mM) per tissue: vp·C_blood + ve·C_extracellular."""
+    if not phase:
+        return np.zeros(N_TISSUES)
+    if phase == "brain":
+        c_a = c_v = _u(rng, 0.4, 1.3)
+        c_e = c_v / 0.55 * _u(rng, 0.6, 1.0)
+    elif phase == "arterial":
+        c_a, c_v, c_e = _u(rng, 2.5, 7.0), _u(rng, 0.1, 0.8), _u(rng, 0.05, 0.3)
+    elif phase == "venous":
+        c_a, c_v, c_e = _u(rng, 0.8, 1.8), _u(rng, 1.0, 2.0), _u(rng, 0.5, 1.0)
+    else:  # delayed / equilibrium
+        c_a = c_v = _u(rng, 0.3, 0.7)
+        c_e = _u(rng, 0.35, 0.7)
+    c_blood = np.where(_ARTERIAL, c_a, c_v)
+    return _T["vp"] * c_blood + _T["ve"] * c_e
+
+
+def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
+    """Signal of each tissue under this protocol (the per-tissue lookup table)."""
+    c = gd_concentration(rng, proto.gd_phase)
+    r1 = _u(rng, 3.0, 6.5)
+    t1 = 1.0 / (1.0 / tp.t1 + r1 * c / 1000.0)
+    t2 = 1.0 / (1.0 / tp.t2 + 1.2 * r1 * c / 1000.0)
+    t2s = 1.0 / (1.0 / tp.t2s + 1.5 * r1 * c / 1000.0)
+    pd, tr, te = tp.pd, proto.tr, proto.te
+    e1 = np.exp(-tr / t1)
+    seq = proto.seq
+    if seq == "se":
+        s = pd * (1 - e1) * np.exp(-te / t2)
+    elif seq in ("gre", "swi"):
+        a = math.radians(proto.flip)
+        s = pd * math.sin(a) * (1 - e1) / (1 - math.cos(a) * e1) * np.exp(-te / t2s)
+    elif seq == "ir":
+        if proto.ti == -1.0:  # FLAIR: null the CSF drawn for this image
+            t1n = t1[TISSUE_INDEX["csf"]]
+        else:  # STIR: null fat
+            t1n = t1[TISSUE_INDEX["fat"]]
+        ti = t1n * math.log(2.0 / (1.0 + math.exp(-tr / t1n))) * _u(rng, 0.93, 1.07)
+        s = pd * np.abs(1 - 2 * np.exp(-ti / t1) + e1) * np.exp(-te / t2)
+    elif seq == "mprage":
+        ir = np.clip(1 - 2 * _u(rng, 0.85, 1.0) * np.exp(-proto.ti / t1) + e1, 0, None)
+        a = math.radians(proto.flip)
+        e1g = np.exp(-_u(rng, 6, 10) / t1)
+        gre = math.sin(a) * (1 - e1g) / (1 - math.cos(a) * e1g)
+        w = _u(rng, 0.4, 0.8)
+        s = pd * (w * ir / max(ir.max(), 1e-6) + (1 - w) * gre / max(gre.max(), 1e-6)) * np.exp(-proto.te / t2s)
+    elif seq == "dwi":
+        s0 = pd * (1 - e1) * np.exp(-te / t2)
+        s = s0 * (proto.b0_mix + (1 - proto.b0_mix) * np.exp(-proto.b * tp.adc / 1000.0))
+    elif seq == "adc":
+        s = tp.adc * (pd > 0.2)
+    elif seq == "asl":
+        s = np.where(_IS_BRAIN, tp.pd, 0.0) * np.array([{"gm": 1.0, "deep_gm": 0.8, "wm": 0.3}.get(n, 0.05)
+                                                         for n in TISSUE_NAMES])
+    elif seq == "ct":
+        hu = {"air": -1000, "bone": 1200, "marrow": 300, "fat": -100, "csf": 5, "lung": -800, "fluid": 5,
+              "vein": 45, "artery": 45, "wm": 28, "gm": 38}
+        s = np.array([hu.get(n, 50.0) for n in TISSUE_NAMES]) * _u(rng, 0.9, 1.1) + 1024
+    else:  # noise, fmap_phase: the tissue signal is irrelevant; a brightness mask is enough
+        s = pd.copy()
+    s = np.asarray(s, float)
+    # fat suppression and opposed-phase water/fat cancellation
+    s = s * (1 - _T["fat"] * (1 - proto.fat_sat))
+    if proto.opposed_phase:
+        s = s * np.abs(1 - 2 * _T["fat"])
+    # flowing blood: spin-echo flow voids, gradient-echo inflow, TOF bright arteries
+    if proto.flow == "void":
+        s = np.where(_FLOW, s * _u(rng, 0.0, 0.4), s)
+    elif proto.flow == "inflow":
+        s = np.where(_FLOW, s * _u(rng, 1.0, 2.5), s)
+    elif proto.flow == "tof":
+        s = s * _u(rng, 0.3, 0.6)
+        s = np.where(_FLOW, _u(rng, 2.0, 4.0) * s.max(), s)
+    if proto.seq == "swi":  # deoxygenated veins: phase-mask darkening beyond T2*
+        s[TISSUE_INDEX["vein"]] *= _u(rng, 0.05, 0.4)
+    return s
+
+
+# ------------------------------------------------------------------------------------ geometry
+_PLANES = {  # normal, up (rows towards), right (cols towards); matches volume.native_slices
+    "axial": ((0, 0, 1), (0, 1, 0), (1, 0, 0)),
+    "sagittal": ((1, 0, 0), (0, 0, 1), (0, 1, 0)),
+    "coronal": ((0, 1, 0), (0, 0, 1), (1, 0, 0)),
+}
+
+
+def _rotation(rng, max_deg: float) -> np.ndarray:
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    ang = math.radians(_u(rng, -max_deg, max_deg))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(ang) * k + (1 - math.cos(ang)) * k @ k
+
+
+def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str, fov: float):
+    """Nearest-label tissue indices on each slice: (n_slices, sub_planes, H, W), pixel = proto.res."""
+    res = max(proto.res, 1.0 if anat.region == "brain" else 1.5)
+    size = int(round(fov / res))
+    n_sub = int(np.clip(round(proto.thickness / (1.0 if anat.region == "brain" else 2.0)), 1, 9))
+    tilt = _rotation(rng, 15.0 if rng.random() < 0.5 else 4.0)
+    scale = np.diag(rng.uniform(0.88, 1.12, size=3))
+    planes = [plane] * n_slices
+    if proto.mixed_planes:
+        planes = [str(rng.choice(list(_PLANES))) for _ in range(n_slices)]
+    centre = anat.fg_points.mean(axis=0) + rng.normal(scale=8.0, size=3)
+    inv = np.linalg.inv(anat.affine)
+    world_to_anat = inv[:3, :3] @ np.linalg.inv(scale)
+    out = np.empty((n_slices, n_sub, size, size), np.uint8)
+    axis = (np.arange(size) - (size - 1) / 2) * res
+    pos = _slice_positions(rng, anat, tilt @ np.array(_PLANES[plane][0], float), centre, n_slices)
+    for k, pl in enumerate(planes):
+        n, up, right = (tilt @ np.array(v, float) for v in _PLANES[pl])
+        offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (proto.thickness / n_sub)
+        # rows run from +up (top) to -up
+        grid = (centre[None, None, None, :]
+                + (pos[k] + offs)[:, None, None, None] * n
+                - axis[None, :, None, None] * up
+                + axis[None, None, :, None] * right)
+        vox = (grid - centre) @ world_to_anat.T + (inv[:3, :3] @ centre + inv[:3, 3])
+        coords = np.moveaxis(vox, -1, 0).reshape(3, -1)
+        out[k] = ndimage.map_coordinates(anat.tissue, coords, order=0, mode="constant",
+                                         cval=TISSUE_INDEX["air"]).reshape(n_sub, size, size)
+    return out, res
+
+
+def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
+    """Offsets along the normal inside the central 70% of a coverage window of the anatomy."""
+    proj = (anat.fg_points - centre) @ normal
+    lo, hi = np.percentile(proj, [2, 98])
+    if anat.region == "body":  # a body series covers 12-30 cm of a longer trunk
+        length = min(hi - lo, _u(rng, 120, 300))
+        start = _u(rng, lo, max(lo, hi - length))
+        lo, hi = start, start + length
+    margin = 0.15 * (hi - lo)
+    return np.sort(rng.uniform(lo + margin, hi - margin, size=n))
+
+
+# ----------------------------------------------------------------------------------- lesions
+def _paint_ellipsoid(tissue: np.ndarray, centre, radii, value: int, replace_only=None) -> None:
+    lo = np.maximum((centre - radii).astype(int), 0)
+    hi = np.minimum((centre + radii).astype(int) + 1, tissue.shape)
+    if np.any(hi <= lo):
+        return
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    zz = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    inside = sum(((g - c) / r) ** 2 for g, c, r in zip(zz, centre, radii)) <= 1.0
+    region = tissue[sl]
+    if replace_only is not None:
+        inside &= np.isin(region, replace_only)
+    region[inside] = value
+
+
+def with_lesions(rng, anat: Anatomy) -> Anatomy:
+    """A copy of a brain with a tumour (enhancing rim, necrosis, oedema), a resection cavity or
+    white-matter lesions painted in, in voxel space."""
+    tissue = anat.tissue.copy()
+    wm = np.argwhere(tissue[::4, ::4, ::4] == TISSUE_INDEX["wm"]) * 4
+    if len(wm) == 0:
+        return anat
+    brain = _idx("wm", "gm", "deep_gm", "csf")
+    kind = rng.choice(["tumour", "cavity", "wm_lesions"], p=[0.55, 0.15, 0.3])
+    if kind == "wm_lesions":
+        for _ in range(rng.integers(3, 15)):
+            c = wm[rng.integers(len(wm))]
+            _paint_ellipsoid(tissue, c, rng.uniform(1.5, 6, 3), TISSUE_INDEX["wm_lesion"], _idx("wm"))
+    else:
+        c = wm[rng.integers(len(wm))].astype(float)
+        r = rng.uniform(6, 22, 3)
+        if kind == "tumour":
+            _paint_ellipsoid(tissue, c, r * rng.uniform(1.4, 2.2), TISSUE_INDEX["oedema"], _idx("wm", "deep_gm"))
+            _paint_ellipsoid(tissue, c, r, TISSUE_INDEX["tumour"], brain)
+            if rng.random() < 0.7:
+                _paint_ellipsoid(tissue, c, r * rng.uniform(0.4, 0.75), TISSUE_INDEX["necrosis"])
+        else:
+            _paint_ellipsoid(tissue, c, r, TISSUE_INDEX["csf"], brain)
+            _paint_ellipsoid(tissue, c, r * 1.3, TISSUE_INDEX["oedema"] if rng.random() < 0.5 else TISSUE_INDEX["wm_lesion"],
+                             _idx("wm"))
+    return Anatomy(anat.name, anat.region, tissue, anat.affine, anat.fg_points)
+
+
+# ------------------------------------------------------------------------------- image making
+def _smooth_field(rng, shape, scale_px: float, amplitude: float) -> np.ndarray:
+    small = [max(2, int(s / scale_px)) for s in shape]
+    f = rng.normal(size=small)
+    f = ndimage.zoom(f, [s / m for s, m in zip(shape, small)], order=3)[tuple(slice(0, s) for s in shape)]
+    f = f / (np.abs(f).max() + 1e-6)
+    return amplitude * f
+
+
+def render(rng, anat: Anatomy, proto: Protocol, n_slices: int) -> tuple[np.ndarray, float]:
+    """Simulate the ``n_slices`` slices of one series: (n, H, W) magnitude images and pixel mm."""
+    plane_p = {"brain": [0.55, 0.2, 0.25], "body": [0.75, 0.05, 0.2]}[anat.region]
+    plane = str(rng.choice(list(_PLANES), p=plane_p))
+    fov = _u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420)
+    tissue, res = sample_tissue_slices(rng, anat, proto, n_slices, plane, fov)
+    stripped = anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
+    if stripped:
+        tissue = np.where(_IS_BRAIN[tissue], tissue, TISSUE_INDEX["air"]).astype(np.uint8)
+    tp = draw_tissue_params(rng, proto.field)
+    lut = tissue_signal(rng, proto, tp)
+    sub = lut[tissue].astype(np.float32)  # (n, m, H, W)
+    if proto.raw_direction:  # anisotropic diffusion: white matter signal varies with fibre direction
+        wm = np.isin(tissue, _idx("wm", "deep_gm"))
+        field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
+        sub = np.where(wm, sub * np.exp(-proto.b * tp.adc[TISSUE_INDEX["wm"]] / 1000 * 0.6 * field_), sub)
+    combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
+    img = combine(sub, axis=1)
+    brain_mask = (tissue != TISSUE_INDEX["air"]).any(axis=1)
+    img = _artefacts(rng, img, proto, brain_mask)
+    if stripped:
+        img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
+    return _storage(rng, img, stripped), res
+
+
+def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.ndarray:
+    n, h, w = img.shape
+    if proto.seq == "fmap_phase":  # phase difference: smooth field inside the head, uniform noise outside
+        inside = np.stack([_smooth_field(rng, (h, w), 20, math.pi) for _ in range(n)])
+        return np.where(mask, inside, rng.uniform(-math.pi, math.pi, size=img.shape)).astype(np.float32)
+    if proto.seq == "noise":
+        return np.abs(rng.normal(size=img.shape)).astype(np.float32)
+    if proto.seq == "ct":
+        return img + rng.normal(scale=_u(rng, 2, 15), size=img.shape).astype(np.float32)
+    img = img * (1 + _smooth_field(rng, (h, w), _u(rng, 3, 8), _u(rng, 0.02, 0.08))[None])  # texture
+    if proto.seq == "adc":  # ADC maps: scaled units, noise in the fit, background often zero
+        img = img * 1000 * (1 + rng.normal(scale=_u(rng, 0.02, 0.12), size=img.shape))
+        img = np.where(mask | (rng.random(img.shape) < _u(rng, 0, 0.05)), img, 0)
+        return np.clip(img, 0, None).astype(np.float32)
+    bias = np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))
+    img = img * bias[None]
+    if proto.epi or rng.random() < 0.1:  # Nyquist / motion ghost along the phase axis
+        g = _u(rng, 0.02, 0.12)
+        img = img + g * np.roll(img, h // 2, axis=1 if rng.random() < 0.5 else 2)
+    level = np.percentile(img[mask], 50) if mask.any() else img.mean()
+    sigma = level / proto.snr
+    img = np.sqrt((img + rng.normal(scale=sigma, size=img.shape)) ** 2 + rng.normal(scale=sigma, size=img.shape) ** 2)
+    return img.astype(np.float32)
+
+
+def _storage(rng, img: np.ndarray, stripped: bool) -> np.ndarray:
+    """How the series was stored: float, int16 with an arbitrary scale, uint8, or z-scored."""
+    r = rng.random()
+    fg = img != 0 if stripped else None
+    if stripped and r < 0.25 and fg.any():
+        z = (img - img[fg].mean()) / (img[fg].std() + 1e-6)
+        return np.where(fg, z, z[fg].min()).astype(np.float32)
+    if r < 0.4:
+        return np.round(img / (np.percentile(img, 99.9) + 1e-6) * 255).clip(0, 255).astype(np.float32)
+    if r < 0.85:
+        return np.round(img * _u(rng, 0.5, 4000) / (img.max() + 1e-6)).astype(np.float32)
+    return img
+
+
+# ----------------------------------------------------------------------------------- samples
+#: Sampling weights per training target: brain classes, body classes, and the open set.
+TARGET_WEIGHTS = {
+    "T1w": 1.2, "T1wce": 1.4, "T2w": 1.0, "FLAIR": 1.2, "ADC": 0.8, "SWI": 0.7, "DWI": 1.0,
+    "body-T1w": 0.5, "body-T1w-arterial": 0.45, "body-T1w-venous": 0.45, "body-T1w-delayed": 0.45,
+    "body-T2w": 0.6, "body-T2w-fs": 0.5, "body-DWI": 0.6, "body-ADC": 0.5, "other": 2.6,
+}
+
+
+def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC):
+    """One training example: (stack (n_slices, size, size) float32, label, protocol)."""
+    targets = list(TARGET_WEIGHTS)
+    w = np.array([TARGET_WEIGHTS[t] for t in targets])
+    label = str(rng.choice(targets, p=w / w.sum()))
+    if label == "other":
+        region = "body" if rng.random() < 0.3 else "brain"
+    else:
+        region = "body" if label.startswith("body-") else "brain"
+    pool = [a for a in anatomies if a.region == region] or anatomies
+    anat = pool[rng.integers(len(pool))]
+    if region == "brain" and rng.random() < 0.35:
+        anat = with_lesions(rng, anat)
+    proto = _other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label)
+    slices, res = render(rng, anat, proto, n_slices)
+    return normalise_stack(slices, res, res, spec), label, proto
+
+
+def label_index(label: str) -> int:
+    """Training target: index into classes.LABELS, or -1 for the open set."""
+    return LABELS.index(label) if label in LABELS else -1

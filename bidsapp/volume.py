@@ -1,0 +1,237 @@
+"""Load a series into one representative 3D image and turn it into the network's input.
+
+The network sees a *stack of native-plane slices*: K slices taken along the acquisition's
+slice axis, resampled in-plane to a fixed millimetre grid and intensity-normalised on the
+foreground. The same ``normalise_stack`` serves inference and the training simulator, so what
+the model learned on simulated images is exactly what it is shown on real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .records import Volume
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Geometry of the network input; stored in the model card so weights and input agree."""
+
+    n_slices: int = 12  # slices per series at inference
+    size: int = 128  # in-plane pixels (square)
+    pixel_mm: float = 2.0  # in-plane pixel size after resampling
+    coverage: float = 0.7  # central fraction of the foreground extent the slices are drawn from
+
+
+SPEC = InputSpec()
+
+
+# --------------------------------------------------------------------------------------- loading
+def load_nifti(path: str | Path, bval_path: str | Path | None = None) -> Volume:
+    """Read a NIfTI (3D or 4D). A ``.bval`` next to the file is used when none is given."""
+    path = Path(path)
+    img = nib.as_closest_canonical(nib.load(str(path)))
+    data = np.asanyarray(img.dataobj, dtype=np.float32)
+    if bval_path is None:
+        stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+        candidate = path.with_name(stem + ".bval")
+        bval_path = candidate if candidate.is_file() else None
+    b_values = _read_bvals(bval_path) if bval_path else ()
+    return volume_from_array(data, img.affine, b_values)
+
+
+def volume_from_array(data: np.ndarray, affine: np.ndarray, b_values: tuple[float, ...] = ()) -> Volume:
+    """Reduce a 3D/4D array to one representative 3D image (see ``representative``)."""
+    data = np.nan_to_num(np.asarray(data, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    while data.ndim > 4:  # e.g. complex or multi-echo trailing singleton axes
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    n_volumes = data.shape[3] if data.ndim == 4 else 1
+    if len(b_values) != n_volumes:
+        b_values = ()
+    return Volume(data=representative(data, b_values), affine=np.asarray(affine, float),
+                  n_volumes=n_volumes, b_values=tuple(b_values))
+
+
+def representative(data: np.ndarray, b_values: tuple[float, ...] = ()) -> np.ndarray:
+    """One 3D image that shows the series' contrast.
+
+    Diffusion series (b-values known, max b > 50): mean of the highest shell, which is what a
+    radiologist reads (trace-like). Other 4D series: temporal mean (fMRI, multi-echo, ASL).
+    """
+    if data.ndim == 3:
+        return data
+    if b_values and max(b_values) > 50:
+        b = np.asarray(b_values)
+        return data[..., b >= 0.5 * b.max()].mean(axis=3)
+    return data.mean(axis=3)
+
+
+def _read_bvals(path: str | Path) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in Path(path).read_text().split())
+    except (OSError, ValueError):
+        return ()
+
+
+def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = None) -> Volume:
+    """Convert one DICOM series with dcm2niix (it knows every vendor's mosaic, enhanced and 4D
+    layout) into a temporary NIfTI, then load it. Raises ``ValueError`` when nothing converts."""
+    tmp = Path(tempfile.mkdtemp(prefix="mrclass-dcm-", dir=work_dir))
+    try:
+        src = tmp / "in"
+        src.mkdir()
+        for i, f in enumerate(files):
+            (src / f"{i:06d}.dcm").symlink_to(Path(f).resolve())
+        out = tmp / "out"
+        out.mkdir()
+        proc = subprocess.run(
+            [_dcm2niix(), "-z", "n", "-b", "n", "-f", "%s_%e", "-o", str(out), str(src)],
+            capture_output=True, text=True, timeout=600,
+        )
+        niftis = sorted(out.glob("*.nii"), key=_conversion_rank)
+        if not niftis:
+            last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise ValueError(f"dcm2niix produced no image ({last[0]})")
+        nii = niftis[0]
+        bval = nii.with_suffix(".bval")
+        return load_nifti(nii, bval if bval.is_file() else None)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _conversion_rank(path: Path) -> tuple[int, int]:
+    """Prefer magnitude over phase/real/imaginary outputs, then the largest file."""
+    name = path.name.lower()
+    derived = any(tag in name for tag in ("_ph", "_real", "_imaginary", "_phmap", "_adc"))
+    return (int(derived), -path.stat().st_size)
+
+
+def _dcm2niix() -> str:
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        raise RuntimeError("dcm2niix not found on PATH (pip install dcm2niix)")
+    return exe
+
+
+# ---------------------------------------------------------------------------------- slice stack
+def slice_axis(shape: tuple[int, ...], spacing: tuple[float, ...]) -> int:
+    """The acquisition's slice axis: the thickest voxel axis, or the smallest one when isotropic."""
+    sp = np.asarray(spacing[:3], float)
+    if sp.max() > 1.25 * sp.min():
+        return int(np.argmax(sp))
+    return int(np.argmin(shape[:3]))
+
+
+def native_slices(volume: Volume, n_slices: int, coverage: float, rng: np.random.Generator | None = None):
+    """Pick ``n_slices`` slices along the slice axis inside the central foreground extent.
+
+    Returns (slices (n, rows, cols), (row_mm, col_mm)). Slices are oriented so that rows run
+    towards superior (or anterior for axial) in RAS space, i.e. the same way for every input.
+    ``rng`` jitters the positions (training); without it they are evenly spaced (inference).
+    """
+    data = volume.data
+    axis = slice_axis(data.shape, volume.spacing)
+    moved = np.moveaxis(data, axis, 0)  # (n, a, b) with a < b the remaining RAS axes
+    in_plane = [volume.spacing[i] for i in range(3) if i != axis]
+    lo, hi = _foreground_extent(moved, coverage)
+    if rng is None:
+        idx = np.linspace(lo, hi, num=min(n_slices, hi - lo + 1)).round().astype(int)
+    else:
+        idx = np.sort(rng.integers(lo, hi + 1, size=n_slices))
+    # (a, b) → rows = b (towards S or A), cols = a; flip rows so superior/anterior is up.
+    slices = np.ascontiguousarray(moved[idx].transpose(0, 2, 1)[:, ::-1, :])
+    return slices, (float(in_plane[1]), float(in_plane[0]))
+
+
+def _foreground_extent(stack: np.ndarray, coverage: float) -> tuple[int, int]:
+    n = stack.shape[0]
+    if n == 1:
+        return 0, 0
+    fg = foreground_mask(stack)
+    per_slice = fg.reshape(n, -1).mean(axis=1)
+    present = np.flatnonzero(per_slice >= 0.25 * per_slice.max()) if per_slice.max() > 0 else np.arange(n)
+    first, last = int(present[0]), int(present[-1])
+    margin = (1.0 - coverage) / 2 * (last - first)
+    return int(round(first + margin)), int(round(last - margin))
+
+
+def foreground_mask(stack: np.ndarray) -> np.ndarray:
+    """Foreground of an image stack.
+
+    Masked data (skull-stripped, z-scored: a constant background covering >10% of pixels) →
+    everything that differs from that constant. Otherwise a threshold at 10% of the robust
+    range above the border level, which separates tissue from Rician background noise.
+    """
+    border = np.concatenate([stack[..., 0, :].ravel(), stack[..., -1, :].ravel(),
+                             stack[..., :, 0].ravel(), stack[..., :, -1].ravel()])
+    values, counts = np.unique(border, return_counts=True)
+    bg = values[np.argmax(counts)]
+    if np.mean(stack == bg) > 0.10:
+        return stack != bg
+    lo, hi = np.percentile(stack, [1, 99.5])
+    return stack > lo + 0.1 * (hi - lo)
+
+
+def normalise_stack(slices: np.ndarray, row_mm: float, col_mm: float, spec: InputSpec = SPEC) -> np.ndarray:
+    """Resample slices to ``spec.pixel_mm``, centre on the foreground, crop/pad to ``spec.size``
+    and map intensities to roughly [0, 1] with foreground percentiles (1st → 0, 99th → 1).
+
+    Robust to any scaling or offset of the input (raw counts, rescaled uint8, z-scored)."""
+    stack = np.asarray(slices, dtype=np.float32)
+    fg = foreground_mask(stack)
+    values = stack[fg] if fg.any() else stack.ravel()
+    lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
+    scale = float(hi - lo) if hi > lo else 1.0
+    out = np.clip((stack - lo) / scale, -0.2, 1.5)
+    masked = np.mean(~fg) > 0.10 and _is_constant_background(stack, fg)
+    if masked:
+        out[~fg] = 0.0
+    t = torch.from_numpy(np.ascontiguousarray(out))[:, None]
+    fg_t = torch.from_numpy(fg.astype(np.float32))[:, None]
+    new_hw = (max(1, round(stack.shape[1] * row_mm / spec.pixel_mm)), max(1, round(stack.shape[2] * col_mm / spec.pixel_mm)))
+    antialias = new_hw[0] < stack.shape[1] or new_hw[1] < stack.shape[2]
+    t = F.interpolate(t, size=new_hw, mode="bilinear", align_corners=False, antialias=antialias)[:, 0]
+    fg_t = F.interpolate(fg_t, size=new_hw, mode="bilinear", align_corners=False)[:, 0]
+    return _centre_crop(t.numpy(), fg_t.numpy().mean(axis=0), spec.size)
+
+
+def _is_constant_background(stack: np.ndarray, fg: np.ndarray) -> bool:
+    bg = stack[~fg]
+    return bg.size > 0 and float(bg.max() - bg.min()) == 0.0
+
+
+def _centre_crop(stack: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    """Crop/pad (with 0) a (n, h, w) stack to (n, size, size) centred on the foreground mass."""
+    n, h, w = stack.shape
+    total = weight.sum()
+    if total > 0:
+        cy = int(round((weight.sum(axis=1) * np.arange(h)).sum() / total))
+        cx = int(round((weight.sum(axis=0) * np.arange(w)).sum() / total))
+    else:
+        cy, cx = h // 2, w // 2
+    out = np.zeros((n, size, size), np.float32)
+    y0, x0 = cy - size // 2, cx - size // 2
+    sy0, sx0 = max(0, y0), max(0, x0)
+    sy1, sx1 = min(h, y0 + size), min(w, x0 + size)
+    out[:, sy0 - y0: sy1 - y0, sx0 - x0: sx1 - x0] = stack[:, sy0:sy1, sx0:sx1]
+    return out
+
+
+def to_network_input(volume: Volume, spec: InputSpec = SPEC) -> np.ndarray:
+    """The (K, size, size) float32 stack the network classifies for this series."""
+    slices, (row_mm, col_mm) = native_slices(volume, spec.n_slices, spec.coverage)
+    return normalise_stack(slices, row_mm, col_mm, spec)
