@@ -17,7 +17,8 @@ from pathlib import Path
 
 from heudiconv.main import workflow
 
-from bidsapp import handoff
+from bidsapp import handoff, naming
+from bidsapp.classes import OTHER
 from bidsapp.records import Series, SeriesResult
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,47 @@ def convert_participant(
     outcomes = handoff.load_all(results)
     for outcome in outcomes:
         drop_gradients_of_non_dwi(Path(out_dir), outcome.stem)
+        set_aside_unnamed(Path(out_dir), outcome, series[0])
     return outcomes
+
+
+def set_aside_unnamed(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series) -> None:
+    """Move images heudiconv could only tell apart by a counter (``_T1w1``, ``_T1w2``; e.g. a
+    GE field map's magnitude + map) to sourcedata/unclassified: such names are not BIDS, and
+    which of them carries the classified contrast is unknown. Status becomes "other".
+    """
+    if not outcome.stem or outcome.stem.startswith(naming.UNCLASSIFIED_DIR):
+        return
+    folder, name = Path(out_dir) / Path(outcome.stem).parent, Path(outcome.stem).name
+    numbered = sorted(p for p in folder.glob(f"{name}[0-9]*") if re.fullmatch(re.escape(name) + r"\d+(\.nii\.gz|\.nii|\.json|\.bval|\.bvec)", p.name))
+    if not numbered:
+        return
+    request = naming.NameRequest(
+        key=outcome.series_uid, subject=series.subject, session=series.session, label=OTHER,
+        series_number=outcome.header.series_number, series_description=outcome.header.series_description,
+    )
+    target = naming.path_stem(request)
+    for p in numbered:
+        dest = Path(out_dir) / (target + "_" + p.name[len(name):])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(p, dest)
+    _rewrite_scans(Path(out_dir), series, outcome.stem, target)
+    outcome.message = f"heudiconv wrote {len([p for p in numbered if '.nii' in p.name])} unnamed images for {name}; kept under {naming.UNCLASSIFIED_DIR}"
+    outcome.status, outcome.stem = "other", target
+
+
+def _rewrite_scans(out_dir: Path, series: Series, old_stem: str, new_stem: str) -> None:
+    """Drop rows of moved files from the subject's scans.tsv (sourcedata is not listed there)."""
+    sub_dir = f"sub-{series.subject}" + (f"/ses-{series.session}" if series.session else "")
+    prefix = f"sub-{series.subject}" + (f"_ses-{series.session}" if series.session else "")
+    scans = out_dir / sub_dir / f"{prefix}_scans.tsv"
+    if not scans.is_file():
+        return
+    rel_old = Path(old_stem).relative_to(sub_dir).as_posix()
+    lines = scans.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [ln for ln in lines if not ln.startswith(rel_old)]
+    if kept != lines:
+        scans.write_text("".join(kept), encoding="utf-8")
 
 
 # Pieces heudiconv / dcm2niix add to a name when one series gives several images
@@ -103,7 +144,8 @@ _ADDED_PIECES = re.compile(r"_(echo-\d+|part-(mag|phase|real|imag)|inv-\d+)(?=_)
 
 
 def written_files(out_dir: Path, stem: str) -> list[str]:
-    """Image files written for a stem, relative to ``out_dir`` (sorted)."""
+    """Image files written for a stem, relative to ``out_dir`` (sorted); for a stem under
+    sourcedata/unclassified also the numbered images ``set_aside_unnamed`` put there."""
     if not stem:
         return []
     folder = Path(out_dir) / Path(stem).parent
@@ -116,7 +158,7 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
         if not n.endswith((".nii.gz", ".nii")):
             continue
         core = n[: -len(".nii.gz")] if n.endswith(".nii.gz") else n[: -len(".nii")]
-        if core == name or _ADDED_PIECES.sub("", core) == name:
+        if core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core):
             hits.append(p.relative_to(out_dir).as_posix())
     return hits
 
