@@ -76,7 +76,7 @@ def representative(data: np.ndarray, b_values: tuple[float, ...] = ()) -> np.nda
         return data
     if b_values and max(b_values) > 50:
         b = np.asarray(b_values)
-        return data[..., b >= 0.5 * b.max()].mean(axis=3)
+        return data[..., b >= 0.9 * b.max()].mean(axis=3)
     return data.mean(axis=3)
 
 

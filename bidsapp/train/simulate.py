@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from ..classes import LABELS
 from ..volume import SPEC, InputSpec, normalise_stack
-from .tissues import (BRAIN_TISSUES, BRAINWEB, LESION_LABELS, SYNTHSEG, TISSUE_INDEX, TISSUE_NAMES,
+from .tissues import (BRAIN_TISSUES, BRAINWEB, SYNTHSEG, TISSUE_INDEX, TISSUE_NAMES,
                       TISSUES, TOTALSEG)
 
 N_TISSUES = len(TISSUE_NAMES)
@@ -83,10 +83,16 @@ def _crop_to_content(tissue: np.ndarray, affine: np.ndarray, pad: int = 4):
     return np.ascontiguousarray(tissue[crop]), shifted
 
 
-def load_anatomies(anatomy_dir: str | Path) -> list[Anatomy]:
-    """BrainWeb and SynthSeg heads and the TotalSegmentator abdomen (CT values fill fat/muscle/bone)."""
+def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0) -> list[Anatomy]:
+    """BrainWeb and SynthSeg heads and the TotalSegmentator abdomen (CT values fill fat/muscle/bone),
+    plus ``n_phantoms`` procedural heads. ``anatomy_dir="phantom"`` uses phantoms only (tests, demos)."""
+    from .phantom import make_phantom
+
+    phantoms = [make_phantom(seed) for seed in range(n_phantoms)]
+    if str(anatomy_dir) == "phantom":
+        return phantoms or [make_phantom(0)]
     root = Path(anatomy_dir)
-    out: list[Anatomy] = []
+    out: list[Anatomy] = phantoms
     for f in sorted((root / "brainweb").glob("*.nii.gz")):
         img = nib.as_closest_canonical(nib.load(str(f)))
         t, aff = _crop_to_content(_to_tissue(np.asanyarray(img.dataobj).astype(np.int32), BRAINWEB), img.affine)
@@ -106,7 +112,7 @@ def load_anatomies(anatomy_dir: str | Path) -> list[Anatomy]:
         labels[unlabeled & (ct > 180)] = 252
         t, aff = _crop_to_content(_to_tissue(labels, TOTALSEG), seg.affine)
         out.append(Anatomy("totalseg/example_ct", "body", t, aff))
-    if not out:
+    if len(out) == len(phantoms):
         raise FileNotFoundError(f"no label maps under {root}")
     return out
 
@@ -155,15 +161,23 @@ def _epi_geometry(rng, thick=(3.0, 6.0), res=(1.2, 2.8)) -> dict:
                 field=float(rng.choice([1.5, 3.0])))
 
 
+def _t1_flip(rng, tr: float, t1_wm: float = 900.0) -> float:
+    """T1-weighted spoiled GRE flips sit well above the Ernst angle (near it the image is PD-like)."""
+    ernst = math.degrees(math.acos(math.exp(-tr / t1_wm)))
+    return float(np.clip(ernst * _u(rng, 2.2, 4.0), 10, 45))
+
+
 def _t1_brain(rng, label: str) -> Protocol:
     g = _geometry(rng, p3d=0.55)
     gd = "brain" if label == "T1wce" else ""
     r = rng.random()
     if g["is3d"] and r < 0.6:
-        return Protocol(label, "mprage", "mprage", tr=_u(rng, 1800, 2500), te=_u(rng, 2, 4), ti=_u(rng, 800, 1100),
+        ti = _u(rng, 1000, 1200) if g["field"] >= 2 else _u(rng, 750, 1000)  # past the GM null point
+        return Protocol(label, "mprage", "mprage", tr=_u(rng, 1800, 2500), te=_u(rng, 2, 4), ti=ti,
                         flip=_u(rng, 7, 10), gd_phase=gd, flow="none", **g)
     if g["is3d"] or r < 0.8:
-        return Protocol(label, "spgr", "gre", tr=_u(rng, 6, 30), te=_u(rng, 2, 6), flip=_u(rng, 12, 30),
+        tr = _u(rng, 6, 30)
+        return Protocol(label, "spgr", "gre", tr=tr, te=_u(rng, 2, 6), flip=_t1_flip(rng, tr),
                         gd_phase=gd, flow=str(rng.choice(["none", "inflow"])), **g)
     return Protocol(label, "se_t1", "se", tr=_u(rng, 350, 750), te=_u(rng, 8, 20), gd_phase=gd,
                     flow=str(rng.choice(["void", "none"])), **g)
@@ -281,10 +295,15 @@ class TissueParams:
     adc: np.ndarray
 
 
-def draw_tissue_params(rng, field_t: float, jitter: float = 0.2) -> TissueParams:
-    """Per-image tissue parameters around the literature values (±``jitter``, uniform)."""
+def draw_tissue_params(rng, field_t: float, jitter: float = 0.2, tissue_jitter: float = 0.05) -> TissueParams:
+    """Per-image tissue parameters around the literature values.
+
+    Each parameter gets one shared factor (±``jitter``: field strength, method and population
+    differences move all tissues together) times a small per-tissue factor (±``tissue_jitter``).
+    Independent ±20% per tissue would swap white and grey matter T1 at 1.5 T (a 27% gap) and
+    teach the network T1w images with inverted contrast."""
     def j(v):
-        return v * rng.uniform(1 - jitter, 1 + jitter, size=v.shape)
+        return v * rng.uniform(1 - jitter, 1 + jitter) * rng.uniform(1 - tissue_jitter, 1 + tissue_jitter, size=v.shape)
     t1 = _T["t1_3"] if field_t >= 2 else _T["t1_15"]
     t2 = _T["t2_3"] if field_t >= 2 else _T["t2_15"]
     t2s = _T["t2s_3"] * (1.0 if field_t >= 2 else 1.3)
@@ -329,10 +348,10 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
             t1n = t1[TISSUE_INDEX["csf"]]
         else:  # STIR: null fat
             t1n = t1[TISSUE_INDEX["fat"]]
-        ti = t1n * math.log(2.0 / (1.0 + math.exp(-tr / t1n))) * _u(rng, 0.93, 1.07)
+        ti = t1n * math.log(2.0 / (1.0 + math.exp(-tr / t1n))) * _u(rng, 0.975, 1.025)  # CSF (long T2) shows any residual
         s = pd * np.abs(1 - 2 * np.exp(-ti / t1) + e1) * np.exp(-te / t2)
     elif seq == "mprage":
-        ir = np.clip(1 - 2 * _u(rng, 0.85, 1.0) * np.exp(-proto.ti / t1) + e1, 0, None)
+        ir = np.abs(1 - 2 * np.exp(-proto.ti / t1) + e1)  # the readout train keeps CSF near its null
         a = math.radians(proto.flip)
         e1g = np.exp(-_u(rng, 6, 10) / t1)
         gre = math.sin(a) * (1 - e1g) / (1 - math.cos(a) * e1g)
@@ -386,45 +405,70 @@ def _rotation(rng, max_deg: float) -> np.ndarray:
     return np.eye(3) + math.sin(ang) * k + (1 - math.cos(ang)) * k @ k
 
 
-def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str, fov: float):
-    """Nearest-label tissue indices on each slice: (n_slices, sub_planes, H, W), pixel = proto.res."""
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Where the slices of a simulated series lie, in RAS world millimetres."""
+
+    centre: np.ndarray
+    normal: np.ndarray
+    up: np.ndarray  # rows run from +up (row 0) downwards
+    right: np.ndarray  # columns run towards +right
+    positions: np.ndarray  # offset of each slice along ``normal``
+    planes: tuple[str, ...]  # plane of each slice (differs only for tri-plane localizers)
+    res: float
+    size: int
+
+
+def plan_geometry(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str, fov: float,
+                  even: bool = False, oblique: bool = True) -> SliceGeometry:
+    """Slice planes for a series; ``even`` spreads them over the coverage like a real series."""
     res = max(proto.res, 1.0 if anat.region == "brain" else 1.5)
-    size = int(round(fov / res))
+    tilt = _rotation(rng, 15.0 if rng.random() < 0.5 else 4.0) if oblique else np.eye(3)
+    normal, up, right = (tilt @ np.array(v, float) for v in _PLANES[plane])
+    centre = anat.fg_points.mean(axis=0) + (rng.normal(scale=8.0, size=3) if oblique else 0.0)
+    planes = tuple(str(rng.choice(list(_PLANES))) for _ in range(n_slices)) if proto.mixed_planes else (plane,) * n_slices
+    pos = _slice_positions(rng, anat, normal, centre, n_slices, even)
+    return SliceGeometry(centre, normal, up, right, pos, planes, res, int(round(fov / res)))
+
+
+def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale: np.ndarray | None = None):
+    """Nearest-label tissue indices on each slice: (n_slices, sub_planes, H, W)."""
     n_sub = int(np.clip(round(proto.thickness / (1.0 if anat.region == "brain" else 2.0)), 1, 9))
-    tilt = _rotation(rng, 15.0 if rng.random() < 0.5 else 4.0)
-    scale = np.diag(rng.uniform(0.88, 1.12, size=3))
-    planes = [plane] * n_slices
-    if proto.mixed_planes:
-        planes = [str(rng.choice(list(_PLANES))) for _ in range(n_slices)]
-    centre = anat.fg_points.mean(axis=0) + rng.normal(scale=8.0, size=3)
+    scale = np.eye(3) if scale is None else scale
+    tilt = np.column_stack([geo.right, geo.up, geo.normal]) @ np.linalg.inv(
+        np.column_stack([np.array(v, float) for v in reversed(_PLANES[geo.planes[0]])]))
     inv = np.linalg.inv(anat.affine)
     world_to_anat = inv[:3, :3] @ np.linalg.inv(scale)
-    out = np.empty((n_slices, n_sub, size, size), np.uint8)
+    size, res = geo.size, geo.res
+    out = np.empty((len(geo.positions), n_sub, size, size), np.uint8)
     axis = (np.arange(size) - (size - 1) / 2) * res
-    pos = _slice_positions(rng, anat, tilt @ np.array(_PLANES[plane][0], float), centre, n_slices)
-    for k, pl in enumerate(planes):
+    offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (proto.thickness / n_sub)
+    for k, pl in enumerate(geo.planes):
         n, up, right = (tilt @ np.array(v, float) for v in _PLANES[pl])
-        offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (proto.thickness / n_sub)
-        # rows run from +up (top) to -up
-        grid = (centre[None, None, None, :]
-                + (pos[k] + offs)[:, None, None, None] * n
+        grid = (geo.centre[None, None, None, :]
+                + (geo.positions[k] + offs)[:, None, None, None] * n
                 - axis[None, :, None, None] * up
                 + axis[None, None, :, None] * right)
-        vox = (grid - centre) @ world_to_anat.T + (inv[:3, :3] @ centre + inv[:3, 3])
+        vox = (grid - geo.centre) @ world_to_anat.T + (inv[:3, :3] @ geo.centre + inv[:3, 3])
         coords = np.moveaxis(vox, -1, 0).reshape(3, -1)
         out[k] = ndimage.map_coordinates(anat.tissue, coords, order=0, mode="constant",
                                          cval=TISSUE_INDEX["air"]).reshape(n_sub, size, size)
-    return out, res
+    return out
 
 
-def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
-    """Offsets along the normal inside the central 70% of a coverage window of the anatomy."""
+def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray, n: int,
+                     even: bool = False) -> np.ndarray:
+    """Offsets along the normal inside the central 70% of a coverage window of the anatomy
+    (``even``: evenly over 95% of it, as a complete series covers the organ)."""
     proj = (anat.fg_points - centre) @ normal
     lo, hi = np.percentile(proj, [2, 98])
     if anat.region == "body":  # a body series covers 12-30 cm of a longer trunk
         length = min(hi - lo, _u(rng, 120, 300))
         start = _u(rng, lo, max(lo, hi - length))
         lo, hi = start, start + length
+    if even:
+        margin = 0.025 * (hi - lo)
+        return np.linspace(lo + margin, hi - margin, n)
     margin = 0.15 * (hi - lo)
     return np.sort(rng.uniform(lo + margin, hi - margin, size=n))
 
@@ -481,13 +525,20 @@ def _smooth_field(rng, shape, scale_px: float, amplitude: float) -> np.ndarray:
     return amplitude * f
 
 
-def render(rng, anat: Anatomy, proto: Protocol, n_slices: int) -> tuple[np.ndarray, float]:
-    """Simulate the ``n_slices`` slices of one series: (n, H, W) magnitude images and pixel mm."""
+def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
+           fov: float | None = None, even: bool = False, oblique: bool = True,
+           stripped: bool | None = None, storage: bool = True):
+    """Simulate ``n_slices`` slices of one series: (n, H, W) magnitude images and their geometry.
+
+    Training draws everything; the example study fixes plane, FOV and even coverage."""
     plane_p = {"brain": [0.55, 0.2, 0.25], "body": [0.75, 0.05, 0.2]}[anat.region]
-    plane = str(rng.choice(list(_PLANES), p=plane_p))
-    fov = _u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420)
-    tissue, res = sample_tissue_slices(rng, anat, proto, n_slices, plane, fov)
-    stripped = anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
+    plane = plane or str(rng.choice(list(_PLANES), p=plane_p))
+    fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
+    geo = plan_geometry(rng, anat, proto, n_slices, plane, fov, even=even, oblique=oblique)
+    scale = np.diag(rng.uniform(0.88, 1.12, size=3)) if oblique else None
+    tissue = sample_tissue_slices(rng, anat, proto, geo, scale)
+    if stripped is None:
+        stripped = anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
     if stripped:
         tissue = np.where(_IS_BRAIN[tissue], tissue, TISSUE_INDEX["air"]).astype(np.uint8)
     tp = draw_tissue_params(rng, proto.field)
@@ -503,7 +554,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int) -> tuple[np.ndarr
     img = _artefacts(rng, img, proto, brain_mask)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
-    return _storage(rng, img, stripped), res
+    return (_storage(rng, img, stripped) if storage else img), geo
 
 
 def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.ndarray:
@@ -568,8 +619,8 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
     if region == "brain" and rng.random() < 0.35:
         anat = with_lesions(rng, anat)
     proto = _other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label)
-    slices, res = render(rng, anat, proto, n_slices)
-    return normalise_stack(slices, res, res, spec), label, proto
+    slices, geo = render(rng, anat, proto, n_slices)
+    return normalise_stack(slices, geo.res, geo.res, spec), label, proto
 
 
 def label_index(label: str) -> int:

@@ -32,6 +32,7 @@ from . import simulate
 from .metrics import calibration, choose_threshold, decisions
 
 log = logging.getLogger("mrclass.train")
+N_PHANTOMS = 3  # procedural heads mixed into the real anatomies: shape variety, and the bundled example
 
 
 def one_hot(label: str) -> np.ndarray:
@@ -51,7 +52,7 @@ class SimulatedSeries(IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        anatomies = simulate.load_anatomies(self.anatomy_dir)
+        anatomies = simulate.load_anatomies(self.anatomy_dir, N_PHANTOMS)
         while True:
             stack, label, _ = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
             yield stack.astype(np.float32), one_hot(label)
@@ -84,7 +85,7 @@ def interleave(primary, secondary, p_secondary: float, seed: int):
 
 def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec):
     rng = np.random.default_rng([seed, 12345])
-    anatomies = simulate.load_anatomies(anatomy_dir)
+    anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS)
     stacks, labels, kinds = [], [], []
     for _ in range(n):
         stack, label, proto = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
@@ -106,7 +107,8 @@ def predict_probs(net, stacks: np.ndarray, device, batch: int = 16) -> np.ndarra
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="mrclass-bids-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--anatomy", required=True, help="folder with brainweb/, synthseg/, totalseg/ label maps")
+    p.add_argument("--anatomy", required=True,
+                   help="folder with brainweb/, synthseg/, totalseg/ label maps, or 'phantom' (no data; smoke runs)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, log, final weights + card")
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget")
     p.add_argument("--steps", type=int, default=100000, help="maximum optimizer steps")

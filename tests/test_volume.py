@@ -1,0 +1,86 @@
+"""The network's input: loading, reduction of 4D series, orientation and normalisation."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bidsapp.volume import (SPEC, foreground_mask, load_dicom, load_nifti, native_slices, normalise_stack,
+                            representative, slice_axis, to_network_input, volume_from_array)
+
+
+def _head(shape=(60, 70, 50)) -> np.ndarray:
+    """A bright ellipsoid with a marker blob towards anterior-superior, on Rician-like noise."""
+    rng = np.random.default_rng(0)
+    g = np.ogrid[tuple(slice(0, s) for s in shape)]
+    c = [s / 2 for s in shape]
+    r = [s / 3 for s in shape]
+    inside = sum(((x - ci) / ri) ** 2 for x, ci, ri in zip(g, c, r)) <= 1
+    data = np.abs(rng.normal(0, 5, shape)) + 300.0 * inside
+    marker = sum(((x - ci) / 3) ** 2 for x, ci in zip(g, [c[0], c[1] + r[1] * 0.7, c[2] + r[2] * 0.5])) <= 1
+    return (data + 700.0 * marker).astype(np.float32)
+
+
+def test_slice_axis_is_thick_axis_or_smallest_dimension():
+    assert slice_axis((256, 256, 26), (0.9, 0.9, 5.5)) == 2
+    assert slice_axis((176, 256, 256), (1.0, 1.0, 1.0)) == 0
+    assert slice_axis((240, 240, 155), (1.0, 1.0, 1.0)) == 2
+
+
+def test_foreground_mask_handles_constant_and_noisy_background():
+    data = _head()
+    assert 0.1 < foreground_mask(data).mean() < 0.3
+    zscored = np.where(data > 100, (data - data.mean()) / data.std(), -3.5).astype(np.float32)
+    mask = foreground_mask(zscored)
+    assert np.array_equal(mask, data > 100)
+
+
+@settings(max_examples=25, deadline=None)
+@given(scale=st.floats(0.01, 5000), offset=st.floats(-1000, 1000))
+def test_normalisation_ignores_intensity_scale_and_offset(scale, offset):
+    slices = _head()[:, :, 20:26].transpose(2, 0, 1)
+    ref = normalise_stack(slices, 1.0, 1.0)
+    out = normalise_stack(slices * scale + offset, 1.0, 1.0)
+    assert out.shape == (6, SPEC.size, SPEC.size)
+    np.testing.assert_allclose(out, ref, atol=2e-3)
+
+
+def test_orientation_does_not_change_what_the_network_sees():
+    """The same head stored RAS and LPS (flipped axes) gives the same stack, marker on top."""
+    data = _head()
+    ras = volume_from_array(data, np.diag([2.0, 2.0, 4.0, 1.0]))
+    lps_affine = np.diag([-2.0, -2.0, 4.0, 1.0])
+    lps_img = nib.as_closest_canonical(nib.Nifti1Image(data[::-1, ::-1, :].copy(), lps_affine))
+    lps = volume_from_array(np.asanyarray(lps_img.dataobj), lps_img.affine)
+    a, b = to_network_input(ras), to_network_input(lps)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    # slice axis is z (4 mm); anterior (+y) is up: the marker sits in the upper half of the rows
+    slices, _ = native_slices(ras, 40, 1.0)
+    rows = np.argwhere(slices > 900)[:, 1]
+    assert rows.size and rows.mean() < slices.shape[1] / 2
+
+
+def test_representative_uses_highest_diffusion_shell():
+    data = np.stack([np.full((4, 4, 4), v, np.float32) for v in (100, 40, 42, 10, 12)], axis=-1)
+    np.testing.assert_allclose(representative(data, (0, 500, 500, 1000, 1000)), 11.0)
+    np.testing.assert_allclose(representative(data, ()), data.mean(axis=-1))
+
+
+def test_nan_and_constant_volumes_do_not_crash():
+    vol = volume_from_array(np.full((20, 20, 10), np.nan, np.float32), np.eye(4))
+    x = to_network_input(vol)
+    assert np.isfinite(x).all()
+
+
+def test_real_nifti_and_dicom(real_data):
+    vol = load_nifti(real_data / "nifti/niivue_register/T2w.nii.gz")
+    x = to_network_input(vol)
+    assert x.shape == (SPEC.n_slices, SPEC.size, SPEC.size) and np.isfinite(x).all()
+    files = sorted((real_data / "dicom/ProstateX-0000_6_ep2d_diff_tra").iterdir())
+    dwi = load_dicom(files)
+    assert dwi.n_volumes == 3 and len(dwi.b_values) == 3 and max(dwi.b_values) >= 500
+    with pytest.raises(ValueError):
+        load_dicom([real_data / "labels.tsv"])
