@@ -15,7 +15,9 @@ import re
 import shutil
 from pathlib import Path
 
-from heudiconv.main import workflow
+os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version check from heudiconv/nipype
+
+from heudiconv.main import workflow  # noqa: E402
 
 from bidsapp import handoff, naming
 from bidsapp.classes import OTHER

@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from dicomgen import uid, write_junk, write_series, write_sr, write_truncated
+from dicomgen import write_junk, write_series, write_sr, write_truncated
 
 from bidsapp.discover import (
     detect_input_type,

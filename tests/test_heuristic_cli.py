@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from e2e_helpers import link_tree, require_model
 
 REPO = Path(__file__).resolve().parents[1]

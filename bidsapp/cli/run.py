@@ -67,13 +67,16 @@ def deriv_root(out: Path, kind: str) -> Path:
 
 
 def run_group(out: Path) -> int:
+    from bidsapp.report.html import write_group_report
+
     root = out / "derivatives" / "mrclass"
     root = root if root.is_dir() else out
     if not list(root.glob("sub-*/sub-*_classifications.tsv")):
         log.error("no participant tables under %s: run the participant level first", root)
         return EXIT_NOTHING_DONE
     path = derivatives.write_group_tsv(root)
-    log.info("wrote %s", path)
+    page = write_group_report(derivatives.read_tsv(path), root)
+    log.info("wrote %s and %s", path, page)
     return EXIT_OK
 
 
@@ -84,6 +87,7 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
         if r.bids_path:
             derivatives.write_sidecar(deriv, r, card, source_prefix + r.bids_path)
     derivatives.write_participant_tsv(deriv, subject, results)
+    write_report(out, deriv, subject, results)
     if kind == "dicom":
         derivatives.write_dataset_files(out, derivatives.raw_description(), derivatives.RAW_README)
         derivatives.add_participants(out, [subject])
@@ -91,6 +95,15 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
     else:
         derivatives.write_dataset_files(deriv, derivatives.derivative_description(None), derivatives.DERIVATIVE_README)
         derivatives.add_participants(deriv, [subject])
+
+
+def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResult]) -> None:
+    """The participant's HTML page; thumbnails come from the NIfTI each series was written to."""
+    from bidsapp.report.html import write_participant_report
+
+    figures = {r.series.series_uid: out / r.bids_path for r in results
+               if r.bids_path and r.bids_path.endswith((".nii", ".nii.gz"))}
+    write_participant_report(results, deriv, subject, figures)
 
 
 def run_participants(args, src: Path, out: Path) -> int:

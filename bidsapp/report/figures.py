@@ -19,6 +19,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from ..volume import slice_axis
+
 
 @dataclass(frozen=True)
 class MosaicSpec:
@@ -53,14 +55,6 @@ def png_bytes(image: np.ndarray) -> bytes:
         + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
         + chunk(b"IEND", b"")
     )
-
-
-def slice_axis(shape: tuple[int, ...], spacing: tuple[float, ...]) -> int:
-    """The through-plane axis: largest spacing, or the smallest dimension when isotropic."""
-    spacing = tuple(float(s) for s in spacing[:3])
-    if max(spacing) - min(spacing) > 0.05 * max(spacing):
-        return int(np.argmax(spacing))
-    return int(np.argmin(shape[:3]))
 
 
 def slice_indices(n: int, spec: MosaicSpec = MosaicSpec()) -> list[int]:

@@ -13,10 +13,8 @@ be rebuilt from the TSVs of parallel participant jobs.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 import jinja2
 
 from bidsapp.classes import ALL_LABELS, OTHER, region_of
+from bidsapp.derivatives import atomic_write_text
 from bidsapp.records import SeriesResult
 
 LOW_CONFIDENCE = 0.7  # below this probability of the decided class, a person should look
@@ -157,18 +156,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _atomic_write(path: Path, text: str) -> Path:
+def _write(path: Path, text: str) -> Path:
     """Readers see the old page or the new one, never half of one (parallel jobs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path
 
 
@@ -212,7 +202,7 @@ def write_participant_report(
     html = _environment().get_template("participant.html").render(
         subject=subject, cards=cards, summary=summary, title=f"sub-{subject}"
     )
-    return _atomic_write(out_dir / f"sub-{subject}.html", html)
+    return _write(out_dir / f"sub-{subject}.html", html)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,4 +312,4 @@ def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str
         review=[r for r in parsed if r.flags.any],
         participants=per_participant,
     )
-    return _atomic_write(Path(out_dir) / "group.html", html)
+    return _write(Path(out_dir) / "group.html", html)
