@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bidsapp.classes import BY_LABEL, OTHER
+from bidsapp.classes import BY_LABEL
 
 DEFAULT_AGENT = "gadolinium"
 UNCLASSIFIED_DIR = "sourcedata/unclassified"
