@@ -62,3 +62,17 @@ def test_axial_geometry_puts_anterior_at_the_top():
     eyes = np.argwhere((tissue == TISSUE_INDEX["vitreous"]).any(axis=1))
     assert eyes.size, "eye globes should be covered by an axial series"
     assert eyes[:, 1].mean() < geo.size / 2
+
+
+def test_load_anatomies_reads_label_maps_and_refuses_an_empty_folder(tmp_path):
+    import nibabel as nib
+
+    (tmp_path / "brainweb").mkdir()
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[5:15, 5:15, 5:15] = 3  # white matter
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "brainweb" / "subject00_crisp.nii.gz")
+    anatomies = S.load_anatomies(tmp_path, n_phantoms=1)
+    assert [a.region for a in anatomies] == ["brain", "brain"]
+    assert (anatomies[1].tissue == TISSUE_INDEX["wm"]).sum() == 1000
+    with pytest.raises(FileNotFoundError):
+        S.load_anatomies(tmp_path / "missing", n_phantoms=1)

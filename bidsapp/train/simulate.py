@@ -92,7 +92,7 @@ def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0) -> list[Anatomy
     if str(anatomy_dir) == "phantom":
         return phantoms or [make_phantom(0)]
     root = Path(anatomy_dir)
-    out: list[Anatomy] = phantoms
+    out: list[Anatomy] = list(phantoms)
     for f in sorted((root / "brainweb").glob("*.nii.gz")):
         img = nib.as_closest_canonical(nib.load(str(f)))
         t, aff = _crop_to_content(_to_tissue(np.asanyarray(img.dataobj).astype(np.int32), BRAINWEB), img.affine)

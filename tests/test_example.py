@@ -1,0 +1,31 @@
+"""The bundled example study: valid DICOM that dcm2niix converts into the intended series."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import nibabel as nib
+import pydicom
+
+from bidsapp.example import SERIES, write_example
+
+
+def test_example_study_converts_with_dcm2niix(tmp_path):
+    dicom = tmp_path / "dicom"
+    series = write_example(dicom)
+    folders = sorted(p for p in dicom.iterdir() if p.is_dir())
+    assert len(folders) == len(SERIES) == len(series)
+    ds = pydicom.dcmread(next(folders[1].glob("*.dcm")))
+    assert ds.PatientID == "EXAMPLE01" and ds.Modality == "MR"
+    out = tmp_path / "nii"
+    out.mkdir()
+    subprocess.run([shutil.which("dcm2niix"), "-z", "y", "-f", "%s", "-o", str(out), str(dicom)],
+                   check=True, capture_output=True)
+    by_number = {int(p.name.split(".")[0].split("_")[0]): p for p in out.glob("*.nii.gz")}
+    for s in SERIES:
+        img = nib.load(by_number[s.number])
+        n_vol = img.shape[3] if img.ndim == 4 else 1
+        assert n_vol == max(1, len(s.b_values)), s.description
+        assert s.n_slices in img.shape[:3], s.description
+    assert (out / "5.bval").read_text().split() == ["0", "1000", "1000", "1000"]

@@ -1,0 +1,32 @@
+"""Training CLI: a seconds-long smoke run on the package's own phantom, then a resume."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from bidsapp.classes import LABELS
+from bidsapp.model.predict import Classifier, sha256
+from bidsapp.train import train
+
+
+def test_smoke_training_writes_loadable_weights_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["--anatomy", "phantom", "--out", str(out), "--steps", "2", "--batch", "2", "--train-slices", "2",
+            "--val-size", "6", "--workers", "0", "--threads", "1", "--minutes", "2"]
+    assert train.main(args) == 0
+    card = json.loads((out / "mrclass.json").read_text())
+    assert card["classes"] == list(LABELS)
+    assert card["training"]["steps"] == 2
+    assert card["weights_sha256"] == sha256(out / "mrclass.pt")
+    assert 0.0 < card["threshold"] < 1.0
+    assert "ece" in card["validation_simulated"]["calibration"]
+    clf = Classifier.load("cpu", out / "mrclass.pt")
+    assert clf.card["sha256"] == card["weights_sha256"]
+
+    before = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    assert train.main(args[:5] + ["4"] + args[6:] + ["--resume"]) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4
+    assert any(not torch.equal(before[k], state["model"][k]) for k in before)
