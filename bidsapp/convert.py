@@ -53,6 +53,39 @@ def environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
+def heudiconv_problem(series: Series) -> str | None:
+    """Why heudiconv's own DICOM grouping would raise on this series, or None.
+
+    heudiconv parses every file of a participant in one pass and one exception there (e.g. an
+    enhanced DICOM without a DimensionIndexSequence) aborts the whole participant. Probing one
+    file per distinct frame layout with the same parser finds such series beforehand.
+    """
+    from heudiconv.dicoms import validate_dicom
+
+    probed: set[tuple] = set()
+    for path in series.files:
+        try:
+            info = validate_dicom(str(path), None)
+            if info is None:
+                continue
+            mw = info[0]
+            layout = (mw.dcm_data.get("Rows"), mw.dcm_data.get("Columns"), mw.dcm_data.get("NumberOfFrames"),
+                      str(mw.dcm_data.get("SOPClassUID", "")))
+            if layout in probed:
+                continue
+            probed.add(layout)
+            mw.image_shape  # noqa: B018  (heudiconv reads it while grouping)
+            mw.series_signature  # noqa: B018
+        except Exception as exc:  # noqa: BLE001  (whatever heudiconv would raise)
+            return "heudiconv cannot parse the header: " + " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    return None
+
+
+def outcomes_dir(work_dir: Path, subject: str) -> Path:
+    """Where the heuristic leaves one JSON verdict per series of a participant."""
+    return Path(work_dir) / "heudiconv" / f"sub-{subject}"
+
+
 def convert_participant(
     series: list[Series],
     out_dir: Path,
@@ -61,11 +94,14 @@ def convert_participant(
     device: str = "cpu",
     threshold: float | None = None,
 ) -> list[handoff.SeriesOutcome]:
-    """Convert the series of one participant into ``out_dir``; one outcome per heudiconv group."""
+    """Convert the series of one participant into ``out_dir``; one outcome per heudiconv group.
+
+    Raises what heudiconv raises; ``convert_safely`` turns that into per-series errors.
+    """
     if not series:
         return []
     subject = series[0].subject
-    results = Path(work_dir) / "heudiconv" / f"sub-{subject}"
+    results = outcomes_dir(work_dir, subject)
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)
     series_map = results.parent / f"sub-{subject}_series.json"
@@ -94,10 +130,14 @@ def convert_participant(
             overwrite=True,
             grouping="studyUID",
         )
-    outcomes = handoff.load_all(results)
+    return finish_outcomes(handoff.load_all(results), out_dir, series[0])
+
+
+def finish_outcomes(outcomes: list[handoff.SeriesOutcome], out_dir: Path, series: Series) -> list[handoff.SeriesOutcome]:
+    """Tidy what heudiconv wrote: gradients only with _dwi, counter-named images set aside."""
     for outcome in outcomes:
         drop_gradients_of_non_dwi(Path(out_dir), outcome.stem)
-        set_aside_unnamed(Path(out_dir), outcome, series[0])
+        set_aside_unnamed(Path(out_dir), outcome, series)
     return outcomes
 
 
@@ -162,6 +202,11 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
         core = n[: -len(".nii.gz")] if n.endswith(".nii.gz") else n[: -len(".nii")]
         if core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core):
             hits.append(p.relative_to(out_dir).as_posix())
+    if not hits and stem.startswith(naming.UNCLASSIFIED_DIR):
+        # heudiconv's counter names ("12_mixed1", "12_mixed2": one series gave several images,
+        # e.g. two matrix sizes); only when the plain name is absent, so no other series matches.
+        hits = sorted(p.relative_to(out_dir).as_posix() for p in folder.iterdir()
+                      if re.fullmatch(re.escape(name) + r"\d+\.nii(\.gz)?", p.name))
     return hits
 
 
@@ -176,20 +221,57 @@ def drop_gradients_of_non_dwi(out_dir: Path, stem: str) -> None:
                 (Path(out_dir) / (core + ext)).unlink()
 
 
-def results_from_outcomes(series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path) -> list[SeriesResult]:
+def convert_safely(
+    series: list[Series], out_dir: Path, work_dir: Path, problems: dict[str, str], **options
+) -> tuple[list[handoff.SeriesOutcome], dict[str, str]]:
+    """Convert what can be converted; return the outcomes and every series' known problem.
+
+    Series with a known problem (from discovery, or failing heudiconv's header parser) are left
+    out of the conversion. Should heudiconv still fail, the participant's remaining series get
+    that failure as their message instead of the run stopping.
+    """
+    problems = {s.series_uid: problems[s.series_uid] for s in series if s.series_uid in problems}
+    for s in series:
+        if s.series_uid not in problems and (why := heudiconv_problem(s)):
+            problems[s.series_uid] = why
+    todo = [s for s in series if s.series_uid not in problems]
+    if not todo:
+        return [], problems
+    try:
+        return convert_participant(todo, out_dir, work_dir, **options), problems
+    except Exception as exc:  # noqa: BLE001  (heudiconv/nipype raise anything)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        msg = f"conversion aborted by heudiconv ({type(exc).__name__}: {first[:160]})"
+        log.error("sub-%s: %s", series[0].subject, msg)
+        log.debug("heudiconv traceback", exc_info=True)
+    # Keep what was written before the failure; the rest carries the failure as its message.
+    results = outcomes_dir(work_dir, todo[0].subject)
+    outcomes = finish_outcomes(handoff.load_all(results), out_dir, todo[0]) if results.is_dir() else []
+    done = {o.series_uid for o in outcomes if written_files(out_dir, o.stem)}
+    return outcomes, {**problems, **{s.series_uid: msg for s in todo if s.series_uid not in done}}
+
+
+def results_from_outcomes(
+    series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path, problems: dict[str, str] | None = None
+) -> list[SeriesResult]:
     """One result per discovered series, from what the heuristic recorded and what was written.
 
-    A series heudiconv never saw (e.g. it found no image in it) becomes status "error", so
-    every input series has its row.
+    A series with a known problem, or one heudiconv never saw (e.g. it found no image in it),
+    becomes status "error", so every input series has its row.
     """
+    problems = problems or {}
     by_uid: dict[str, list[handoff.SeriesOutcome]] = {}
     for o in outcomes:
         by_uid.setdefault(o.series_uid, []).append(o)
     results = []
     for s in series:
         found = sorted(by_uid.get(s.series_uid, []), key=lambda o: o.stem)
+        if s.series_uid in problems:
+            results.append(SeriesResult(s, None, status="error", message=problems[s.series_uid]))
+            continue
         if not found:
-            results.append(SeriesResult(s, None, status="error", message="not converted by heudiconv (no image data found)"))
+            why = "no SeriesNumber" if s.header.series_number is None else "no image data found"
+            results.append(SeriesResult(s, None, status="error", message=f"not converted by heudiconv ({why})"))
             continue
         main = next((o for o in found if o.classification), found[0])
         written = [p for o in found for p in written_files(out_dir, o.stem)]
@@ -198,6 +280,8 @@ def results_from_outcomes(series: list[Series], outcomes: list[handoff.SeriesOut
             status, message = "error", message or f"conversion wrote no image for {main.stem}"
         elif len(found) > 1:
             message = message or f"heudiconv split the series into {len(found)} groups"
+        elif len(written) > 1 and main.stem.startswith(naming.UNCLASSIFIED_DIR):
+            message = message or f"the series gave {len(written)} images (e.g. mixed matrix sizes): {', '.join(written)}"
         results.append(
             SeriesResult(
                 series=s,

@@ -39,6 +39,8 @@ TSV_COLUMNS = (
 )
 MRCLASS_SUFFIX = "_mrclass.json"
 GROUP_TSV = "group_classifications.tsv"
+SKIPPED_TSV = "logs/skipped_files.tsv"  # input files that name no series (junk, DICOMDIR, cut headers)
+SKIPPED_COLUMNS = ("path", "reason")
 
 
 # --------------------------------------------------------------------------- atomic files
@@ -228,6 +230,19 @@ def write_participant_tsv(deriv_root: Path, subject: str, results: list[SeriesRe
     """One row per input series of one participant (replaces the previous run's file)."""
     path = participant_tsv_path(deriv_root, subject)
     write_if_changed(path, format_tsv(TSV_COLUMNS, [result_row(r) for r in results]))
+    return path
+
+
+def write_skipped(deriv_root: Path, skipped: list) -> Path:
+    """List the input files that belong to no series (path relative to the input, reason).
+
+    Only the path and discovery's reason are written, never header values, so the log carries
+    no more than the input tree's own file names. Every participant job of one input finds the
+    same list, so parallel jobs write identical content (atomically).
+    """
+    path = Path(deriv_root) / SKIPPED_TSV
+    rows = [{"path": k.path, "reason": k.reason} for k in sorted(skipped, key=lambda k: k.path)]
+    write_if_changed(path, format_tsv(SKIPPED_COLUMNS, rows))
     return path
 
 

@@ -45,9 +45,13 @@ _INDEX_TAGS = [
     "Modality",
 ]
 
+# Transfer syntaxes whose pixel data element has a declared length: a file ending before it is cut.
+_NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+_PIXEL_DATA = 0x7FE00010
+
 # SOP classes that never carry an image, whatever else the header says (reason is logged).
 _NON_IMAGE_SOP_PREFIXES = {
-    "1.2.840.10008.1.3.10": "DICOMDIR (media directory)",
+    "1.2.840.10008.1.3.10": "DICOMDIR",
     "1.2.840.10008.5.1.4.1.1.88.59": "key object selection (KO)",
     "1.2.840.10008.5.1.4.1.1.88.": "structured report (SR)",
     "1.2.840.10008.5.1.4.1.1.11.": "presentation state (PR)",
@@ -55,6 +59,9 @@ _NON_IMAGE_SOP_PREFIXES = {
     "1.2.840.10008.5.1.4.1.1.66": "raw data / registration object",
     "1.2.840.10008.5.1.4.1.1.481.": "RT object",
 }
+
+
+DICOMDIR = "DICOMDIR (media directory)"  # an index of other files: never a series of its own
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,18 @@ class Skipped:
 
 @dataclass
 class Discovery:
-    """What discovery found: the series, the files left out, and how studies map to BIDS ids."""
+    """What discovery found: the series, the files left out, and how studies map to BIDS ids.
+
+    ``problems`` names series that are known to fail before any conversion (a non-image object
+    such as an SR, a file cut short): they keep their row (status "error", this message) but are
+    not handed to the converter, so they cannot take the participant's other series down.
+    """
 
     series: list[Series]
     skipped: list[Skipped] = field(default_factory=list)
     # StudyInstanceUID -> (subject, session); DICOM only. Lets heudiconv reuse these decisions.
     study_ids: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> one-line reason
 
 
 # --------------------------------------------------------------------------- labels
@@ -125,21 +138,54 @@ def session_labels(studies: dict[str, str]) -> dict[str, str | None]:
 
 
 def _non_image_reason(ds: pydicom.Dataset, path: Path) -> str | None:
-    """Why a DICOM object has no image to classify, or None when it has one."""
+    """Why a DICOM object is not an image by definition (SOP class), or None."""
     if path.name.upper() == "DICOMDIR":
-        return "DICOMDIR (media directory)"
+        return DICOMDIR
     meta = getattr(ds, "file_meta", None)
     sop = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
     for prefix, what in _NON_IMAGE_SOP_PREFIXES.items():
         if sop.startswith(prefix):
-            return f"{what}, no pixel data"
+            return DICOMDIR if what == "DICOMDIR" else f"{what}, no pixel data"
+    return None
+
+
+def _broken_image_reason(ds: pydicom.Dataset, path: Path) -> str | None:
+    """Why an image object cannot be converted as it is (cut short, no pixels), or None.
+
+    Native (uncompressed) pixel data has a declared length: a file that ends before it is cut.
+    Compressed data can only be checked by decoding it (the converter reports that failure).
+    """
     if "Rows" not in ds or "Columns" not in ds:
-        return "no pixel data"
+        return "incomplete header (no Rows/Columns): truncated file or not an image"
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2.1")
+    if syntax not in _NATIVE_SYNTAXES:
+        return None
+    try:
+        pixels = pydicom.dcmread(path, defer_size=64, force=True, specific_tags=["PixelData"])._dict.get(_PIXEL_DATA)
+    except Exception as exc:  # noqa: BLE001  (a header that parsed once but not twice is broken)
+        return f"unreadable pixel data element: {_one_line(exc)}"
+    if pixels is None:
+        return "no pixel data element: truncated file or image without pixels"
+    start, length = getattr(pixels, "value_tell", None), getattr(pixels, "length", None)
+    size = path.stat().st_size
+    if start is not None and length is not None and length != 0xFFFFFFFF and start + length > size:
+        return f"file cut inside the pixel data ({size} of {start + length} bytes)"
     return None
 
 
 def _read_index(path: Path) -> pydicom.Dataset:
-    return pydicom.dcmread(path, stop_before_pixels=True, force=False, specific_tags=_INDEX_TAGS)
+    """Index tags only, never the pixels (a 2 GB file costs a header read).
+
+    Files without the 128-byte preamble (old exports) are accepted when, read leniently, they
+    name an SOP class and a series; anything else is not DICOM.
+    """
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, force=False, specific_tags=_INDEX_TAGS)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=_INDEX_TAGS)
+        if "SOPClassUID" not in ds or "SeriesInstanceUID" not in ds:
+            raise
+        return ds
 
 
 def _iter_files(root: Path):
@@ -149,50 +195,108 @@ def _iter_files(root: Path):
             yield Path(dirpath) / name
 
 
-def discover_dicom(root: Path) -> Discovery:
-    """Group every DICOM image object under ``root`` by SeriesInstanceUID."""
-    root = Path(root).resolve()
-    files_by_uid: dict[str, list[Path]] = defaultdict(list)
-    index: dict[str, pydicom.Dataset] = {}
+@dataclass
+class _Indexed:
+    """Files of one SeriesInstanceUID while the tree is walked."""
+
+    paths: list[Path] = field(default_factory=list)
+    ds: pydicom.Dataset | None = None  # index tags of the first intact file (else of any file)
+    ds_intact: bool = False
+    image: bool = True  # False for non-image objects (SR, PR, KO, ...)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, path: Path, ds: pydicom.Dataset, problem: str | None) -> None:
+        self.paths.append(path)
+        if problem:
+            self.problems.append(problem)
+        if self.ds is None or (not problem and not self.ds_intact):
+            self.ds, self.ds_intact = ds, not problem
+
+
+def _index_file(path: Path) -> tuple[pydicom.Dataset | None, str | None, bool]:
+    """(index dataset or None when skipped, reason, is_image)."""
+    try:
+        ds = _read_index(path)
+    except InvalidDicomError:
+        return None, "not a DICOM file", False
+    except Exception as exc:  # corrupt headers: pydicom raises many kinds
+        return None, f"unreadable DICOM header: {_one_line(exc)}", False
+    reason = _non_image_reason(ds, path)
+    if reason:
+        return ds, reason, False
+    return ds, _broken_image_reason(ds, path), True
+
+
+def _walk_dicom(root: Path) -> tuple[dict[str, _Indexed], list[Skipped]]:
+    """Index every file under ``root`` by SeriesInstanceUID; files naming no series are skipped."""
+    by_uid: dict[str, _Indexed] = defaultdict(_Indexed)
     skipped: list[Skipped] = []
     for path in _iter_files(root):
         rel = str(path.relative_to(root))
-        try:
-            ds = _read_index(path)
-        except InvalidDicomError:
-            log.debug("skip %s: not a DICOM file", rel)
-            skipped.append(Skipped(rel, "not a DICOM file"))
+        ds, reason, is_image = _index_file(path)
+        uid = str(ds.get("SeriesInstanceUID", "") or "") if ds is not None else ""
+        if ds is not None and is_image and not uid and not reason:
+            uid = f"nouid-{short_hash(str(path.parent))}"
+        if ds is None or not uid or reason == DICOMDIR or (not is_image and not ds.get("PatientID")):
+            why = reason or "no SeriesInstanceUID"
+            log.log(logging.DEBUG if why == "not a DICOM file" else logging.INFO, "skip %s: %s", rel, why)
+            skipped.append(Skipped(rel, why if ds is None or uid or reason == DICOMDIR else f"{why} (names no series)"))
             continue
-        except Exception as exc:  # truncated / corrupt headers: pydicom raises many kinds
-            log.warning("skip %s: unreadable DICOM header (%s)", rel, _one_line(exc))
-            skipped.append(Skipped(rel, f"unreadable DICOM header: {_one_line(exc)}"))
-            continue
-        reason = _non_image_reason(ds, path)
-        if reason:
-            log.info("skip %s: %s", rel, reason)
-            skipped.append(Skipped(rel, reason))
-            continue
-        uid = str(ds.get("SeriesInstanceUID", "") or "") or f"nouid-{short_hash(str(path.parent))}"
-        files_by_uid[uid].append(path)
-        index.setdefault(uid, ds)
+        entry = by_uid[uid]
+        entry.image = entry.image and is_image
+        entry.add(path, ds, reason if is_image else None)
+        if not is_image and not entry.problems:
+            entry.problems.append(f"not an image: {reason}")
+    return by_uid, skipped
 
+
+def _problem_message(entry: _Indexed) -> str | None:
+    if not entry.problems:
+        return None
+    if not entry.image:
+        return entry.problems[0]
+    n = len(entry.problems)
+    first = entry.problems[0]
+    if n == len(entry.paths) == 1:
+        return f"{first}; series not converted"
+    return f"{n} of {len(entry.paths)} files unusable ({first}); series not converted"
+
+
+def discover_dicom(root: Path) -> Discovery:
+    """Group every DICOM object under ``root`` by SeriesInstanceUID.
+
+    Image series become :class:`Series`; so do non-image objects (SR, PR, KO) and series with
+    files cut short, which a patient/series names: they get an "error" row instead of vanishing.
+    Files that name no series (junk, DICOMDIR, headers cut before the UIDs) are ``skipped``.
+    """
+    root = Path(root).resolve()
+    by_uid, skipped = _walk_dicom(root)
+    index = {uid: e.ds for uid, e in by_uid.items()}
     pid_of = {uid: str(ds.get("PatientID", "") or "") for uid, ds in index.items()}
     study_of = {uid: str(ds.get("StudyInstanceUID", "") or "") for uid, ds in index.items()}
     subjects = subject_labels(sorted(set(pid_of.values())))
 
+    # Sessions come from image series only: a report filed under its own study must not split
+    # a patient's images into sessions.
     studies_by_subject: dict[str, dict[str, str]] = defaultdict(dict)
     for uid, ds in index.items():
-        studies_by_subject[subjects[pid_of[uid]]][study_of[uid]] = str(ds.get("StudyDate", "") or "")
+        if by_uid[uid].image:
+            studies_by_subject[subjects[pid_of[uid]]][study_of[uid]] = str(ds.get("StudyDate", "") or "")
     study_ids: dict[str, tuple[str, str | None]] = {}
     for subject, studies in studies_by_subject.items():
         for study_uid, session in session_labels(studies).items():
             study_ids[study_uid] = (subject, session)
 
-    series = []
-    for uid, paths in files_by_uid.items():
-        paths.sort()
-        subject, session = study_ids[study_of[uid]]
+    series, problems = [], {}
+    for uid, entry in by_uid.items():
+        paths = sorted(entry.paths)
+        subject, session = study_ids.get(study_of[uid], (subjects[pid_of[uid]], None))
         source = os.path.relpath(os.path.commonpath([str(p.parent) for p in paths]), root)
+        if len(paths) == 1 and not entry.image:
+            source = os.path.relpath(paths[0], root)
+        message = _problem_message(entry)
+        if message:
+            problems[uid] = message
         series.append(
             Series(
                 subject=subject,
@@ -204,12 +308,16 @@ def discover_dicom(root: Path) -> Discovery:
                 header=_dicom_facts(paths[0]),
             )
         )
-    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids)
+    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems)
 
 
 def _dicom_facts(path: Path) -> HeaderFacts:
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    return header.facts_from_dicom(ds)
+    """Header facts of one file; empty facts when the header is too broken to read."""
+    try:
+        return header.facts_from_dicom(pydicom.dcmread(path, stop_before_pixels=True, force=True))
+    except Exception as exc:  # a cut header must cost the series its facts, not the run
+        log.debug("no header facts from %s (%s)", path.name, _one_line(exc))
+        return HeaderFacts()
 
 
 def series_sort_key(s: Series) -> tuple:

@@ -13,14 +13,28 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import nibabel as nib
+
 from bidsapp import header, naming
-from bidsapp.classes import OTHER
+from bidsapp.classes import BY_LABEL, OTHER
 from bidsapp.discover import nifti_stem
 from bidsapp.records import Classification, Series, SeriesResult
 
 log = logging.getLogger(__name__)
 
 Classify = Callable[[Series], Classification]
+
+
+def dimension_problem(label: str, n_volumes: int) -> str | None:
+    """Why a series with ``n_volumes`` volumes cannot take this label's BIDS name, or None.
+
+    BIDS anat images are 3D; a 4D series (fMRI, multi-echo, a repeated scan) that looks like
+    a T1w is kept as "other" instead of producing an invalid anat file.
+    """
+    ent = BY_LABEL.get(label)
+    if n_volumes > 1 and ent is not None and ent.datatype == "anat":
+        return f"4D series ({n_volumes} volumes) looks like {label}, but BIDS anat images are 3D; kept as other"
+    return None
 
 
 def image_extension(path: Path) -> str:
@@ -45,12 +59,21 @@ def place(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _n_volumes(path: Path) -> int:
+    try:
+        shape = nib.load(str(path)).shape
+    except Exception:  # noqa: BLE001  (unreadable: classify already said so)
+        return 1
+    return int(shape[3]) if len(shape) > 3 else 1
+
+
 def sort_participant(series: list[Series], out_dir: Path, classify: Classify, progress=None) -> list[SeriesResult]:
     """Classify, name and place every NIfTI series of one participant; one result each."""
     verdicts: dict[str, tuple[Classification | None, str]] = {}
     for s in series:
         try:
-            verdicts[s.series_uid] = (classify(s), "")
+            c = classify(s)
+            verdicts[s.series_uid] = (c, dimension_problem(c.label, _n_volumes(s.files[0])) or "")
         except Exception as exc:  # one unreadable file must not stop the others
             msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             log.warning("%s failed: %s", s.source, msg)
@@ -60,7 +83,8 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
 
     requests = []
     for s in series:
-        c, _ = verdicts[s.series_uid]
+        c, why = verdicts[s.series_uid]
+        c = None if why else c  # named as other (4D); the row keeps the classification
         has_bvec = any(f.name.endswith(".bvec") for f in s.files)
         requests.append(
             naming.NameRequest(
@@ -92,7 +116,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
         except OSError as exc:
             msg = msg or f"could not write {bids_path}: {exc}"
             bids_path = ""
-        status = "error" if (c is None or not bids_path) else ("other" if c.label == OTHER else "ok")
+        status = "error" if (c is None or not bids_path) else ("other" if c.label == OTHER or msg else "ok")
         results.append(
             SeriesResult(
                 series=s,

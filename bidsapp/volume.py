@@ -39,22 +39,89 @@ SPEC = InputSpec()
 
 
 # --------------------------------------------------------------------------------------- loading
-def load_nifti(path: str | Path, bval_path: str | Path | None = None) -> Volume:
-    """Read a NIfTI (3D or 4D). A ``.bval`` next to the file is used when none is given."""
+# Above this many voxels a series is reduced while it is read (slices along the slice axis,
+# volumes one at a time), so memory stays bounded whatever the series size: 64 Mi voxels is
+# 256 MB as float32. The network needs only SPEC.n_slices slices of one 3D image anyway.
+MAX_VOXELS = 1 << 26
+
+
+def load_nifti(path: str | Path, bval_path: str | Path | None = None, max_voxels: int = MAX_VOXELS) -> Volume:
+    """Read a NIfTI (3D or 4D). A ``.bval`` next to the file is used when none is given.
+
+    Up to ``max_voxels`` the whole image is read; larger ones go through ``_load_reduced``.
+    """
     path = Path(path)
-    img = nib.as_closest_canonical(nib.load(str(path)))
-    data = np.asanyarray(img.dataobj, dtype=np.float32)
     if bval_path is None:
         stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
         candidate = path.with_name(stem + ".bval")
         bval_path = candidate if candidate.is_file() else None
     b_values = _read_bvals(bval_path) if bval_path else ()
-    return volume_from_array(data, img.affine, b_values)
+    img = nib.load(str(path))
+    if int(np.prod(img.shape)) > max_voxels:
+        return _load_reduced(path, b_values, max_voxels)
+    img = nib.as_closest_canonical(img)
+    return volume_from_array(_read_proxy(img.dataobj, img.get_data_dtype()), img.affine, b_values)
+
+
+def _read_proxy(proxy, dtype: np.dtype) -> np.ndarray:
+    """float32 straight from disk, except colour (structured) voxels, which ``as_gray`` takes."""
+    return np.asanyarray(proxy) if np.dtype(dtype).names else np.asanyarray(proxy, dtype=np.float32)
+
+
+def _load_reduced(path: Path, b_values: tuple[float, ...], max_voxels: int) -> Volume:
+    """Memory-bounded ``load_nifti`` for huge series: every ``step``-th slice along the slice
+    axis (so one 3D image fits in ``max_voxels``), and the representative volume accumulated
+    one volume at a time. Peak memory is about three reduced 3D images, not the series."""
+    img = nib.load(str(path), keep_file_open=True)  # sequential reads of a .nii.gz stay linear
+    shape = tuple(img.shape) + (1,) * max(0, 3 - len(img.shape))
+    zooms = tuple(img.header.get_zooms()[:3]) + (1.0,) * max(0, 3 - len(img.header.get_zooms()))
+    axis = slice_axis(shape[:3], zooms)
+    plane = int(np.prod(shape[:3])) // shape[axis]
+    step = max(1, -(-shape[axis] * plane // max_voxels))
+    n_volumes = shape[3] if len(img.shape) >= 4 else 1
+    b_values = b_values if len(b_values) == n_volumes else ()
+    picked = _representative_indices(n_volumes, b_values)
+    spatial = [slice(None)] * 3
+    spatial[axis] = slice(None, None, step)
+    extra = (0,) * max(0, len(img.shape) - 4)  # trailing axes: first entry, as volume_from_array
+    total = None
+    for t in picked:
+        index = tuple(spatial[: len(img.shape)]) + ((t,) if len(img.shape) >= 4 else ()) + extra
+        vol = np.asarray(as_gray(_read_proxy(img.dataobj[index], img.get_data_dtype())), dtype=np.float64)
+        vol = np.nan_to_num(vol.reshape(vol.shape + (1,) * (3 - vol.ndim)), nan=0.0, posinf=0.0, neginf=0.0)
+        total = vol if total is None else total + vol
+    affine = np.array(img.affine, float)
+    affine[:3, axis] *= step
+    reduced = nib.as_closest_canonical(nib.Nifti1Image((total / len(picked)).astype(np.float32), affine))
+    log.info("%s: %s voxels > %d, read every %d-th slice and %d of %d volumes", path.name, "x".join(map(str, img.shape)),
+             max_voxels, step, len(picked), n_volumes)
+    return Volume(data=np.asarray(reduced.dataobj, dtype=np.float32), affine=reduced.affine,
+                  n_volumes=n_volumes, b_values=tuple(b_values))
+
+
+def _representative_indices(n_volumes: int, b_values: tuple[float, ...]) -> list[int]:
+    """Volumes ``representative`` averages: the highest b-shell of diffusion, else all."""
+    if b_values and max(b_values) > 50:
+        b = np.asarray(b_values)
+        return [int(i) for i in np.flatnonzero(b >= 0.9 * b.max())]
+    return list(range(n_volumes))
+
+
+def as_gray(data: np.ndarray) -> np.ndarray:
+    """Colour voxels (NIfTI RGB24/RGBA32: a structured dtype; e.g. a secondary capture) → the
+    mean of their channels, so a screenshot is classified (as "other") instead of crashing."""
+    data = np.asanyarray(data)
+    if data.dtype.names:
+        channels = [n for n in data.dtype.names if n.upper() in ("R", "G", "B")] or list(data.dtype.names)
+        return np.mean([data[n].astype(np.float32) for n in channels], axis=0)
+    if np.iscomplexobj(data):
+        return np.abs(data)
+    return data
 
 
 def volume_from_array(data: np.ndarray, affine: np.ndarray, b_values: tuple[float, ...] = ()) -> Volume:
     """Reduce a 3D/4D array to one representative 3D image (see ``representative``)."""
-    data = np.nan_to_num(np.asarray(data, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    data = np.nan_to_num(np.asarray(as_gray(data), dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     while data.ndim > 4:  # e.g. complex or multi-echo trailing singleton axes
         data = data[..., 0]
     if data.ndim == 2:
@@ -87,9 +154,13 @@ def _read_bvals(path: str | Path) -> tuple[float, ...]:
         return ()
 
 
+class NotConvertible(ValueError):
+    """dcm2niix made no image of the series: converting it for the BIDS output will fail too."""
+
+
 def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = None) -> Volume:
     """Convert one DICOM series with dcm2niix (it knows every vendor's mosaic, enhanced and 4D
-    layout) into a temporary NIfTI, then load it. Raises ``ValueError`` when nothing converts."""
+    layout) into a temporary NIfTI, then load it. Raises ``NotConvertible`` when nothing converts."""
     tmp = Path(tempfile.mkdtemp(prefix="mrclass-dcm-", dir=work_dir))
     try:
         src = tmp / "in"
@@ -105,7 +176,7 @@ def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = No
         niftis = sorted(out.glob("*.nii"), key=_conversion_rank)
         if not niftis:
             last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-            raise ValueError(f"dcm2niix produced no image ({last[0]})")
+            raise NotConvertible(f"dcm2niix produced no image ({last[0].replace(str(src), '<series>')})")
         nii = niftis[0]
         bval = nii.with_suffix(".bval")
         return load_nifti(nii, bval if bval.is_file() else None)

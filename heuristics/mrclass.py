@@ -28,6 +28,7 @@ from typing import NamedTuple
 from bidsapp import handoff, header, naming
 from bidsapp.classes import OTHER
 from bidsapp.discover import sanitize_label
+from bidsapp.linkbids import dimension_problem
 
 lgr = logging.getLogger("heudiconv.mrclass")
 
@@ -84,6 +85,7 @@ class Verdict(NamedTuple):
     status: str
     message: str
     outcome_file: str  # where the full verdict is saved ("" when standalone)
+    convertible: bool = True  # False: dcm2niix made no image, so heudiconv must not try (it would raise)
 
 
 def create_key(template: str, outtype: tuple[str, ...] = ("nii.gz",), annotation_classes=None):
@@ -116,6 +118,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
     """Classify one series from its pixels; never raises (errors become status "error")."""
     facts = header.facts_from_dicom(wrapper.dcm_data)
     uid = str(wrapper.dcm_data.get("SeriesInstanceUID", ""))
+    convertible = True
     outcome = handoff.SeriesOutcome(
         series_uid=uid,
         series_id="",
@@ -130,10 +133,15 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         outcome.classification = c
         outcome.has_directions = not naming.is_trace(facts.image_type, has_bvec=has_bvec)
         outcome.status = "other" if c.label == OTHER else "ok"
+        if why := dimension_problem(c.label, volume.n_volumes):
+            outcome.status, outcome.message = "other", why
     except Exception as exc:  # one bad series must not stop the others
+        from bidsapp.volume import NotConvertible
+
         msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         lgr.warning("series %s (%s) failed: %s", facts.series_number, facts.series_description, msg)
         outcome.status, outcome.message = "error", msg
+        convertible = not isinstance(exc, NotConvertible)
     results = handoff.results_dir()
     outcome_file = ""
     if results is not None:
@@ -141,7 +149,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         handoff.save(results, outcome)
     c = outcome.classification
     return Verdict(
-        label=c.label if c else OTHER,
+        label=c.label if c and outcome.status == "ok" else OTHER,
         confidence=round(float(c.confidence), 4) if c else 0.0,
         best_label=c.best_label if c else "",
         contrast_agent=facts.contrast_agent,
@@ -150,6 +158,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         status=outcome.status,
         message=outcome.message,
         outcome_file=outcome_file,
+        convertible=convertible,
     )
 
 
@@ -171,7 +180,7 @@ def _verdict(seqinfo) -> Verdict:
     v = seqinfo.custom
     if isinstance(v, Verdict):
         return v
-    if isinstance(v, tuple) and len(v) == len(Verdict._fields):  # reloaded from heudiconv's cache
+    if isinstance(v, tuple) and len(Verdict._fields) - 1 <= len(v) <= len(Verdict._fields):  # from heudiconv's cache
         return Verdict(*v)
     return Verdict(OTHER, 0.0, "", "", (), True, "error", "no classification", "")
 
@@ -188,8 +197,10 @@ def _template(stem: str, subject: str, session: str | None) -> str:
 
 
 def infotodict(seqinfos) -> dict:
-    """Map each series' verdict to a BIDS key (``bidsapp.naming``); nothing is dropped."""
-    seqinfos = list(seqinfos)
+    """Map each series' verdict to a BIDS key (``bidsapp.naming``); nothing is dropped except
+    series dcm2niix cannot convert (their error is already recorded; heudiconv would raise on
+    them and abort every later series of the participant)."""
+    seqinfos = [s for s in seqinfos if _verdict(s).convertible]
     requests = []
     for s in seqinfos:
         v = _verdict(s)

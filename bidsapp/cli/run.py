@@ -90,7 +90,8 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
     write_report(out, deriv, subject, results)
     if kind == "dicom":
         derivatives.write_dataset_files(out, derivatives.raw_description(), derivatives.RAW_README)
-        derivatives.add_participants(out, [subject])
+        if (out / f"sub-{subject}").is_dir():  # a participant whose every series failed has no raw folder
+            derivatives.add_participants(out, [subject])
         derivatives.write_dataset_files(deriv, derivatives.derivative_description("../.."), derivatives.DERIVATIVE_README)
     else:
         derivatives.write_dataset_files(deriv, derivatives.derivative_description(None), derivatives.DERIVATIVE_README)
@@ -110,7 +111,8 @@ def run_participants(args, src: Path, out: Path) -> int:
     kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
     found = discover(src, kind, args.participant_label)
     if found.skipped:
-        log.info("%d files are not image series (use -vv to list them)", len(found.skipped))
+        log.warning("%d files name no image series and were skipped (listed in %s)", len(found.skipped),
+                    (deriv_root(out, kind) / derivatives.SKIPPED_TSV).relative_to(out))
     subjects = sorted({s.subject for s in found.series})
     missing = sorted(set(args.participant_label or ()) - set(subjects))
     if missing:
@@ -136,6 +138,8 @@ def run_participants(args, src: Path, out: Path) -> int:
 
         quiet_external(args.verbose)
     out.mkdir(parents=True, exist_ok=True)
+    if kind == "dicom":
+        derivatives.write_skipped(deriv_root(out, kind), found.skipped)
     all_results: list[SeriesResult] = []
     with tempfile.TemporaryDirectory(prefix="mrclass-", dir=args.work_dir) as work, tqdm(
         total=len(found.series), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr
@@ -144,10 +148,10 @@ def run_participants(args, src: Path, out: Path) -> int:
             series = [s for s in found.series if s.subject == subject]
             bar.set_description(f"sub-{subject}")
             if kind == "dicom":
-                from bidsapp.convert import convert_participant, results_from_outcomes
+                from bidsapp.convert import convert_safely, results_from_outcomes
 
-                outcomes = convert_participant(series, out, Path(work), device=device, threshold=args.threshold)
-                results = results_from_outcomes(series, outcomes, out)
+                outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device, threshold=args.threshold)
+                results = results_from_outcomes(series, outcomes, out, problems)
                 bar.update(len(series))
             else:
                 from bidsapp.linkbids import sort_participant
