@@ -1,0 +1,107 @@
+"""benchmarks/: every script answers --help, the measuring helpers work, and the renderer turns
+real classifier_speed output (2 small real series, 1 repetition) into the docs page with the
+bars checked (met / missed by how much)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render")
+TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
+
+
+def module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_test_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help(name):
+    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout
+
+
+def test_run_all_help():
+    proc = subprocess.run(["bash", str(BENCH / "run_all.sh"), "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "--quick" in proc.stdout
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "scaling.py"), "--data", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "labels.tsv is missing" in proc.stderr
+
+
+def test_measure_reports_time_and_tree_memory():
+    lib = module("benchlib")
+    m = lib.measure([sys.executable, "-c", "import time; b = bytearray(50 * 2**20); time.sleep(0.3)"])
+    assert m.returncode == 0 and m.wall_s >= 0.3
+    assert m.peak_process_mb >= 50
+    if lib.proc_available():
+        assert m.peak_tree_mb >= 50
+
+
+def test_percentile_matches_numpy_default():
+    lib = module("benchlib")
+    assert lib.percentile([1, 2, 3, 4], 90) == pytest.approx(3.7)
+    assert lib.median([3, 1, 2]) == 2
+    assert lib.percentile([], 50) is None
+
+
+def test_empty_results_render_as_not_run():
+    text = module("render").render({})
+    assert text.count("Not run yet") == 4
+    assert "not measured" in text and "missed" not in text
+
+
+def test_scaling_and_e2e_verdicts_say_by_how_much():
+    scaling, end_to_end, render = module("scaling"), module("end_to_end"), module("render")
+    points = [scaling.Point(1, 0, 5.0, 0, 1, 400.0, 390.0), scaling.Point(10, 0, 14.0, 0, 10, 520.0, 400.0)]
+    s = scaling.summarise(points, tolerance=0.10)
+    assert s["marginal_s_per_series"] == 1.0 and not s["memory_flat"]
+    flat, limit = render.scaling_checks({"summary": s})
+    assert flat.met is False and "beyond the 10% tolerance" in flat.shortfall and limit.met
+    reps = [end_to_end.Rep("mrclass-bids", 0, 9.0, 0, 5, 500.0, 450.0),
+            end_to_end.Rep("heudiconv-reproin", 0, 3.0, 0, 5, 100.0, 90.0)]
+    e2e = {"summary": end_to_end.summarise(reps), "config": {"series": [{}] * 5, "reps": 1}}
+    (check,) = render.e2e_checks(e2e)
+    assert check.met is False and check.verdict() == "**missed** by 1.00x (50% over the target)"
+
+
+def test_render_real_classifier_speed_output(real_data, tmp_path):
+    if not (REPO / "bidsapp" / "model" / "weights" / "mrclass.pt").is_file():
+        pytest.skip("no model weights")
+    out = tmp_path / "classifier_speed.json"
+    cmd = [sys.executable, str(BENCH / "classifier_speed.py"), "--data", str(real_data), "--reps", "1",
+           "--threads", "1", "--json", str(out)]
+    for m in TINY:
+        cmd += ["--match", m]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    (run,) = result["runs"]
+    assert run["threads"] == 1 and run["torch_threads"] == 1 and run["peak_rss_mb"] > 0
+    assert [s["error"] for s in run["series"]] == ["", ""]
+    assert {s["format"] for s in run["series"]} == {"dicom", "nifti"}
+    assert run["summary"]["all"]["n"] == 2 and run["summary"]["all"]["network"]["median"] > 0
+
+    render = module("render")
+    text = render.render({"classifier_speed": result})
+    assert "| 1 | all | 2 |" in text and "## Classifier speed (CPU)" in text
+    assert "CPU inference (network only)" in text and "CPU:" in text
+
+    result["config"]["target_s"] = 1e-6  # every series is slower than this: the page must say by how much
+    missed = render.render({"classifier_speed": result})
+    assert "**missed** by" in missed and "bar(s) missed" in missed
