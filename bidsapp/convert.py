@@ -106,7 +106,9 @@ def convert_participant(
     results.mkdir(parents=True)
     series_map = results.parent / f"sub-{subject}_series.json"
     handoff.write_series_map(series_map, {s.series_uid: (s.subject, s.session) for s in series})
-    # heudiconv reuses its cached conversion table on reruns; the verdicts must be fresh.
+    remove_partials(Path(out_dir), subject)
+    # heudiconv reuses its cached conversion table on reruns (left by an interrupted run); the
+    # verdicts must be fresh.
     shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
     scratch = Path(work_dir) / "dcm2niix"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -120,17 +122,38 @@ def convert_participant(
     if threshold is not None:
         env[handoff.ENV_THRESHOLD] = str(threshold)
     files = [str(f) for s in series for f in s.files]
-    with environment(env):
-        workflow(
-            files=files,
-            outdir=str(out_dir),
-            heuristic=str(heuristic_path()),
-            converter="dcm2niix",
-            bids_options="notop",
-            overwrite=True,
-            grouping="studyUID",
-        )
+    try:
+        with environment(env):
+            workflow(
+                files=files,
+                outdir=str(out_dir),
+                heuristic=str(heuristic_path()),
+                converter="dcm2niix",
+                bids_options="notop",
+                overwrite=True,
+                grouping="studyUID",
+            )
+    finally:
+        # heudiconv's cache (dicominfo.tsv: raw PatientID, referring physician, ages, dates;
+        # input paths) is PHI and is rebuilt on every run anyway: it does not stay in the output.
+        shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
     return finish_outcomes(handoff.load_all(results), out_dir, series[0])
+
+
+# dcm2niix writes "<name>_heudiconv<3 digits>[suffixes]" and heudiconv renames it when done: such
+# a file in the output means a run was killed mid-conversion.
+_PARTIAL = re.compile(r"_heudiconv\d{3}")
+
+
+def remove_partials(out_dir: Path, subject: str) -> None:
+    """Delete what a killed run left half-done for this participant (it is redone now)."""
+    for folder in (out_dir / f"sub-{subject}", out_dir / naming.UNCLASSIFIED_DIR / f"sub-{subject}"):
+        if not folder.is_dir():
+            continue
+        for p in folder.rglob("*"):
+            if p.is_file() and (_PARTIAL.search(p.name) or (p.name.startswith(".") and p.name.endswith(".tmp"))):
+                log.info("removing %s, left by an interrupted run", p.relative_to(out_dir))
+                p.unlink(missing_ok=True)
 
 
 def finish_outcomes(outcomes: list[handoff.SeriesOutcome], out_dir: Path, series: Series) -> list[handoff.SeriesOutcome]:

@@ -104,16 +104,23 @@ def short_hash(text: str, n: int = 6) -> str:
 def subject_labels(patient_ids: list[str]) -> dict[str, str]:
     """Map raw PatientIDs to BIDS labels; IDs that sanitise alike get a short hash each.
 
-    Without the hash, "AB-1" and "AB_1" would silently become one subject ("AB1").
+    Without the hash, "AB-1" and "AB_1" would silently become one subject ("AB1"). A hashed
+    label may itself equal another raw ID ("AB1815daf"), so clashes are resolved until none is
+    left, with longer hashes each round: distinct raw IDs never share a label.
     """
-    by_label: dict[str, set[str]] = defaultdict(set)
-    for pid in patient_ids:
-        by_label[sanitize_label(pid)].add(pid)
-    mapping: dict[str, str] = {}
-    for label, raws in by_label.items():
-        for raw in raws:
-            mapping[raw] = label if len(raws) == 1 else f"{label}{short_hash(raw)}"
-    return mapping
+    mapping = {raw: sanitize_label(raw) for raw in sorted(set(patient_ids))}
+    n = 6
+    while True:
+        by_label: dict[str, list[str]] = defaultdict(list)
+        for raw, label in mapping.items():
+            by_label[label].append(raw)
+        clashes = [raws for raws in by_label.values() if len(raws) > 1]
+        if not clashes or n > 40:
+            return mapping
+        for raws in clashes:
+            for raw in raws:
+                mapping[raw] = f"{sanitize_label(raw)}{short_hash(raw, n)}"
+        n += 4
 
 
 def session_labels(studies: dict[str, str]) -> dict[str, str | None]:

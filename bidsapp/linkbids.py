@@ -75,7 +75,8 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
             c = classify(s)
             verdicts[s.series_uid] = (c, dimension_problem(c.label, _n_volumes(s.files[0])) or "")
         except Exception as exc:  # one unreadable file must not stop the others
-            msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            text = str(exc).replace(str(s.files[0]), s.source)  # no absolute paths in rows
+            msg = " ".join(f"{type(exc).__name__}: {text}".split())[:300]
             log.warning("%s failed: %s", s.source, msg)
             verdicts[s.series_uid] = (None, msg)
         if progress:

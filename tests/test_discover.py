@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from dicomgen import write_junk, write_series, write_sr, write_truncated
 
 from bidsapp.discover import (
@@ -199,3 +202,36 @@ def test_real_nifti_as_bids(real_data: Path, tmp_path: Path):
         os.symlink(src, dst)
     found = discover(root)
     assert len(found.series) == len(list((real_data / "nifti").rglob("*.nii.gz")))
+
+
+def test_hashed_label_never_equals_another_raw_id():
+    hashed = subject_labels(["AB-1", "AB_1"])["AB-1"]
+    mapping = subject_labels(["AB-1", "AB_1", hashed])
+    assert len(set(mapping.values())) == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=12))
+def test_subject_labels_property(ids):
+    """Any unicode PatientIDs: BIDS-safe labels, distinct IDs never merge, order does not matter."""
+    mapping = subject_labels(ids)
+    assert set(mapping) == set(ids)
+    assert all(re.fullmatch(r"[a-zA-Z0-9]+", label) for label in mapping.values()), mapping
+    assert len(set(mapping.values())) == len(mapping)
+    assert subject_labels(list(reversed(ids))) == mapping
+    for raw in ids:
+        assert sanitize_label(raw) == sanitize_label(raw) and re.fullmatch(r"[a-zA-Z0-9]+", sanitize_label(raw))
+        if mapping[raw] != sanitize_label(raw):
+            assert mapping[raw].startswith(sanitize_label(raw))  # still readable
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pid=st.text(max_size=20), date=st.text(alphabet="0123456789", max_size=8))
+def test_discover_labels_any_patient_id(tmp_path_factory, pid, date):
+    """Through discovery itself (real DICOM files): any PatientID gives a safe label and the
+    same label on a second look."""
+    root = tmp_path_factory.mktemp("pid")
+    write_series(root, patient_id=pid, study_date=date, n_slices=1, size=4)
+    first, second = discover_dicom(root), discover_dicom(root)
+    assert [s.subject for s in first.series] == [s.subject for s in second.series]
+    assert len(first.series) == 1 and re.fullmatch(r"[a-zA-Z0-9]+", first.series[0].subject)
