@@ -100,7 +100,8 @@ def _load_reduced(path: Path, b_values: tuple[float, ...], max_voxels: int) -> V
 
 
 def _representative_indices(n_volumes: int, b_values: tuple[float, ...]) -> list[int]:
-    """Volumes ``representative`` averages: the highest b-shell of diffusion, else all."""
+    """Which volumes stand for a 4D series. Diffusion (b-values known, max b > 50): the highest
+    shell, which is what a radiologist reads (trace-like). Others (fMRI, multi-echo, ASL): all."""
     if b_values and max(b_values) > 50:
         b = np.asarray(b_values)
         return [int(i) for i in np.flatnonzero(b >= 0.9 * b.max())]
@@ -134,17 +135,10 @@ def volume_from_array(data: np.ndarray, affine: np.ndarray, b_values: tuple[floa
 
 
 def representative(data: np.ndarray, b_values: tuple[float, ...] = ()) -> np.ndarray:
-    """One 3D image that shows the series' contrast.
-
-    Diffusion series (b-values known, max b > 50): mean of the highest shell, which is what a
-    radiologist reads (trace-like). Other 4D series: temporal mean (fMRI, multi-echo, ASL).
-    """
+    """One 3D image that shows the series' contrast (volumes chosen by ``_representative_indices``)."""
     if data.ndim == 3:
         return data
-    if b_values and max(b_values) > 50:
-        b = np.asarray(b_values)
-        return data[..., b >= 0.9 * b.max()].mean(axis=3)
-    return data.mean(axis=3)
+    return data[..., _representative_indices(data.shape[3], b_values)].mean(axis=3)
 
 
 def _read_bvals(path: str | Path) -> tuple[float, ...]:
