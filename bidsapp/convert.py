@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version check from heudiconv/nipype
@@ -93,8 +95,12 @@ def convert_participant(
     *,
     device: str = "cpu",
     threshold: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[handoff.SeriesOutcome]:
     """Convert the series of one participant into ``out_dir``; one outcome per heudiconv group.
+
+    ``on_progress`` is called with the number of series classified so far (heudiconv runs
+    in-process and gives no hook; the heuristic's verdict files are the progress signal).
 
     Raises what heudiconv raises; ``convert_safely`` turns that into per-series errors.
     """
@@ -123,7 +129,7 @@ def convert_participant(
         env[handoff.ENV_THRESHOLD] = str(threshold)
     files = [str(f) for s in series for f in s.files]
     try:
-        with environment(env):
+        with environment(env), counting_files(results, on_progress):
             workflow(
                 files=files,
                 outdir=str(out_dir),
@@ -138,6 +144,32 @@ def convert_participant(
         # input paths) is PHI and is rebuilt on every run anyway: it does not stay in the output.
         shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
     return finish_outcomes(handoff.load_all(results), out_dir, series[0])
+
+
+@contextlib.contextmanager
+def counting_files(folder: Path, report: Callable[[int], None] | None, interval: float = 0.5):
+    """While the block runs, report every ``interval`` s how many verdicts ``folder`` holds."""
+    if report is None:
+        yield
+        return
+
+    def count() -> int:
+        return sum(1 for _ in folder.glob("*.json"))
+
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(interval):
+            report(count())
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        report(count())
 
 
 # dcm2niix writes "<name>_heudiconv<3 digits>[suffixes]" and heudiconv renames it when done: such

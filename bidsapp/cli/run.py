@@ -150,9 +150,15 @@ def run_participants(args, src: Path, out: Path) -> int:
             if kind == "dicom":
                 from bidsapp.convert import convert_safely, results_from_outcomes
 
-                outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device, threshold=args.threshold)
+                start = bar.n
+
+                def advance(classified: int, start=start, n=len(series)) -> None:
+                    bar.update(max(0, min(classified, n) - (bar.n - start)))
+
+                outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device,
+                                                    threshold=args.threshold, on_progress=advance)
                 results = results_from_outcomes(series, outcomes, out, problems)
-                bar.update(len(series))
+                advance(len(series))
             else:
                 from bidsapp.linkbids import sort_participant
                 from bidsapp.volume import load_nifti
