@@ -21,16 +21,22 @@ def _signal(label: str, seed: int, region="brain") -> dict[str, float]:
     return {name: float(s[TISSUE_INDEX[name]]) for name in ("wm", "gm", "csf", "fat", "vein", "dura", "liver", "fluid")}
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_contrast_orderings_follow_the_physics(seed):
-    t1, t2, flair, adc = (_signal(lab, seed) for lab in ("T1w", "T2w", "FLAIR", "ADC"))
-    assert t1["wm"] > t1["gm"] > t1["csf"]
-    assert t2["csf"] > t2["gm"] > t2["wm"]
-    assert flair["csf"] < 0.3 * min(flair["gm"], flair["wm"]), "FLAIR must null the CSF drawn for this image"
-    assert adc["csf"] > adc["gm"] > 0
-    body_t2, body_t2fs = _signal("body-T2w", seed), _signal("body-T2w-fs", seed)
-    assert body_t2["fluid"] > body_t2["liver"]
-    assert body_t2fs["fat"] / body_t2fs["liver"] < body_t2["fat"] / body_t2["liver"] or body_t2fs["fat"] < 0.5 * body_t2["fat"]
+def test_contrast_orderings_follow_the_physics():
+    """Tissue order per class, over 100 random protocols. 1.5 T spin-echo T1 has genuinely weak
+    WM/GM contrast, so T1w may tie within 5% in a few draws; nothing else may be out of order."""
+    t1_strict = 0
+    for seed in range(100):
+        t1, t2, flair, adc = (_signal(lab, seed) for lab in ("T1w", "T2w", "FLAIR", "ADC"))
+        assert t1["wm"] > 0.95 * t1["gm"] and t1["gm"] > t1["csf"], seed
+        t1_strict += t1["wm"] > t1["gm"]
+        assert t2["csf"] > t2["gm"] > t2["wm"], seed
+        assert flair["csf"] < 0.3 * min(flair["gm"], flair["wm"]), "FLAIR must null the CSF drawn for this image"
+        assert flair["gm"] > 0.95 * flair["wm"], seed
+        assert adc["csf"] > adc["gm"] > 0
+        body_t2, body_t2fs = _signal("body-T2w", seed), _signal("body-T2w-fs", seed)
+        assert body_t2["fluid"] > body_t2["liver"]
+        assert body_t2fs["fat"] / body_t2fs["liver"] < 0.5 * body_t2["fat"] / body_t2["liver"], "fat suppression"
+    assert t1_strict >= 95
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -190,7 +190,7 @@ def _t2_brain(rng, label: str) -> Protocol:
 
 def _flair(rng, label: str) -> Protocol:
     g = _geometry(rng, p3d=0.4, thick3d=(0.9, 1.6))
-    return Protocol(label, "flair", "ir", tr=_u(rng, 5000, 11000), te=_u(rng, 80, 140), ti=-1.0, flow="void", **g)
+    return Protocol(label, "flair", "ir", tr=_u(rng, 5000, 11000), te=_u(rng, 90, 140), ti=-1.0, flow="void", **g)
 
 
 def _dwi(rng, label: str) -> Protocol:
@@ -384,6 +384,8 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     elif proto.flow == "tof":
         s = s * _u(rng, 0.3, 0.6)
         s = np.where(_FLOW, _u(rng, 2.0, 4.0) * s.max(), s)
+    w = _u(rng, 0.0, 1.0)  # lumped extra-cerebral soft tissue: a per-image fat/muscle mixture
+    s[TISSUE_INDEX["head_soft"]] = w * s[TISSUE_INDEX["fat"]] + (1 - w) * s[TISSUE_INDEX["muscle"]]
     if proto.seq == "swi":  # deoxygenated veins: phase-mask darkening beyond T2*
         s[TISSUE_INDEX["vein"]] *= _u(rng, 0.05, 0.4)
     return s
@@ -548,6 +550,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         wm = np.isin(tissue, _idx("wm", "deep_gm"))
         field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
         sub = np.where(wm, sub * np.exp(-proto.b * tp.adc[TISSUE_INDEX["wm"]] / 1000 * 0.6 * field_), sub)
+    sub = _tissue_texture(rng, sub, geo.res)
     combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
     img = combine(sub, axis=1)
     brain_mask = (tissue != TISSUE_INDEX["air"]).any(axis=1)
@@ -555,6 +558,17 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
     return (_storage(rng, img, stripped) if storage else img), geo
+
+
+def _tissue_texture(rng, sub: np.ndarray, res: float) -> np.ndarray:
+    """Real tissue is not piecewise constant: fine multiplicative texture (cells, vessels,
+    susceptibility; 1-2 mm grain, 2-10%) and partial-volume blur across the crisp label edges."""
+    n, m, h, w = sub.shape
+    grain = ndimage.gaussian_filter(rng.normal(size=(n, 1, h, w)), sigma=(0, 0, _u(rng, 0.6, 1.5) / res, _u(rng, 0.6, 1.5) / res))
+    grain /= grain.std() + 1e-6
+    sub = sub * (1 + _u(rng, 0.02, 0.10) * grain).astype(np.float32)
+    sigma = _u(rng, 0.3, 1.0) / max(res, 0.5)
+    return ndimage.gaussian_filter(sub, sigma=(0, 0, sigma, sigma)).astype(np.float32)
 
 
 def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ class Tissue:
 TISSUES: dict[str, Tissue] = {
     "air": Tissue(0.0, 1000, 1000, 1, 1, 1, 0.0),
     "csf": Tissue(1.0, 4000, 3800, 1200, 1100, 800, 3.1),
-    "gm": Tissue(0.80, 1120, 1820, 95, 99, 66, 0.85, vp=0.015),
+    "gm": Tissue(0.80, 1120, 1600, 95, 99, 66, 0.85, vp=0.015),  # 3 T T1: centre of 1400-1820 (Stanisz 2005 high end)
     "wm": Tissue(0.70, 780, 1084, 72, 69, 53, 0.72, vp=0.008),  # 1.5 T T1: centre of 650-880 (Wansapura 1999, Stanisz 2005)
     "deep_gm": Tissue(0.80, 1000, 1400, 85, 80, 45, 0.75, vp=0.012),
     "fat": Tissue(0.95, 343, 382, 58, 68, 40, 0.02, vp=0.01, fat=0.95),
@@ -63,6 +63,8 @@ TISSUES: dict[str, Tissue] = {
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
     "prostate": Tissue(0.80, 1400, 1597, 80, 74, 40, 1.5, ve=0.20, vp=0.05),
     "soft": Tissue(0.78, 850, 950, 40, 40, 30, 1.3, ve=0.12, vp=0.04, fat=0.05),
+    # SynthSeg's extra-cerebral label 507 lumps fat and muscle: the simulator mixes the two per image
+    "head_soft": Tissue(0.85, 600, 650, 45, 50, 30, 0.8, ve=0.12, vp=0.03, fat=0.5),
     "gland": Tissue(0.80, 700, 800, 60, 55, 35, 1.4, ve=0.20, vp=0.10),
 }
 
@@ -79,7 +81,7 @@ SYNTHSEG = {
     4: "csf", 5: "csf", 43: "csf", 44: "csf", 14: "csf", 15: "csf", 24: "csf", 72: "csf",
     136: "choroid", 137: "choroid", 163: "choroid", 164: "choroid",
     25: "wm_lesion", 57: "wm_lesion", 30: "artery", 62: "artery", 514: "vein",
-    502: "muscle", 508: "muscle", 530: "muscle", 506: "vitreous", 507: "soft", 509: "mucosa",
+    502: "muscle", 508: "muscle", 530: "muscle", 506: "vitreous", 507: "head_soft", 509: "mucosa",
     511: "skin", 515: "bone", 516: "bone",
 }
 

@@ -76,6 +76,35 @@ class LabelledSeries(IterableDataset):
             yield normalise_stack(slices, r, c, self.spec), one_hot(lab)
 
 
+def augment(x: torch.Tensor) -> torch.Tensor:
+    """Input-space augmentation of a (batch, slices, H, W) batch, per series.
+
+    Left-right mirror (anatomy is near-symmetric); a monotonic gamma curve, mild blur and noise
+    (scanners and reconstructions differ in contrast curve, sharpness and noise floor, and the
+    class must be read from tissue *order*, not from the simulator's exact look)."""
+    b = x.shape[0]
+    flip = torch.rand(b) < 0.5
+    x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
+    gamma = torch.exp(torch.empty(b).uniform_(-0.35, 0.35))[:, None, None, None]
+    x = torch.sign(x) * x.abs().pow(gamma)
+    sigma = torch.empty(b).uniform_(0.0, 1.2)
+    blurred = torch.stack([_blur(x[i], float(sigma[i])) for i in range(b)])
+    noise = torch.empty(b).uniform_(0.0, 0.04)[:, None, None, None] * torch.randn_like(x)
+    return blurred + noise
+
+
+def _blur(stack: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma < 0.3:
+        return stack
+    r = int(round(2.5 * sigma))
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=stack.dtype) ** 2) / (2 * sigma**2))
+    k = (k / k.sum()).to(stack.device)
+    s = stack[:, None]
+    s = torch.nn.functional.conv2d(s, k.view(1, 1, 1, -1), padding=(0, r))
+    s = torch.nn.functional.conv2d(s, k.view(1, 1, -1, 1), padding=(r, 0))
+    return s[:, 0]
+
+
 def interleave(primary, secondary, p_secondary: float, seed: int):
     rng = np.random.default_rng([seed, 99])
     a, b = iter(primary), iter(secondary) if secondary is not None else None
@@ -170,8 +199,7 @@ def main(argv=None) -> int:
         batch = [next(samples) for _ in range(args.batch)]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
         y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
-        if torch.rand(()) < 0.5:  # left-right mirror: anatomy is near-symmetric, labels are not affected
-            x = torch.flip(x, dims=[3])
+        x = augment(x)
         frac = min(1.0, max((time.time() - t0) / budget, step / total_steps_est))
         for g in opt.param_groups:  # cosine decay over the time (or step) budget, short warm-up
             g["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac))
