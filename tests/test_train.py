@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 
 from bidsapp.classes import LABELS
@@ -30,3 +31,14 @@ def test_smoke_training_writes_loadable_weights_and_resumes(tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["step"] == 4
     assert any(not torch.equal(before[k], state["model"][k]) for k in before)
+
+
+def test_replay_buffer_waits_until_it_holds_enough_then_samples_what_it_kept():
+    buf = train.ReplayBuffer(capacity=10, seed=0)
+    x = np.ones((2, 4, 4), np.float32)
+    buf.add([(x * i, np.eye(3)[i % 3]) for i in range(3)])
+    assert buf.sample(2) == []  # fewer than 4x the request: replay would repeat too much
+    buf.add([(x * i, np.eye(3)[i % 3]) for i in range(3, 30)])
+    assert len(buf.items) == 10
+    drawn = buf.sample(2)
+    assert len(drawn) == 2 and all(d[0].dtype == np.float32 and d[0].shape == (2, 4, 4) for d in drawn)
