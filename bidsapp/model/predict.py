@@ -32,6 +32,20 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+@torch.inference_mode()
+def mirrored_logits(network: SliceStackClassifier, stacks: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) → (B, classes) logits averaged over each stack and its left-right mirror.
+
+    Training mirrors too; the pair is a cheap ensemble that removes any preference for one
+    hemisphere's appearance. Training's threshold choice uses this same function."""
+    was_training = network.training
+    network.eval()
+    b = stacks.shape[0]
+    logits = network(torch.cat([stacks, torch.flip(stacks, dims=[3])]))
+    network.train(was_training)
+    return (logits[:b] + logits[b:]) / 2
+
+
 def decide(probabilities: np.ndarray, threshold: float) -> Classification:
     """Best class, or "other" when the best one-vs-all probability is below ``threshold``."""
     probs = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
@@ -78,10 +92,11 @@ class Classifier:
         return float(self.card["threshold"])
 
     def probabilities(self, stack: np.ndarray) -> np.ndarray:
-        """Sigmoid probabilities of every class for one (K, H, W) stack."""
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None].to(self.device)
-            return torch.sigmoid(self.network(x))[0].cpu().numpy()
+        """Sigmoid probabilities of every class for one (K, H, W) stack.
+
+        See ``mirrored_logits``."""
+        x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None].to(self.device)
+        return torch.sigmoid(mirrored_logits(self.network, x))[0].cpu().numpy()
 
     def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
         stack = to_network_input(volume, self.spec)

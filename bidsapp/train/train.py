@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from .. import __version__
 from ..classes import LABELS
 from ..model.network import ARCH, SliceStackClassifier
-from ..model.predict import resolve_device, sha256
+from ..model.predict import mirrored_logits, resolve_device, sha256
 from ..volume import SPEC, InputSpec, load_nifti, native_slices, normalise_stack
 from . import simulate
 from .metrics import calibration, choose_threshold, decisions
@@ -149,12 +149,10 @@ def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec):
     return np.stack(stacks), labels, kinds
 
 
-@torch.no_grad()
 def predict_probs(net, stacks: np.ndarray, device, batch: int = 16) -> np.ndarray:
-    net.eval()
-    out = [torch.sigmoid(net(torch.from_numpy(stacks[i:i + batch].astype(np.float32)).to(device))).cpu().numpy()
-           for i in range(0, len(stacks), batch)]
-    net.train()
+    """Probabilities exactly as inference computes them (``predict.mirrored_logits``)."""
+    out = [torch.sigmoid(mirrored_logits(net, torch.from_numpy(stacks[i:i + batch].astype(np.float32)).to(device)))
+           .cpu().numpy() for i in range(0, len(stacks), batch)]
     return np.concatenate(out)
 
 
