@@ -138,14 +138,20 @@ def interleave(primary, secondary, p_secondary: float, seed: int):
 
 
 def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec):
+    """Fixed simulated series at inference geometry (``spec.n_slices`` slices), passed through the
+    training augmentation once: the threshold should be chosen on images that differ from the
+    simulator's clean look the way real scanners do, not on the easiest possible inputs."""
     rng = np.random.default_rng([seed, 12345])
     anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS)
     stacks, labels, kinds = [], [], []
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
     for _ in range(n):
         stack, label, proto = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
-        stacks.append(stack.astype(np.float16))
+        stacks.append(augment(torch.from_numpy(stack)[None])[0].numpy().astype(np.float16))
         labels.append(label)
         kinds.append(proto.kind)
+    torch.random.set_rng_state(generator_state)
     return np.stack(stacks), labels, kinds
 
 
