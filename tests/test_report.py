@@ -359,3 +359,16 @@ def test_chromium_renders_group_page(demo, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     doc = lxml.html.fromstring(dom.stdout)
     assert select(doc, "#confusion td[data-count]") and select(doc, "tr.review-row")
+
+
+def test_agreement_badge_only_when_the_header_actually_agrees(tmp_path):
+    """'header agrees' is a claim about the header: no guess from the header, no badge."""
+    def result(uid: str, header: str) -> SeriesResult:
+        series = Series("01", None, uid, f"{uid}.nii.gz", (), "nifti")
+        return SeriesResult(series, _classification("T2w", 0.95), header_label=header,
+                            bids_path=f"sub-01/anat/sub-01_run-{uid}_T2w.nii.gz")
+
+    page = write_participant_report([result("1", "T2w"), result("2", "unknown")], tmp_path, "01")
+    cards = lxml.html.fromstring(page.read_text()).xpath('//article[contains(@class, "series-card")]')
+    badges = ["header agrees" in card.text_content() for card in cards]
+    assert sorted(badges) == [False, True]
