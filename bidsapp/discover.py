@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from bidsapp import header
+from bidsapp.naming import sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
 log = logging.getLogger(__name__)
@@ -89,12 +89,6 @@ class Discovery:
 
 
 # --------------------------------------------------------------------------- labels
-
-
-def sanitize_label(text: str | None, default: str = "unknown") -> str:
-    """BIDS label from free text: keep only [a-zA-Z0-9]; ``default`` when nothing is left."""
-    cleaned = re.sub(r"[^a-zA-Z0-9]", "", str(text or ""))
-    return cleaned or default
 
 
 def short_hash(text: str, n: int = 6) -> str:

@@ -45,15 +45,19 @@ class Entities:
     ce: str | None = None
 
 
+def sanitize_label(text: str | None, default: str = "unknown") -> str:
+    """BIDS label from free text: keep only [a-zA-Z0-9]; ``default`` when nothing is left."""
+    cleaned = re.sub(r"[^a-zA-Z0-9]", "", str(text or ""))
+    return cleaned or default
+
+
 def agent_label(contrast_agent: str | None) -> str:
     """``ce-`` value: ContrastBolusAgent reduced to lower-case [a-z0-9], else ``gadolinium``."""
-    cleaned = re.sub(r"[^a-zA-Z0-9]", "", contrast_agent or "").lower()
-    return cleaned or DEFAULT_AGENT
+    return sanitize_label(contrast_agent, DEFAULT_AGENT).lower()
 
 
 def description_label(text: str | None) -> str:
-    cleaned = re.sub(r"[^a-zA-Z0-9]", "", text or "")
-    return cleaned or "series"
+    return sanitize_label(text, "series")
 
 
 def is_trace(image_type: tuple[str, ...] | list[str], has_bvec: bool = True) -> bool:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from bidsapp import handoff, header, naming
 from bidsapp.classes import OTHER
-from bidsapp.discover import sanitize_label
+from bidsapp.naming import sanitize_label
 from bidsapp.linkbids import dimension_problem
 
 lgr = logging.getLogger("heudiconv.mrclass")
