@@ -24,6 +24,8 @@ from heudiconv.main import workflow  # noqa: E402
 from bidsapp import handoff, naming
 from bidsapp.classes import OTHER
 from bidsapp.records import Series, SeriesResult
+from bidsapp.staging import convertible_files
+from bidsapp.tools import search_path
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +126,11 @@ def convert_participant(
         handoff.ENV_SERIES_MAP: str(series_map),
         handoff.ENV_DEVICE: device,
         handoff.ENV_WORK_DIR: str(scratch),
+        "PATH": search_path(),  # nipype runs dcm2niix by name
     }
     if threshold is not None:
         env[handoff.ENV_THRESHOLD] = str(threshold)
-    files = [str(f) for s in series for f in s.files]
+    files = [str(f) for s in series for f in convertible_files(s.files, Path(work_dir) / "part10")]
     try:
         with environment(env), counting_files(results, on_progress):
             workflow(

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .records import Volume
+from .tools import find_tool
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +187,7 @@ def _conversion_rank(path: Path) -> tuple[int, int]:
 
 
 def _dcm2niix() -> str:
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        raise RuntimeError("dcm2niix not found on PATH (pip install dcm2niix)")
-    return exe
+    return find_tool("dcm2niix")
 
 
 # ---------------------------------------------------------------------------------- slice stack

@@ -13,6 +13,7 @@ import pytest
 
 from bidsapp.classes import ALL_LABELS, OTHER
 from bidsapp.naming import NameRequest, entities
+from bidsapp.tools import search_path
 
 # Real DICOM series used by default; the two DTI folders (500+ files each) only with -m slow,
 # except Canon's, which is the one raw multi-direction DWI (the _dwi naming path).
@@ -95,7 +96,7 @@ def check_row_path(row: dict, root: Path) -> None:
 
 
 def validator_errors(root: Path) -> list[dict]:
-    exe = shutil.which("bids-validator-deno")
+    exe = shutil.which("bids-validator-deno", path=search_path())
     if exe is None:
         pytest.skip("bids-validator-deno not installed")
     proc = subprocess.run([exe, str(root), "--json"], capture_output=True, text=True, timeout=300)
