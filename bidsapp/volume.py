@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .dicom_subset import classification_files
 from .records import Volume
 from .tools import find_tool
 
@@ -155,12 +156,15 @@ class NotConvertible(ValueError):
 
 def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = None) -> Volume:
     """Convert one DICOM series with dcm2niix (it knows every vendor's mosaic, enhanced and 4D
-    layout) into a temporary NIfTI, then load it. Raises ``NotConvertible`` when nothing converts."""
+    layout) into a temporary NIfTI, then load it. Raises ``NotConvertible`` when nothing converts.
+
+    Huge series are converted from a subset of slice positions (``dicom_subset``): memory follows
+    ``MAX_SERIES_BYTES``, not the series."""
     tmp = Path(tempfile.mkdtemp(prefix="mrclass-dcm-", dir=work_dir))
     try:
         src = tmp / "in"
         src.mkdir()
-        for i, f in enumerate(files):
+        for i, f in enumerate(classification_files(list(files))):
             (src / f"{i:06d}.dcm").symlink_to(Path(f).resolve())
         out = tmp / "out"
         out.mkdir()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from badinputs import PHI, build_export, nifti
 from e2e_helpers import require_model, validator_errors
@@ -254,3 +255,48 @@ def test_two_gigabyte_series_memory(tmp_path: Path):
     peak = _peak_mb(lambda: load_nifti(path))
     assert peak < 1500, peak
     json.dumps({"peak_mb": peak})
+
+
+def test_huge_dicom_series_is_classified_from_a_subset(tmp_path: Path):
+    """Above the byte budget dcm2niix sees evenly spaced slice positions only; every volume of a
+    4D series stays (its b-values and temporal mean depend on them)."""
+    from badinputs import four_d, series
+
+    from bidsapp.dicom_subset import classification_files
+    from bidsapp.volume import load_dicom
+
+    stack = series(tmp_path / "t1", 5, "big_t1", n_slices=60, size=64)
+    budget = sum(p.stat().st_size for p in stack[:20])
+    subset = classification_files(stack, max_bytes=budget, min_positions=8)
+    assert 15 <= len(subset) <= 20 and set(subset) <= set(stack)
+    index = [stack.index(p) for p in subset]
+    assert len(set(np.diff(index))) == 1 and index[0] <= 2 and index[-1] >= 57  # even stride, whole extent
+    assert classification_files(stack, max_bytes=10 * budget) == stack  # small series: untouched
+
+    fmri = four_d(tmp_path / "bold", 6, positions=30, timepoints=4)
+    picked = classification_files(fmri, max_bytes=sum(p.stat().st_size for p in fmri) // 3, min_positions=8)
+    positions = {round(float(pydicom.dcmread(p).ImagePositionPatient[2]), 2) for p in picked}
+    assert len(picked) == 4 * len(positions) and 8 <= len(positions) <= 10
+
+    full, reduced = load_dicom(stack), load_dicom(subset)
+    assert reduced.data.shape[:2] == full.data.shape[:2] and reduced.data.shape[2] == len(subset)
+    assert reduced.spacing[2] > 2.5 * full.spacing[2]
+
+
+@pytest.mark.slow
+def test_two_gigabyte_dicom_series_converter_memory(tmp_path: Path):
+    """A 2 GB DICOM series (4000 slices of 512²): dcm2niix, run for classification, stays within
+    the subset budget instead of holding 2 GB."""
+    import subprocess
+    import sys
+
+    from dicomgen import write_series
+
+    paths = write_series(tmp_path / "in", n_slices=4000, size=512, series_description="huge")
+    assert sum(p.stat().st_size for p in paths) > 2e9
+    code = ("import sys, resource; from pathlib import Path; from bidsapp.volume import load_dicom; "
+            "v = load_dicom(sorted(Path(sys.argv[1]).glob('*'))); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, v.data.shape)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in")], capture_output=True, text=True, check=True)
+    child_kb = int(out.stdout.split()[0])
+    assert child_kb < 400 * 1024, out.stdout
