@@ -70,19 +70,13 @@ def render_example_series(series: ExampleSeries, anat: simulate.Anatomy, seed: i
         rng = np.random.default_rng([seed, series.number, i])
         # the same slice positions for every volume of a 4D series: geometry drawn from one seed
         geo_rng = np.random.default_rng([seed, series.number])
-        slices, geo = _render_fixed(geo_rng, rng, anat, proto, series)
+        geo = simulate.plan_geometry(geo_rng, anat, proto, series.n_slices, series.plane, fov=230.0,
+                                     even=True, oblique=False)
+        tp = simulate.draw_tissue_params(np.random.default_rng([series.number]), proto.field, jitter=0.05)
+        slices, geo = simulate.render(rng, anat, proto, series.n_slices, geometry=geo, tissue_params=tp,
+                                      stripped=False, storage=False)
         volumes.append(slices)
     return np.stack(volumes), geo
-
-
-def _render_fixed(geo_rng, rng, anat, proto, series):
-    geo = simulate.plan_geometry(geo_rng, anat, proto, series.n_slices, series.plane, fov=230.0, even=True, oblique=False)
-    tissue = simulate.sample_tissue_slices(rng, anat, proto, geo)
-    tp = simulate.draw_tissue_params(np.random.default_rng([series.number]), proto.field, jitter=0.05)
-    lut = simulate.tissue_signal(rng, proto, tp)
-    img = lut[tissue].astype(np.float32).mean(axis=1)
-    mask = (tissue != simulate.TISSUE_INDEX["air"]).any(axis=1)
-    return simulate._artefacts(rng, img, proto, mask), geo
 
 
 def _dataset(path: Path, series: ExampleSeries, study: dict, geo: simulate.SliceGeometry, k: int,

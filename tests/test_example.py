@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import nibabel as nib
 import pydicom
 
 from bidsapp.example import SERIES, write_example
+from bidsapp.tools import find_tool
 
 
 def test_example_study_converts_with_dcm2niix(tmp_path):
@@ -20,7 +20,7 @@ def test_example_study_converts_with_dcm2niix(tmp_path):
     assert ds.PatientID == "EXAMPLE01" and ds.Modality == "MR"
     out = tmp_path / "nii"
     out.mkdir()
-    subprocess.run([shutil.which("dcm2niix"), "-z", "y", "-f", "%s", "-o", str(out), str(dicom)],
+    subprocess.run([find_tool("dcm2niix"), "-z", "y", "-f", "%s", "-o", str(out), str(dicom)],
                    check=True, capture_output=True)
     by_number = {int(p.name.split(".")[0].split("_")[0]): p for p in out.glob("*.nii.gz")}
     for s in SERIES:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from e2e_helpers import link_tree, require_model
+
+from bidsapp.tools import find_tool, search_path
 
 REPO = Path(__file__).resolve().parents[1]
 HEURISTIC = REPO / "heuristics" / "mrclass.py"
@@ -25,10 +25,10 @@ def _load_heuristic():
 
 def test_heudiconv_cli(real_data: Path, tmp_path: Path):
     require_model()
-    exe = shutil.which("heudiconv") or str(Path(sys.executable).with_name("heudiconv"))
+    exe = find_tool("heudiconv")
     link_tree([real_data / "dicom" / n for n in ("ProstateX-0000_4_t2_tse_tra", "ProstateX-0000_7_ADC")], tmp_path / "in")
     out = tmp_path / "out"
-    env = {**os.environ, "NO_ET": "1"}
+    env = {**os.environ, "NO_ET": "1", "PATH": search_path()}  # heudiconv runs dcm2niix by name
     proc = subprocess.run([exe, "--files", str(tmp_path / "in"), "-f", str(HEURISTIC), "-o", str(out), "-c", "dcm2niix", "-b"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

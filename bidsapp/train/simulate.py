@@ -153,11 +153,11 @@ def _u(rng, lo, hi):
 def _geometry(rng, p3d: float, thick2d=(3.0, 6.5), thick3d=(0.8, 1.5), res=(0.5, 1.2)) -> dict:
     is3d = bool(rng.random() < p3d)
     return dict(is3d=is3d, thickness=_u(rng, *(thick3d if is3d else thick2d)), res=_u(rng, *res),
-                snr=_u(rng, 15, 60) if is3d else _u(rng, 10, 50), field=float(rng.choice([1.5, 3.0])))
+                snr=_u(rng, 20, 90) if is3d else _u(rng, 15, 80), field=float(rng.choice([1.5, 3.0])))
 
 
 def _epi_geometry(rng, thick=(3.0, 6.0), res=(1.2, 2.8)) -> dict:
-    return dict(is3d=False, epi=True, thickness=_u(rng, *thick), res=_u(rng, *res), snr=_u(rng, 6, 30),
+    return dict(is3d=False, epi=True, thickness=_u(rng, *thick), res=_u(rng, *res), snr=_u(rng, 8, 40),
                 field=float(rng.choice([1.5, 3.0])))
 
 
@@ -528,22 +528,27 @@ def _smooth_field(rng, shape, scale_px: float, amplitude: float) -> np.ndarray:
 
 
 def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
-           fov: float | None = None, even: bool = False, oblique: bool = True,
-           stripped: bool | None = None, storage: bool = True):
+           fov: float | None = None, *, geometry: SliceGeometry | None = None,
+           tissue_params: TissueParams | None = None, stripped: bool | None = None, storage: bool = True):
     """Simulate ``n_slices`` slices of one series: (n, H, W) magnitude images and their geometry.
 
-    Training draws everything; the example study fixes plane, FOV and even coverage."""
-    plane_p = {"brain": [0.55, 0.2, 0.25], "body": [0.75, 0.05, 0.2]}[anat.region]
-    plane = plane or str(rng.choice(list(_PLANES), p=plane_p))
-    fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
-    geo = plan_geometry(rng, anat, proto, n_slices, plane, fov, even=even, oblique=oblique)
-    scale = np.diag(rng.uniform(0.88, 1.12, size=3)) if oblique else None
+    Training draws everything. The example study passes a fixed ``geometry`` and
+    ``tissue_params`` so that every volume of a 4D series shares slices and tissue values."""
+    if geometry is None:
+        plane_p = {"brain": [0.55, 0.2, 0.25], "body": [0.75, 0.05, 0.2]}[anat.region]
+        plane = plane or str(rng.choice(list(_PLANES), p=plane_p))
+        fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
+        geometry = plan_geometry(rng, anat, proto, n_slices, plane, fov)
+        scale = np.diag(rng.uniform(0.88, 1.12, size=3))
+    else:
+        scale = None
+    geo = geometry
     tissue = sample_tissue_slices(rng, anat, proto, geo, scale)
     if stripped is None:
         stripped = anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
     if stripped:
         tissue = np.where(_IS_BRAIN[tissue], tissue, TISSUE_INDEX["air"]).astype(np.uint8)
-    tp = draw_tissue_params(rng, proto.field)
+    tp = tissue_params or draw_tissue_params(rng, proto.field)
     lut = tissue_signal(rng, proto, tp)
     sub = lut[tissue].astype(np.float32)  # (n, m, H, W)
     if proto.raw_direction:  # anisotropic diffusion: white matter signal varies with fibre direction
@@ -566,8 +571,8 @@ def _tissue_texture(rng, sub: np.ndarray, res: float) -> np.ndarray:
     n, m, h, w = sub.shape
     grain = ndimage.gaussian_filter(rng.normal(size=(n, 1, h, w)), sigma=(0, 0, _u(rng, 0.6, 1.5) / res, _u(rng, 0.6, 1.5) / res))
     grain /= grain.std() + 1e-6
-    sub = sub * (1 + _u(rng, 0.02, 0.10) * grain).astype(np.float32)
-    sigma = _u(rng, 0.3, 1.0) / max(res, 0.5)
+    sub = sub * (1 + _u(rng, 0.01, 0.06) * grain).astype(np.float32)
+    sigma = _u(rng, 0.4, 1.3) / max(res, 0.5)
     return ndimage.gaussian_filter(sub, sigma=(0, 0, sigma, sigma)).astype(np.float32)
 
 
