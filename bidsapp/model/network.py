@@ -3,6 +3,9 @@
 Each slice of a series' native-plane stack is scored independently; the series' logits are the
 mean over its slices. One-vs-all heads (MR-Class's open-set design) let every class say "not me",
 so a series no head claims becomes "other" instead of being forced into the least-bad class.
+
+Normalisation is GroupNorm by default: BatchNorm's running statistics are those of *simulated*
+images, and every real scanner shifts them; GroupNorm normalises each image by itself.
 """
 
 from __future__ import annotations
@@ -12,7 +15,20 @@ from monai.networks.nets import ResNet
 from torch import nn
 
 ARCH = {"block": "basic", "layers": [1, 1, 1, 1], "block_inplanes": [32, 64, 128, 256],
-        "conv1_t_size": 5, "conv1_t_stride": 2, "no_max_pool": False}
+        "conv1_t_size": 5, "conv1_t_stride": 2, "no_max_pool": False, "norm_groups": 8}
+
+
+def batch_to_group_norm(module: nn.Module, groups: int) -> nn.Module:
+    """Replace every BatchNorm2d in ``module`` by a GroupNorm (in place).
+
+    MONAI's ResNet takes ``norm`` but builds its residual layers with BatchNorm regardless."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            c = child.num_features
+            setattr(module, name, nn.GroupNorm(min(groups, c), c))
+        else:
+            batch_to_group_norm(child, groups)
+    return module
 
 
 class SliceStackClassifier(nn.Module):
@@ -21,7 +37,10 @@ class SliceStackClassifier(nn.Module):
     def __init__(self, n_classes: int, arch: dict | None = None):
         super().__init__()
         self.arch = dict(arch or ARCH)
-        self.backbone = ResNet(spatial_dims=2, n_input_channels=1, num_classes=n_classes, **self.arch)
+        resnet_args = {k: v for k, v in self.arch.items() if k != "norm_groups"}
+        self.backbone = ResNet(spatial_dims=2, n_input_channels=1, num_classes=n_classes, **resnet_args)
+        if self.arch.get("norm_groups"):  # absent in cards of BatchNorm models (v0.1)
+            batch_to_group_norm(self.backbone, self.arch["norm_groups"])
 
     def slice_logits(self, stack: torch.Tensor) -> torch.Tensor:
         b, k, h, w = stack.shape

@@ -79,7 +79,8 @@ class LabelledSeries(IterableDataset):
 def augment(x: torch.Tensor) -> torch.Tensor:
     """Input-space augmentation of a (batch, slices, H, W) batch, per series.
 
-    Left-right mirror (anatomy is near-symmetric); a monotonic gamma curve, mild blur and noise
+    Left-right mirror (anatomy is near-symmetric); monotonic intensity curves (gamma, then a random
+    piecewise-linear one), mild blur and noise
     (scanners and reconstructions differ in contrast curve, sharpness and noise floor, and the
     class must be read from tissue *order*, not from the simulator's exact look)."""
     b = x.shape[0]
@@ -87,10 +88,26 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
     gamma = torch.exp(torch.empty(b).uniform_(-0.35, 0.35))[:, None, None, None]
     x = torch.sign(x) * x.abs().pow(gamma)
+    x = monotone_curve(x, knots=6, concentration=3.0)
     sigma = torch.empty(b).uniform_(0.0, 1.2)
     blurred = torch.stack([_blur(x[i], float(sigma[i])) for i in range(b)])
     noise = torch.empty(b).uniform_(0.0, 0.04)[:, None, None, None] * torch.randn_like(x)
     return blurred + noise
+
+
+def monotone_curve(x: torch.Tensor, knots: int, concentration: float) -> torch.Tensor:
+    """Map each series' intensities through its own random increasing piecewise-linear curve on
+    [0, 1] (extended linearly beyond). Tissue *order* survives; the exact contrast levels, which
+    differ between scanners and the simulator, do not, so the network cannot lean on them."""
+    b = x.shape[0]
+    steps = torch.distributions.Dirichlet(torch.full((knots,), concentration)).sample((b,)).to(x)  # (b, K), sum 1
+    ends = torch.cumsum(steps, dim=1)
+    starts = ends - steps
+    seg = (x * knots).floor().clamp(0, knots - 1).long()  # (b, k, H, W) segment per pixel
+    flat = seg.reshape(b, -1)
+    start = torch.gather(starts, 1, flat).reshape_as(x)
+    slope = torch.gather(steps * knots, 1, flat).reshape_as(x)
+    return start + slope * (x - seg.to(x) / knots)
 
 
 def _blur(stack: torch.Tensor, sigma: float) -> torch.Tensor:
