@@ -595,14 +595,22 @@ def _docker_available() -> bool:
         return False
 
 
+def _build_options() -> list[str]:
+    """Extra ``docker build`` options for sites without Docker Hub or the torch index:
+    MRCLASS_DOCKER_BUILD_ARGS="BASE_IMAGE=local/python:3.11 TORCH_INDEX=http://127.0.0.1:8765/cpu"
+    and MRCLASS_DOCKER_BUILD_NETWORK=host (docs/containers.md, "Building without Docker Hub")."""
+    opts = [f"--build-arg={a}" for a in os.environ.get("MRCLASS_DOCKER_BUILD_ARGS", "").split()]
+    network = os.environ.get("MRCLASS_DOCKER_BUILD_NETWORK")
+    return opts + ([f"--network={network}"] if network else [])
+
+
 @pytest.fixture(scope="module")
 def docker_image():
     if not _docker_available():
         pytest.skip("set MRCLASS_TEST_DOCKER=1 with a running Docker engine")
     tag = f"mrclass-bids:test-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.run(
-        ["docker", "build", "-t", tag, str(REPO)], capture_output=True, text=True, timeout=3600
-    )
+    proc = subprocess.run(["docker", "build", "-t", tag, *_build_options(), str(REPO)],
+                          capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     yield tag
     subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True)
@@ -657,3 +665,31 @@ def test_image_participant_run_without_network(docker_image, shared_data, tmp_pa
     assert list(out_dir.glob("derivatives/mrclass/sub-*/sub-*_classifications.tsv"))
     owners = {p.stat().st_uid for p in out_dir.rglob("*")}
     assert owners == {os.getuid()}, "output files must belong to the calling user"
+
+
+def _def_sections(text: str) -> dict[str, str]:
+    """``%name`` → body of each section of a definition file (header and comments dropped)."""
+    sections, name = {}, None
+    for line in text.splitlines():
+        if m := re.match(r"^%(\w+)\s*$", line):
+            name = m.group(1)
+            sections[name] = ""
+        elif name and not line.lstrip().startswith("#"):
+            sections[name] += line + "\n"
+    return sections
+
+
+@pytest.mark.container
+def test_singularity_sections_run_in_the_image(docker_image):
+    """What `apptainer run --cleanenv` and `apptainer test` do, short of building a SIF: the
+    %environment, then %runscript with the user's arguments, and %test, in the image's root
+    file system, as an arbitrary uid with an empty environment."""
+    sections = _def_sections(SINGULARITY_DEF.read_text())
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    clean = ("--entrypoint", "/usr/bin/env", "-u", "23456:23456")
+    base = ["-i", "HOME=/tmp", "PATH=/usr/bin:/bin", "/bin/sh", "-c"]
+    run = _docker_run(docker_image, *base, sections["environment"] + sections["runscript"], "sh", "--version",
+                      opts=clean)
+    assert run.returncode == 0 and version in run.stdout + run.stderr, run.stderr
+    test = _docker_run(docker_image, *base, "set -e\n" + sections["environment"] + sections["test"], opts=clean)
+    assert test.returncode == 0, test.stdout + test.stderr
