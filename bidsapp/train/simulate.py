@@ -328,6 +328,16 @@ def gd_concentration(rng, phase: str) -> np.ndarray:
     return _T["vp"] * c_blood + _T["ve"] * c_e
 
 
+def _tse_decay(rng, te: float, t2: np.ndarray, mixing: tuple[float, float]) -> np.ndarray:
+    """T2 decay of a turbo spin echo at effective TE: not one echo but a k-space mixture (the
+    early echoes of the train fill part of k-space; stimulated echoes), which keeps short-T2
+    tissue such as muscle grey instead of black; and J-coupled fat, whose apparent T2 lengthens
+    under the closely spaced refocusing pulses (bright fat on TSE; Henkelman 1992)."""
+    t2 = t2 * (1 + _T["fat"] * (_u(rng, 1.5, 2.5) - 1))
+    k = _u(rng, *mixing)
+    return (1 - k) * np.exp(-te / t2) + k * np.exp(-_u(rng, 10, 30) / t2)
+
+
 def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     """Signal of each tissue under this protocol (the per-tissue lookup table)."""
     c = gd_concentration(rng, proto.gd_phase)
@@ -338,8 +348,10 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     pd, tr, te = tp.pd, proto.tr, proto.te
     e1 = np.exp(-tr / t1)
     seq = proto.seq
+    if seq in ("se", "ir"):  # no early-echo mixing for FLAIR: it would erase its small GM/WM contrast
+        decay = _tse_decay(rng, te, t2, (0.05, 0.25) if seq == "se" else (0.0, 0.0)) if te > 40 else np.exp(-te / t2)
     if seq == "se":
-        s = pd * (1 - e1) * np.exp(-te / t2)
+        s = pd * (1 - e1) * decay
     elif seq in ("gre", "swi"):
         a = math.radians(proto.flip)
         s = pd * math.sin(a) * (1 - e1) / (1 - math.cos(a) * e1) * np.exp(-te / t2s)
@@ -349,7 +361,7 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
         else:  # STIR: null fat
             t1n = t1[TISSUE_INDEX["fat"]]
         ti = t1n * math.log(2.0 / (1.0 + math.exp(-tr / t1n))) * _u(rng, 0.975, 1.025)  # CSF (long T2) shows any residual
-        s = pd * np.abs(1 - 2 * np.exp(-ti / t1) + e1) * np.exp(-te / t2)
+        s = pd * np.abs(1 - 2 * np.exp(-ti / t1) + e1) * decay
     elif seq == "mprage":
         ir = np.abs(1 - 2 * np.exp(-proto.ti / t1) + e1)  # the readout train keeps CSF near its null
         a = math.radians(proto.flip)
