@@ -19,7 +19,6 @@ where every verdict is saved so the App writes derivatives without classifying t
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -94,13 +93,6 @@ def create_key(template: str, outtype: tuple[str, ...] = ("nii.gz",), annotation
     return template, outtype, annotation_classes
 
 
-@functools.lru_cache(maxsize=2)
-def _classifier(device: str):
-    from bidsapp.model.predict import Classifier
-
-    return Classifier.load(device=device)
-
-
 def _threshold() -> float | None:
     value = os.environ.get(handoff.ENV_THRESHOLD)
     return float(value) if value else None
@@ -110,7 +102,10 @@ def _classify(series_files: list[str]):
     from bidsapp.volume import load_dicom
 
     volume = load_dicom(series_files, work_dir=os.environ.get(handoff.ENV_WORK_DIR) or None)
-    classification = _classifier(os.environ.get(handoff.ENV_DEVICE, "cpu")).classify(volume, threshold=_threshold())
+    from bidsapp.model.predict import shared_classifier
+
+    classifier = shared_classifier(os.environ.get(handoff.ENV_DEVICE, "cpu"))
+    classification = classifier.classify(volume, threshold=_threshold())
     return volume, classification
 
 

@@ -124,12 +124,12 @@ def run_participants(args, src: Path, out: Path) -> int:
 
     import torch
 
-    from bidsapp.model.predict import Classifier
+    from bidsapp.model.predict import shared_classifier
 
     torch.set_num_threads(args.nprocs)
     device = resolve_device(args.device)
     try:
-        classifier = Classifier.load(device=device)
+        classifier = shared_classifier(device)  # the heuristic inside heudiconv reuses it
     except FileNotFoundError as exc:
         log.error("cannot load the classifier: %s", exc)
         return EXIT_NOTHING_DONE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -101,3 +102,10 @@ class Classifier:
     def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
         stack = to_network_input(volume, self.spec)
         return decide(self.probabilities(stack), self.threshold if threshold is None else threshold)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_classifier(device: str = "cpu") -> Classifier:
+    """The shipped model, loaded once per process and device: the App and the heuristic that
+    heudiconv runs inside it ask for the same one (the network is only ever used for inference)."""
+    return Classifier.load(device=device)
