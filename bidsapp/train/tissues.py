@@ -6,7 +6,10 @@ Stanisz 2005 MRM 54:507 (brain, muscle at 1.5/3 T), de Bazelaire 2004 Radiology 
 fat, marrow at 1.5/3 T), Lu 2004/2005 (blood, CSF), Peters 2007 (T2*), Helenius 2002 (ADC),
 Jafar 2016 (body ADC), BrainWeb (Kwan 1999) PD values. ``ve``: extracellular volume that gadolinium
 reaches (0 behind an intact blood-brain barrier); ``vp``: effective blood volume (brain parenchyma
-below its anatomical 2-4%: water exchange limits how much intravascular agent relaxes tissue water); ``supply``: which blood pool
+0.3-0.5%, far below its anatomical 2-4%: water exchange limits how much intravascular agent relaxes
+tissue water, and normal parenchyma brightens only a few percent after gadolinium; larger values
+made contrast-enhanced images differ from native ones by a GM/WM contrast change that real T1w
+scans of weak native contrast imitate); ``supply``: which blood pool
 feeds it ("a" arterial, "v" portal/venous) for the body phases; ``fat``: fat fraction (Dixon, fat-sat).
 """
 
@@ -34,9 +37,9 @@ class Tissue:
 TISSUES: dict[str, Tissue] = {
     "air": Tissue(0.0, 1000, 1000, 1, 1, 1, 0.0),
     "csf": Tissue(1.0, 4000, 3800, 1200, 1100, 800, 3.1),
-    "gm": Tissue(0.80, 1120, 1600, 95, 99, 66, 0.85, vp=0.015),  # 3 T T1: centre of 1400-1820 (Stanisz 2005 high end)
-    "wm": Tissue(0.70, 780, 1084, 72, 69, 53, 0.72, vp=0.008),  # 1.5 T T1: centre of 650-880 (Wansapura 1999, Stanisz 2005)
-    "deep_gm": Tissue(0.80, 1000, 1400, 85, 80, 45, 0.75, vp=0.012),
+    "gm": Tissue(0.80, 1120, 1600, 95, 99, 66, 0.85, vp=0.005),  # 3 T T1: centre of 1400-1820 (Stanisz 2005 high end)
+    "wm": Tissue(0.70, 780, 1084, 72, 69, 53, 0.72, vp=0.003),  # 1.5 T T1: centre of 650-880 (Wansapura 1999, Stanisz 2005)
+    "deep_gm": Tissue(0.80, 1000, 1400, 85, 80, 45, 0.75, vp=0.004),
     "fat": Tissue(0.95, 343, 382, 58, 68, 40, 0.02, vp=0.01, fat=0.95),
     "muscle": Tissue(0.75, 856, 898, 27, 29, 25, 1.5, ve=0.10, vp=0.03),
     "skin": Tissue(0.70, 800, 900, 40, 40, 30, 1.0, ve=0.15, vp=0.05, fat=0.1),
