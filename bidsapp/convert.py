@@ -141,6 +141,9 @@ def convert_participant(
                 bids_options="notop",
                 overwrite=True,
                 grouping="studyUID",
+                # sidecars carry dcm2niix's BIDS fields only; heudiconv's dcmstack dump
+                # (dcmmeta_*, "global" per-slice tables) is not BIDS and costs ~0.1-0.5 s per series
+                minmeta=True,
             )
     finally:
         # heudiconv's cache (dicominfo.tsv: raw PatientID, referring physician, ages, dates;
