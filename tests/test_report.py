@@ -348,7 +348,7 @@ def test_chromium_renders_participant_page(demo, tmp_path):
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == (1280, 2000)
     assert len(data) > 50_000  # thumbnails and text, not a blank page
-    if os.environ.get("MRCLASS_SAVE_SCREENSHOT"):  # refresh docs/report-screenshot.png
+    if os.environ.get("MRCLASS_SAVE_SCREENSHOT"):  # =PATH keeps this demo screenshot for a look
         shutil.copyfile(shot, os.environ["MRCLASS_SAVE_SCREENSHOT"])
 
 
