@@ -550,11 +550,10 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         plane_p = {"brain": [0.55, 0.2, 0.25], "body": [0.75, 0.05, 0.2]}[anat.region]
         plane = plane or str(rng.choice(list(_PLANES), p=plane_p))
         fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
-        geometry = plan_geometry(rng, anat, proto, n_slices, plane, fov)
+        geo = plan_geometry(rng, anat, proto, n_slices, plane, fov)
         scale = np.diag(rng.uniform(0.88, 1.12, size=3))
     else:
-        scale = None
-    geo = geometry
+        geo, scale = geometry, None
     tissue = sample_tissue_slices(rng, anat, proto, geo, scale)
     if stripped is None:
         stripped = anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
