@@ -74,7 +74,10 @@ def run_worker(args) -> int:
     threads = args.threads[0]
     torch.set_num_threads(threads)
     from bidsapp.model.predict import Classifier
-    from bidsapp.volume import load_dicom, load_nifti, to_network_input
+    from bidsapp.volume import load_dicom, load_nifti, to_network_input, volume_geometry
+
+    def network_input(vol, spec):
+        return to_network_input(vol, spec), volume_geometry(vol)
 
     def load(row):
         p = args.data / row["path"]
@@ -84,8 +87,8 @@ def run_worker(args) -> int:
     clf = Classifier.load("cpu", args.weights)
     model_load_s = time.perf_counter() - t0
     rows = json.loads(args.rows.read_text())
-    cold = warm_up(clf, load, to_network_input, rows[0]) if args.warmup else None
-    timings = [time_series(clf, load, to_network_input, row, args.reps) for row in rows]
+    cold = warm_up(clf, load, network_input, rows[0]) if args.warmup else None
+    timings = [time_series(clf, load, network_input, row, args.reps) for row in rows]
     record = {
         "threads": threads,
         "torch_threads": torch.get_num_threads(),
@@ -102,7 +105,7 @@ def warm_up(clf, load, to_input, row) -> float | None:
     """One untimed-for-the-table classification (first calls allocate and pick kernels)."""
     t0 = time.perf_counter()
     try:
-        clf.probabilities(to_input(load(row), clf.spec))
+        clf.probabilities(*to_input(load(row), clf.spec))
     except Exception:
         return None
     return round(time.perf_counter() - t0, 4)
@@ -115,9 +118,9 @@ def time_series(clf, load, to_input, row, reps: int) -> SeriesTiming:
             t0 = time.perf_counter()
             vol = load(row)
             t1 = time.perf_counter()
-            stack = to_input(vol, clf.spec)
+            inputs = to_input(vol, clf.spec)
             t2 = time.perf_counter()
-            clf.probabilities(stack)
+            clf.probabilities(*inputs)
             t3 = time.perf_counter()
         except Exception as exc:  # a series that cannot be read is reported, not fatal
             return timing or SeriesTiming(row["path"], row.get("format", ""), row.get("label", ""), [], [], 0, "", error=str(exc)[:200])

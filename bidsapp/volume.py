@@ -302,3 +302,27 @@ def to_network_input(volume: Volume, spec: InputSpec = SPEC) -> np.ndarray:
     """The (K, size, size) float32 stack the network classifies for this series."""
     slices, (row_mm, col_mm) = native_slices(volume, spec.n_slices, spec.coverage)
     return normalise_stack(slices, row_mm, col_mm, spec)
+
+
+# ------------------------------------------------------------------------------ voxel geometry
+#: Names of the geometry features, in order; the model card lists them (architecture).
+GEOMETRY_FEATURES = ("log2_in_plane_mm", "log2_slice_mm")
+
+
+def geometry_features(in_plane_mm: float, slice_mm: float) -> np.ndarray:
+    """The native voxel size the network is told besides the pixels, as log2 millimetres.
+
+    The stack is resampled to ``SPEC.pixel_mm``, which hides how coarse the acquisition was:
+    echo-planar diffusion (2-3.5 mm) and turbo spin echo (0.4-1 mm) then look alike, and that is
+    what separated T2w from ADC and FLAIR from DWI on real scans. Voxel size is a property of the
+    image, not a header claim; the simulator reports it the same way, interpolated
+    reconstructions and resampled (1 mm isotropic) datasets included, so it is a prior, not a rule."""
+    return np.clip(np.log2([max(in_plane_mm, 1e-3), max(slice_mm, 1e-3)]), -2.0, 4.0).astype(np.float32)
+
+
+def volume_geometry(volume: Volume) -> np.ndarray:
+    """``geometry_features`` of a loaded series: the finer in-plane axis and the slice axis."""
+    spacing = volume.spacing
+    axis = slice_axis(volume.data.shape, spacing)
+    in_plane = min(s for i, s in enumerate(spacing) if i != axis)
+    return geometry_features(in_plane, spacing[axis])

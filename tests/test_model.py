@@ -50,3 +50,24 @@ def test_accuracy_floor_on_real_development_set(real_data):
         vol = load_dicom(sorted(p for p in path.iterdir() if p.is_file())) if path.is_dir() else load_nifti(path)
         correct += clf.classify(vol).label == r["label"]
     assert correct / len(small) >= REAL_ACCURACY_FLOOR, f"{correct}/{len(small)}"
+
+
+def test_geometry_prior_starts_silent_so_older_weights_keep_their_outputs():
+    """A v0.2 (image-only) network and one with the geometry prior, loaded from the same weights,
+    give identical logits until fine-tuning moves the prior; the prior then changes them."""
+    import torch
+
+    from bidsapp.model.network import ARCH, SliceStackClassifier
+
+    torch.manual_seed(0)
+    old = SliceStackClassifier(len(LABELS), {k: v for k, v in ARCH.items() if k != "geometry_features"}).eval()
+    new = SliceStackClassifier(len(LABELS), ARCH).eval()
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("geometry_prior") for k in missing)
+    x, g = torch.rand(2, 3, 64, 64), torch.tensor([[1.5, 2.3], [-0.2, 0.0]])
+    with torch.no_grad():
+        assert torch.allclose(old(x), new(x, g))
+        torch.nn.init.normal_(new.geometry_prior[-1].weight)
+        assert not torch.allclose(old(x), new(x, g))
+    with pytest.raises(ValueError, match="geometry"):
+        new(x)

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bidsapp.volume import (SPEC, foreground_mask, load_dicom, load_nifti, native_slices, normalise_stack,
-                            representative, slice_axis, to_network_input, volume_from_array)
+from bidsapp.records import Volume
+from bidsapp.volume import (GEOMETRY_FEATURES, SPEC, foreground_mask, load_dicom, load_nifti, native_slices,
+                            normalise_stack, representative, slice_axis, to_network_input, volume_from_array,
+                            volume_geometry)
 
 
 def _head(shape=(60, 70, 50)) -> np.ndarray:
@@ -84,3 +86,11 @@ def test_real_nifti_and_dicom(real_data):
     assert dwi.n_volumes == 3 and len(dwi.b_values) == 3 and max(dwi.b_values) >= 500
     with pytest.raises(ValueError):
         load_dicom([real_data / "labels.tsv"])
+
+
+def test_geometry_features_read_the_native_voxel_size_whatever_the_orientation():
+    thick = Volume(data=np.zeros((96, 96, 30), np.float32), affine=np.diag([2.5, 2.5, 5.0, 1.0]))
+    sag = Volume(data=np.zeros((20, 256, 256), np.float32), affine=np.diag([6.0, 0.9, 0.8, 1.0]))
+    assert np.allclose(volume_geometry(thick), np.log2([2.5, 5.0]))
+    assert np.allclose(volume_geometry(sag), np.log2([0.8, 6.0]))
+    assert volume_geometry(thick).dtype == np.float32 and volume_geometry(thick).shape == (len(GEOMETRY_FEATURES),)

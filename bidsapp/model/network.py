@@ -4,6 +4,10 @@ Each slice of a series' native-plane stack is scored independently; the series' 
 mean over its slices. One-vs-all heads (MR-Class's open-set design) let every class say "not me",
 so a series no head claims becomes "other" instead of being forced into the least-bad class.
 
+A small geometry prior adds to those logits what the native voxel size says
+(``volume.geometry_features``); its last layer starts at zero, so weights trained without it
+load unchanged and fine-tuning learns how much to trust it.
+
 Normalisation is GroupNorm by default: BatchNorm's running statistics are those of *simulated*
 images, and every real scanner shifts them; GroupNorm normalises each image by itself.
 """
@@ -14,8 +18,11 @@ import torch
 from monai.networks.nets import ResNet
 from torch import nn
 
+from ..volume import GEOMETRY_FEATURES
+
 ARCH = {"block": "basic", "layers": [1, 1, 1, 1], "block_inplanes": [32, 64, 128, 256],
-        "conv1_t_size": 5, "conv1_t_stride": 2, "no_max_pool": False, "norm_groups": 8}
+        "conv1_t_size": 5, "conv1_t_stride": 2, "no_max_pool": False, "norm_groups": 8,
+        "geometry_features": list(GEOMETRY_FEATURES)}
 
 
 def batch_to_group_norm(module: nn.Module, groups: int) -> nn.Module:
@@ -32,19 +39,30 @@ def batch_to_group_norm(module: nn.Module, groups: int) -> nn.Module:
 
 
 class SliceStackClassifier(nn.Module):
-    """(batch, slices, H, W) → (batch, n_classes) logits, averaged over slices."""
+    """(batch, slices, H, W) [+ (batch, geometry features)] → (batch, n_classes) logits."""
 
     def __init__(self, n_classes: int, arch: dict | None = None):
         super().__init__()
         self.arch = dict(arch or ARCH)
-        resnet_args = {k: v for k, v in self.arch.items() if k != "norm_groups"}
+        resnet_args = {k: v for k, v in self.arch.items() if k not in ("norm_groups", "geometry_features")}
         self.backbone = ResNet(spatial_dims=2, n_input_channels=1, num_classes=n_classes, **resnet_args)
         if self.arch.get("norm_groups"):  # absent in cards of BatchNorm models (v0.1)
             batch_to_group_norm(self.backbone, self.arch["norm_groups"])
+        n_geometry = len(self.arch.get("geometry_features") or ())  # absent before v0.3
+        self.geometry_prior = None
+        if n_geometry:
+            self.geometry_prior = nn.Sequential(nn.Linear(n_geometry, 32), nn.ReLU(), nn.Linear(32, n_classes))
+            nn.init.zeros_(self.geometry_prior[-1].weight)
+            nn.init.zeros_(self.geometry_prior[-1].bias)
 
     def slice_logits(self, stack: torch.Tensor) -> torch.Tensor:
         b, k, h, w = stack.shape
         return self.backbone(stack.reshape(b * k, 1, h, w)).reshape(b, k, -1)
 
-    def forward(self, stack: torch.Tensor) -> torch.Tensor:
-        return self.slice_logits(stack).mean(dim=1)
+    def forward(self, stack: torch.Tensor, geometry: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.slice_logits(stack).mean(dim=1)
+        if self.geometry_prior is not None:
+            if geometry is None:
+                raise ValueError("this model needs the series' geometry features (volume.volume_geometry)")
+            logits = logits + self.geometry_prior(geometry)
+        return logits

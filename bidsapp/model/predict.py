@@ -14,7 +14,7 @@ import torch
 
 from ..classes import LABELS, OTHER
 from ..records import Classification, Volume
-from ..volume import InputSpec, to_network_input
+from ..volume import InputSpec, to_network_input, volume_geometry
 from .network import SliceStackClassifier
 
 WEIGHTS_DIR = Path(str(resources.files("bidsapp.model") / "weights"))
@@ -34,15 +34,18 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 @torch.inference_mode()
-def mirrored_logits(network: SliceStackClassifier, stacks: torch.Tensor) -> torch.Tensor:
-    """(B, K, H, W) → (B, classes) logits averaged over each stack and its left-right mirror.
+def mirrored_logits(network: SliceStackClassifier, stacks: torch.Tensor,
+                    geometry: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, K, H, W) [+ (B, F) geometry] → (B, classes) logits averaged over each stack and its
+    left-right mirror.
 
     Training mirrors too; the pair is a cheap ensemble that removes any preference for one
     hemisphere's appearance. Training's threshold choice uses this same function."""
     was_training = network.training
     network.eval()
     b = stacks.shape[0]
-    logits = network(torch.cat([stacks, torch.flip(stacks, dims=[3])]))
+    logits = network(torch.cat([stacks, torch.flip(stacks, dims=[3])]),
+                     None if geometry is None else torch.cat([geometry, geometry]))
     network.train(was_training)
     return (logits[:b] + logits[b:]) / 2
 
@@ -92,16 +95,23 @@ class Classifier:
     def threshold(self) -> float:
         return float(self.card["threshold"])
 
-    def probabilities(self, stack: np.ndarray) -> np.ndarray:
-        """Sigmoid probabilities of every class for one (K, H, W) stack.
+    def probabilities(self, stack: np.ndarray, geometry: np.ndarray | None = None) -> np.ndarray:
+        """Sigmoid probabilities of every class for one (K, H, W) stack and its geometry
+        features (``volume.volume_geometry``; models before v0.3 ignore them).
 
         See ``mirrored_logits``."""
         x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None].to(self.device)
-        return torch.sigmoid(mirrored_logits(self.network, x))[0].cpu().numpy()
+        g = None
+        if self.network.geometry_prior is not None:
+            if geometry is None:
+                raise ValueError("this model needs the series' geometry features (volume.volume_geometry)")
+            g = torch.from_numpy(np.asarray(geometry, np.float32))[None].to(self.device)
+        return torch.sigmoid(mirrored_logits(self.network, x, g))[0].cpu().numpy()
 
     def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
         stack = to_network_input(volume, self.spec)
-        return decide(self.probabilities(stack), self.threshold if threshold is None else threshold)
+        probs = self.probabilities(stack, volume_geometry(volume))
+        return decide(probs, self.threshold if threshold is None else threshold)
 
 
 @functools.lru_cache(maxsize=4)
