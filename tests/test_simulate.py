@@ -9,7 +9,7 @@ from bidsapp.classes import LABELS
 from bidsapp.train import simulate as S
 from bidsapp.train.phantom import make_phantom
 from bidsapp.train.tissues import TISSUE_INDEX
-from bidsapp.volume import SPEC
+from bidsapp.volume import GEOMETRY_FEATURES, SPEC
 
 SEEDS = range(20)
 
@@ -51,10 +51,11 @@ def test_every_class_and_the_open_set_render_finite_stacks():
     rng = np.random.default_rng(1)
     seen = set()
     for _ in range(60):
-        stack, label, proto = S.simulate_sample(rng, anatomies, 4)
-        assert stack.shape == (4, SPEC.size, SPEC.size)
-        assert np.isfinite(stack).all() and stack.max() > 0.5, proto
-        seen.add(label)
+        sample = S.simulate_sample(rng, anatomies, 4)
+        assert sample.stack.shape == (4, SPEC.size, SPEC.size)
+        assert np.isfinite(sample.stack).all() and sample.stack.max() > 0.5, sample.protocol
+        assert sample.geometry.shape == (len(GEOMETRY_FEATURES),) and np.isfinite(sample.geometry).all()
+        seen.add(sample.label)
     assert len(seen) >= 10
     assert S.label_index("other") == -1 and S.label_index("FLAIR") == LABELS.index("FLAIR")
 
@@ -82,3 +83,48 @@ def test_load_anatomies_reads_label_maps_and_refuses_an_empty_folder(tmp_path):
     assert (anatomies[1].tissue == TISSUE_INDEX["wm"]).sum() == 1000
     with pytest.raises(FileNotFoundError):
         S.load_anatomies(tmp_path / "missing", n_phantoms=1)
+
+
+def test_mprage_readout_keeps_real_t1_contrast():
+    """The readout train (not a pure inversion recovery) sets MPRAGE contrast: white matter above
+    grey, CSF dark, and fat bright but within a few times white matter, at both field strengths."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        proto = S.CLASS_PROTOCOLS["T1w"](rng, "T1w")
+        if proto.kind != "mprage":
+            continue
+        s = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, proto.field))
+        wm, gm, csf, fat = (s[TISSUE_INDEX[n]] for n in ("wm", "gm", "csf", "fat"))
+        assert wm > gm > csf, (seed, wm, gm, csf)
+        assert csf < 0.6 * wm and fat < 3.0 * wm, (seed, csf / wm, fat / wm)
+
+
+def test_stored_voxel_size_is_mostly_the_acquired_one_but_not_always():
+    rng = np.random.default_rng(0)
+    epi = S.CLASS_PROTOCOLS["DWI"](rng, "DWI")
+    sizes = [S.stored_voxel_size(rng, epi, stripped=False) for _ in range(400)]
+    in_plane = np.array([s[0] for s in sizes])
+    assert np.mean(np.isclose(in_plane, epi.res)) > 0.5  # mostly as acquired
+    assert np.any(np.isclose(in_plane, epi.res / 2))  # interpolated reconstructions
+    assert all(sl >= epi.thickness or sl == ip for ip, sl in sizes)  # gaps widen; resampled is isotropic
+    resampled = [S.stored_voxel_size(rng, epi, stripped=True) for _ in range(400)]
+    assert 0.25 < np.mean([a == b for a, b in resampled]) < 0.6  # pre-processed data: often isotropic
+
+
+def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
+    from bidsapp.train.phantom import PELVIS_MM, make_pelvis_phantom
+
+    anat = make_pelvis_phantom(0)
+    assert anat.region == "body"
+    centre = {}
+    for organ in ("fluid", "prostate", "marrow", "fat", "muscle", "bowel"):
+        vox = np.argwhere(anat.tissue == TISSUE_INDEX[organ])
+        assert len(vox) * PELVIS_MM**3 > 5000, organ  # at least 5 ml of each
+        centre[organ] = vox.mean(axis=0) * PELVIS_MM
+    assert centre["prostate"][2] < centre["fluid"][2] - 20  # below the bladder (z = superior)
+    assert abs(centre["prostate"][0] - anat.tissue.shape[0] * PELVIS_MM / 2) < 10  # on the midline
+    # and T2 weighting shows its bladder fluid above prostate and muscle, as in real prostate MRI
+    rng = np.random.default_rng(0)
+    proto = S.Protocol("body-T2w", "t", "se", tr=4000, te=100, thickness=4, res=1.5)
+    lut = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, 3.0))
+    assert lut[TISSUE_INDEX["fluid"]] > max(lut[TISSUE_INDEX["prostate"]], lut[TISSUE_INDEX["muscle"]])

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..classes import LABELS
-from ..volume import SPEC, InputSpec, normalise_stack
+from ..volume import SPEC, InputSpec, geometry_features, normalise_stack
 from .tissues import (BRAIN_TISSUES, BRAINWEB, SYNTHSEG, TISSUE_INDEX, TISSUE_NAMES,
                       TISSUES, TOTALSEG)
 
@@ -83,10 +83,11 @@ def _crop_to_content(tissue: np.ndarray, affine: np.ndarray, pad: int = 4):
     return np.ascontiguousarray(tissue[crop]), shifted
 
 
-def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0) -> list[Anatomy]:
+def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0, n_pelvis: int = 0) -> list[Anatomy]:
     """BrainWeb and SynthSeg heads and the TotalSegmentator abdomen (CT values fill fat/muscle/bone),
-    plus ``n_phantoms`` procedural heads. ``anatomy_dir="phantom"`` uses phantoms only (tests, demos)."""
-    from .phantom import make_phantom
+    plus ``n_phantoms`` procedural heads and ``n_pelvis`` procedural pelvises (the label maps have
+    no pelvis). ``anatomy_dir="phantom"`` uses the phantom heads only (tests, demos)."""
+    from .phantom import make_pelvis_phantom, make_phantom
 
     phantoms = [make_phantom(seed) for seed in range(n_phantoms)]
     if str(anatomy_dir) == "phantom":
@@ -114,7 +115,7 @@ def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0) -> list[Anatomy
         out.append(Anatomy("totalseg/example_ct", "body", t, aff))
     if len(out) == len(phantoms):
         raise FileNotFoundError(f"no label maps under {root}")
-    return out
+    return out + [make_pelvis_phantom(seed) for seed in range(n_pelvis)]
 
 
 # ------------------------------------------------------------------------------------ protocol
@@ -131,6 +132,8 @@ class Protocol:
     flip: float = 90.0
     b: float = 0.0
     b0_mix: float = 0.0  # fraction of b=0 signal mixed into a DWI image (4D mean without bvals)
+    echo_spacing: float = 8.0  # MPRAGE readout: ms between the train's small flips
+    train_length: int = 176  # MPRAGE readout: flips per inversion (k-space centre in the middle)
     raw_direction: bool = False
     fat_sat: float = 1.0  # remaining fat signal fraction (1 = none)
     opposed_phase: bool = False
@@ -172,9 +175,10 @@ def _t1_brain(rng, label: str) -> Protocol:
     gd = "brain" if label == "T1wce" else ""
     r = rng.random()
     if g["is3d"] and r < 0.6:
-        ti = _u(rng, 1000, 1200) if g["field"] >= 2 else _u(rng, 750, 1000)  # past the GM null point
+        ti = _u(rng, 850, 1150) if g["field"] >= 2 else _u(rng, 700, 1000)  # past the GM null point
         return Protocol(label, "mprage", "mprage", tr=_u(rng, 1800, 2500), te=_u(rng, 2, 4), ti=ti,
-                        flip=_u(rng, 7, 10), gd_phase=gd, flow="none", **g)
+                        flip=_u(rng, 7, 10), echo_spacing=_u(rng, 6, 10), train_length=int(rng.integers(128, 225)),
+                        gd_phase=gd, flow="none", **g)
     if g["is3d"] or r < 0.8:
         tr = _u(rng, 6, 30)
         return Protocol(label, "spgr", "gre", tr=tr, te=_u(rng, 2, 6), flip=_t1_flip(rng, tr),
@@ -338,6 +342,30 @@ def _tse_decay(rng, te: float, t2: np.ndarray, mixing: tuple[float, float]) -> n
     return (1 - k) * np.exp(-te / t2) + k * np.exp(-_u(rng, 10, 30) / t2)
 
 
+def mprage_centre_mz(t1: np.ndarray, proto: Protocol, cycles: int = 6) -> np.ndarray:
+    """Longitudinal magnetisation at the k-space centre of an MPRAGE readout, per tissue.
+
+    Inversion, recovery to the start of the train, ``train_length`` small flips ``echo_spacing``
+    apart (centre in the middle, at ``ti``), recovery to ``tr``; iterated to the periodic steady
+    state. The train pulls every tissue towards its own gradient-echo steady state, so the image
+    is not the pure inversion-recovery contrast (Deichmann 2000): modelling it this way keeps
+    white/grey contrast and fat brightness where real MPRAGE images have them."""
+    a = math.radians(proto.flip)
+    e = np.exp(-proto.echo_spacing / t1)
+    q = math.cos(a) * e
+    steady = (1 - e) / (1 - q)  # fixed point of m -> m cos(a) e + (1 - e)
+    half = proto.train_length // 2
+    t_start = max(proto.ti - half * proto.echo_spacing, 10.0)
+    t_rest = max(proto.tr - t_start - proto.train_length * proto.echo_spacing, 0.0)
+    mz = np.ones_like(t1)
+    for _ in range(cycles):
+        start = 1 - (1 + mz) * np.exp(-t_start / t1)  # inverted, then recovering
+        centre = steady + (start - steady) * q ** half
+        end = steady + (start - steady) * q ** proto.train_length
+        mz = 1 - (1 - end) * np.exp(-t_rest / t1)
+    return centre
+
+
 def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     """Signal of each tissue under this protocol (the per-tissue lookup table)."""
     c = gd_concentration(rng, proto.gd_phase)
@@ -363,12 +391,7 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
         ti = t1n * math.log(2.0 / (1.0 + math.exp(-tr / t1n))) * _u(rng, 0.975, 1.025)  # CSF (long T2) shows any residual
         s = pd * np.abs(1 - 2 * np.exp(-ti / t1) + e1) * decay
     elif seq == "mprage":
-        ir = np.abs(1 - 2 * np.exp(-proto.ti / t1) + e1)  # the readout train keeps CSF near its null
-        a = math.radians(proto.flip)
-        e1g = np.exp(-_u(rng, 6, 10) / t1)
-        gre = math.sin(a) * (1 - e1g) / (1 - math.cos(a) * e1g)
-        w = _u(rng, 0.4, 0.8)
-        s = pd * (w * ir / max(ir.max(), 1e-6) + (1 - w) * gre / max(gre.max(), 1e-6)) * np.exp(-proto.te / t2s)
+        s = pd * np.abs(mprage_centre_mz(t1, proto)) * math.sin(math.radians(proto.flip)) * np.exp(-te / t2s)
     elif seq == "dwi":
         s0 = pd * (1 - e1) * np.exp(-te / t2)
         s = s0 * (proto.b0_mix + (1 - proto.b0_mix) * np.exp(-proto.b * tp.adc / 1000.0))
@@ -386,6 +409,8 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     s = np.asarray(s, float)
     # fat suppression and opposed-phase water/fat cancellation
     s = s * (1 - _T["fat"] * (1 - proto.fat_sat))
+    if seq in ("gre", "mprage", "swi"):  # fat's several spectral peaks dephase at the gradient echo
+        s = s * (1 - _T["fat"] * (1 - _u(rng, 0.35, 0.8)))
     if proto.opposed_phase:
         s = s * np.abs(1 - 2 * _T["fat"])
     # flowing blood: spin-echo flow voids, gradient-echo inflow, TOF bright arteries
@@ -539,6 +564,11 @@ def _smooth_field(rng, shape, scale_px: float, amplitude: float) -> np.ndarray:
     return amplitude * f
 
 
+def draw_skull_stripped(rng, anat: Anatomy, proto: Protocol) -> bool:
+    """Whether a brain series is shown skull-stripped (pre-processed datasets), 45% of them."""
+    return anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
+
+
 def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
            fov: float | None = None, *, geometry: SliceGeometry | None = None,
            tissue_params: TissueParams | None = None, stripped: bool | None = None, storage: bool = True):
@@ -556,12 +586,13 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         geo, scale = geometry, None
     tissue = sample_tissue_slices(rng, anat, proto, geo, scale)
     if stripped is None:
-        stripped = anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
+        stripped = draw_skull_stripped(rng, anat, proto)
     if stripped:
         tissue = np.where(_IS_BRAIN[tissue], tissue, TISSUE_INDEX["air"]).astype(np.uint8)
     tp = tissue_params or draw_tissue_params(rng, proto.field)
     lut = tissue_signal(rng, proto, tp)
     sub = lut[tissue].astype(np.float32)  # (n, m, H, W)
+    sub = _mix_lumped_soft_tissue(rng, sub, tissue, lut)
     if proto.raw_direction:  # anisotropic diffusion: white matter signal varies with fibre direction
         wm = np.isin(tissue, _idx("wm", "deep_gm"))
         field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
@@ -574,6 +605,19 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
     return (_storage(rng, img, stripped) if storage else img), geo
+
+
+def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """SynthSeg's label 507 lumps scalp and neck fat with muscle. A per-image constant mixture
+    paints it as one flat slab (a look no real scan has); a smooth random fat fraction per pixel
+    gives the patchy fat/muscle of a real neck."""
+    soft = tissue == TISSUE_INDEX["head_soft"]
+    if not soft.any():
+        return sub
+    h, w = tissue.shape[2:]
+    frac = 1 / (1 + np.exp(-(_smooth_field(rng, (h, w), _u(rng, 4, 12), 6.0) + _u(rng, -2, 2))))
+    mixed = frac * lut[TISSUE_INDEX["fat"]] + (1 - frac) * lut[TISSUE_INDEX["muscle"]]
+    return np.where(soft, mixed[None, None].astype(np.float32), sub)
 
 
 def _tissue_texture(rng, sub: np.ndarray, res: float) -> np.ndarray:
@@ -603,9 +647,12 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.nd
         return np.clip(img, 0, None).astype(np.float32)
     bias = np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))
     img = img * bias[None]
+    phase_axis = 1 if rng.random() < 0.5 else 2
+    if proto.epi:  # T2* decay during the long echo-planar readout blurs along the phase axis
+        img = ndimage.gaussian_filter1d(img, sigma=_u(rng, 0.3, 1.2), axis=phase_axis)
     if proto.epi or rng.random() < 0.1:  # Nyquist / motion ghost along the phase axis
         g = _u(rng, 0.02, 0.12)
-        img = img + g * np.roll(img, h // 2, axis=1 if rng.random() < 0.5 else 2)
+        img = img + g * np.roll(img, h // 2, axis=phase_axis)
     level = np.percentile(img[mask], 50) if mask.any() else img.mean()
     sigma = level / proto.snr
     img = np.sqrt((img + rng.normal(scale=sigma, size=img.shape)) ** 2 + rng.normal(scale=sigma, size=img.shape) ** 2)
@@ -635,8 +682,37 @@ TARGET_WEIGHTS = {
 }
 
 
-def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC):
-    """One training example: (stack (n_slices, size, size) float32, label, protocol)."""
+@dataclass(frozen=True)
+class Sample:
+    """One training example: the network's two inputs, the target and how it was made."""
+
+    stack: np.ndarray  # (n_slices, size, size) float32, as ``volume.normalise_stack`` makes it
+    geometry: np.ndarray  # ``volume.geometry_features`` of the voxel size a scanner would store
+    label: str
+    protocol: Protocol
+
+
+def stored_voxel_size(rng, proto: Protocol, stripped: bool) -> tuple[float, float]:
+    """(in-plane, slice) mm that the series' header would carry.
+
+    Not always the acquired size: scanners interpolate (zero-filled echo-planar reconstructions
+    at half the acquired pixel are common), slices have gaps, and pre-processed datasets
+    (skull-stripped BraTS-like data above all) are resampled to 1 mm isotropic whatever the
+    sequence. Drawing these cases keeps the geometry prior from becoming a brittle rule."""
+    if rng.random() < (0.4 if stripped else 0.08):
+        iso = 1.0 if rng.random() < 0.7 else _u(rng, 0.8, 1.6)
+        return iso, iso
+    in_plane = proto.res
+    if proto.epi and rng.random() < 0.35:
+        in_plane /= 2
+    elif rng.random() < 0.15:
+        in_plane *= _u(rng, 0.5, 0.8)
+    gap = 0.0 if proto.is3d else _u(rng, 0.0, 0.3)
+    return in_plane, proto.thickness * (1 + gap)
+
+
+def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC) -> Sample:
+    """One random training example of any class or of the open set."""
     targets = list(TARGET_WEIGHTS)
     w = np.array([TARGET_WEIGHTS[t] for t in targets])
     label = str(rng.choice(targets, p=w / w.sum()))
@@ -649,8 +725,10 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
     if region == "brain" and rng.random() < 0.35:
         anat = with_lesions(rng, anat)
     proto = _other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label)
-    slices, geo = render(rng, anat, proto, n_slices)
-    return normalise_stack(slices, geo.res, geo.res, spec), label, proto
+    stripped = draw_skull_stripped(rng, anat, proto)
+    slices, geo = render(rng, anat, proto, n_slices, stripped=stripped)
+    geometry = geometry_features(*stored_voxel_size(rng, proto, stripped))
+    return Sample(normalise_stack(slices, geo.res, geo.res, spec), geometry, label, proto)
 
 
 def label_index(label: str) -> int:

@@ -27,12 +27,13 @@ from .. import __version__
 from ..classes import LABELS
 from ..model.network import ARCH, SliceStackClassifier
 from ..model.predict import mirrored_logits, resolve_device, sha256
-from ..volume import SPEC, InputSpec, load_nifti, native_slices, normalise_stack
+from ..volume import SPEC, InputSpec, load_nifti, native_slices, normalise_stack, volume_geometry
 from . import simulate
 from .metrics import calibration, choose_threshold, decisions
 
 log = logging.getLogger("mrclass.train")
 N_PHANTOMS = 3  # procedural heads mixed into the real anatomies: shape variety, and the bundled example
+N_PELVIS = 2  # procedural pelvises beside the one abdominal label map: 2 of 3 body series
 
 
 def one_hot(label: str) -> np.ndarray:
@@ -44,7 +45,7 @@ def one_hot(label: str) -> np.ndarray:
 
 
 class SimulatedSeries(IterableDataset):
-    """An endless stream of simulated (stack, target) pairs; each worker has its own seed."""
+    """An endless stream of simulated (stack, geometry, target); each worker has its own seed."""
 
     def __init__(self, anatomy_dir: str, n_slices: int, seed: int, spec: InputSpec = SPEC):
         self.anatomy_dir, self.n_slices, self.seed, self.spec = anatomy_dir, n_slices, seed, spec
@@ -52,10 +53,10 @@ class SimulatedSeries(IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        anatomies = simulate.load_anatomies(self.anatomy_dir, N_PHANTOMS)
+        anatomies = simulate.load_anatomies(self.anatomy_dir, N_PHANTOMS, N_PELVIS)
         while True:
-            stack, label, _ = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
-            yield stack.astype(np.float32), one_hot(label)
+            sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
+            yield sample.stack.astype(np.float32), sample.geometry, one_hot(sample.label)
 
 
 class LabelledSeries(IterableDataset):
@@ -73,7 +74,7 @@ class LabelledSeries(IterableDataset):
         while True:
             vol, lab = volumes[rng.integers(len(volumes))]
             slices, (r, c) = native_slices(vol, self.n_slices, self.spec.coverage, rng)
-            yield normalise_stack(slices, r, c, self.spec), one_hot(lab)
+            yield normalise_stack(slices, r, c, self.spec), volume_geometry(vol), one_hot(lab)
 
 
 def augment(x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +90,7 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     gamma = torch.exp(torch.empty(b).uniform_(-0.35, 0.35))[:, None, None, None]
     x = torch.sign(x) * x.abs().pow(gamma)
     x = monotone_curve(x, knots=6, concentration=3.0)
-    sigma = torch.empty(b).uniform_(0.0, 1.2)
+    sigma = torch.empty(b).uniform_(0.0, 0.7)  # wider erases the cortical ribbon that orders GM/WM
     blurred = torch.stack([_blur(x[i], float(sigma[i])) for i in range(b)])
     noise = torch.empty(b).uniform_(0.0, 0.04)[:, None, None, None] * torch.randn_like(x)
     return blurred + noise
@@ -129,13 +130,13 @@ class ReplayBuffer:
     twice that): replaying half of each batch doubles optimisation steps for the same data cost."""
 
     def __init__(self, capacity: int, seed: int):
-        self.items: list[tuple[np.ndarray, np.ndarray]] = []
+        self.items: list[tuple[np.ndarray, ...]] = []
         self.capacity = capacity
         self.rng = np.random.default_rng([seed, 4242])
 
     def add(self, batch) -> None:
-        for x, y in batch:
-            item = (np.asarray(x, dtype=np.float16), np.asarray(y))
+        for x, *rest in batch:  # (stack, geometry, target): the stack is kept as float16
+            item = (np.asarray(x, dtype=np.float16), *map(np.asarray, rest))
             if len(self.items) < self.capacity:
                 self.items.append(item)
             else:
@@ -144,7 +145,7 @@ class ReplayBuffer:
     def sample(self, n: int):
         if len(self.items) < 4 * n:
             return []
-        return [(x.astype(np.float32), y) for x, y in (self.items[i] for i in self.rng.integers(len(self.items), size=n))]
+        return [(x.astype(np.float32), *rest) for x, *rest in (self.items[i] for i in self.rng.integers(len(self.items), size=n))]
 
 
 def interleave(primary, secondary, p_secondary: float, seed: int):
@@ -159,23 +160,26 @@ def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec):
     training augmentation once: the threshold should be chosen on images that differ from the
     simulator's clean look the way real scanners do, not on the easiest possible inputs."""
     rng = np.random.default_rng([seed, 12345])
-    anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS)
-    stacks, labels, kinds = [], [], []
+    anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS, N_PELVIS)
+    stacks, geometry, labels, kinds = [], [], [], []
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     for _ in range(n):
-        stack, label, proto = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
-        stacks.append(augment(torch.from_numpy(stack)[None])[0].numpy().astype(np.float16))
-        labels.append(label)
-        kinds.append(proto.kind)
+        sample = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
+        stacks.append(augment(torch.from_numpy(sample.stack)[None])[0].numpy().astype(np.float16))
+        geometry.append(sample.geometry)
+        labels.append(sample.label)
+        kinds.append(sample.protocol.kind)
     torch.random.set_rng_state(generator_state)
-    return np.stack(stacks), labels, kinds
+    return np.stack(stacks), np.stack(geometry), labels, kinds
 
 
-def predict_probs(net, stacks: np.ndarray, device, batch: int = 16) -> np.ndarray:
+def predict_probs(net, stacks: np.ndarray, geometry: np.ndarray, device, batch: int = 16) -> np.ndarray:
     """Probabilities exactly as inference computes them (``predict.mirrored_logits``)."""
-    out = [torch.sigmoid(mirrored_logits(net, torch.from_numpy(stacks[i:i + batch].astype(np.float32)).to(device)))
-           .cpu().numpy() for i in range(0, len(stacks), batch)]
+    def chunk(a, i):
+        return torch.from_numpy(a[i:i + batch].astype(np.float32)).to(device)
+    out = [torch.sigmoid(mirrored_logits(net, chunk(stacks, i), chunk(geometry, i))).cpu().numpy()
+           for i in range(0, len(stacks), batch)]
     return np.concatenate(out)
 
 
@@ -216,8 +220,13 @@ def main(argv=None) -> int:
     spec = SPEC
 
     net = SliceStackClassifier(len(LABELS), ARCH).to(device)
-    if args.init:
-        net.load_state_dict({k: v.float() for k, v in torch.load(args.init, map_location="cpu", weights_only=True).items()})
+    if args.init:  # weights of an older architecture load too; what they lack starts fresh
+        missing, unexpected = net.load_state_dict(
+            {k: v.float() for k, v in torch.load(args.init, map_location="cpu", weights_only=True).items()}, strict=False)
+        if unexpected:
+            raise SystemExit(f"--init {args.init}: weights do not fit this network ({unexpected[:3]} ...)")
+        if missing:
+            log.info("--init: %d tensors not in %s start fresh (%s ...)", len(missing), args.init, missing[0])
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     step, elapsed = 0, 0.0
     ckpt = out / "checkpoint.pt"
@@ -229,7 +238,7 @@ def main(argv=None) -> int:
         log.info("resumed at step %d (%.1f min)", step, elapsed / 60)
 
     log.info("building simulated validation set (%d series)", args.val_size)
-    val_x, val_labels, val_kinds = validation_set(args.anatomy, args.val_size, args.seed, spec)
+    val_x, val_geometry, val_labels, val_kinds = validation_set(args.anatomy, args.val_size, args.seed, spec)
 
     stream = SimulatedSeries(args.anatomy, args.train_slices, args.seed + step, spec)
     real = (LabelledSeries(args.finetune_labels, args.finetune_root or ".", args.train_slices, args.seed, spec)
@@ -250,13 +259,12 @@ def main(argv=None) -> int:
         fresh = [next(samples) for _ in range(args.batch - len(replayed))]
         replay.add(fresh)
         batch = fresh + replayed
-        x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
-        y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
+        x, geometry, y = (torch.from_numpy(np.stack([b[i] for b in batch])).to(device) for i in range(3))
         x = augment(x)
         frac = min(1.0, max((time.time() - t0) / budget, step / total_steps_est))
         for g in opt.param_groups:  # cosine decay over the time (or step) budget, short warm-up
             g["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac))
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(net(x, geometry), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -270,7 +278,7 @@ def main(argv=None) -> int:
                         "elapsed": time.time() - t0}, ckpt)
     torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": time.time() - t0}, ckpt)
 
-    probs = predict_probs(net, val_x, device)
+    probs = predict_probs(net, val_x, val_geometry, device)
     threshold = choose_threshold(probs, val_labels)
     metrics = decisions(probs, val_labels, threshold)
     metrics["calibration"] = calibration(probs, val_labels)
