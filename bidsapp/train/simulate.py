@@ -527,15 +527,18 @@ def _paint_ellipsoid(tissue: np.ndarray, centre, radii, value: int, replace_only
     region[inside] = value
 
 
-def with_lesions(rng, anat: Anatomy) -> Anatomy:
+LESION_KINDS = ("tumour", "cavity", "wm_lesions")
+
+
+def with_lesions(rng, anat: Anatomy, kind_p: tuple[float, float, float] = (0.55, 0.15, 0.3)) -> Anatomy:
     """A copy of a brain with a tumour (enhancing rim, necrosis, oedema), a resection cavity or
-    white-matter lesions painted in, in voxel space."""
+    white-matter lesions painted in, in voxel space (``kind_p``: probabilities of ``LESION_KINDS``)."""
     tissue = anat.tissue.copy()
     wm = np.argwhere(tissue[::4, ::4, ::4] == TISSUE_INDEX["wm"]) * 4
     if len(wm) == 0:
         return anat
     brain = _idx("wm", "gm", "deep_gm", "csf")
-    kind = rng.choice(["tumour", "cavity", "wm_lesions"], p=[0.55, 0.15, 0.3])
+    kind = rng.choice(LESION_KINDS, p=kind_p)
     if kind == "wm_lesions":
         for _ in range(rng.integers(3, 15)):
             c = wm[rng.integers(len(wm))]
@@ -564,9 +567,14 @@ def _smooth_field(rng, shape, scale_px: float, amplitude: float) -> np.ndarray:
     return amplitude * f
 
 
+#: Share of brain series shown skull-stripped (pre-processed datasets), by sequence; SWI is
+#: rarely distributed stripped, and a stripped SWI is hard to tell from a stripped T1w.
+STRIPPED_P = {"swi": 0.15, "ct": 0.0, "noise": 0.0, "fmap_phase": 0.0}
+
+
 def draw_skull_stripped(rng, anat: Anatomy, proto: Protocol) -> bool:
-    """Whether a brain series is shown skull-stripped (pre-processed datasets), 45% of them."""
-    return anat.region == "brain" and proto.seq not in ("ct", "noise", "fmap_phase") and rng.random() < 0.45
+    """Whether a brain series is shown skull-stripped: 45% of them unless ``STRIPPED_P`` says."""
+    return anat.region == "brain" and rng.random() < STRIPPED_P.get(proto.seq, 0.45)
 
 
 def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
@@ -711,6 +719,19 @@ def stored_voxel_size(rng, proto: Protocol, stripped: bool) -> tuple[float, floa
     return in_plane, proto.thickness * (1 + gap)
 
 
+def _maybe_lesions(rng, anat: Anatomy, label: str, stripped: bool) -> Anatomy:
+    """Lesions in 35% of brains; for T1wce mostly an enhancing tumour (90% when skull-stripped).
+
+    Without a lesion, a skull-stripped T1wce shows only choroid plexus and a few intracerebral
+    vessels enhancing: an example the network cannot tell from a native T1w, i.e. label noise.
+    Real skull-stripped contrast-enhanced series come from tumour datasets."""
+    if label == "T1wce":
+        if rng.random() < (0.9 if stripped else 0.6):
+            return with_lesions(rng, anat, kind_p=(0.85, 0.05, 0.10))
+        return anat
+    return with_lesions(rng, anat) if rng.random() < 0.35 else anat
+
+
 def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC) -> Sample:
     """One random training example of any class or of the open set."""
     targets = list(TARGET_WEIGHTS)
@@ -722,10 +743,10 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
         region = "body" if label.startswith("body-") else "brain"
     pool = [a for a in anatomies if a.region == region] or anatomies
     anat = pool[rng.integers(len(pool))]
-    if region == "brain" and rng.random() < 0.35:
-        anat = with_lesions(rng, anat)
     proto = _other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label)
     stripped = draw_skull_stripped(rng, anat, proto)
+    if region == "brain":
+        anat = _maybe_lesions(rng, anat, label, stripped)
     slices, geo = render(rng, anat, proto, n_slices, stripped=stripped)
     geometry = geometry_features(*stored_voxel_size(rng, proto, stripped))
     return Sample(normalise_stack(slices, geo.res, geo.res, spec), geometry, label, proto)
