@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bidsapp.classes import LABELS
 from bidsapp.train.metrics import calibration, choose_threshold, decide_labels, summarise, wilson
@@ -33,3 +34,20 @@ def test_threshold_separates_confident_known_from_unsure_other():
     assert 0.35 < th <= 0.95
     assert decide_labels(probs, th) == truth
     assert calibration(probs, truth)["ece"] >= 0
+
+
+def test_threshold_meets_the_rejection_bar_before_it_buys_accuracy():
+    """Ten "other" series with best probabilities 0.30..0.75 and ten known ones at 0.5..0.95: the
+    balanced rule would accept some "other" to gain knowns; the bar (90% rejected) comes first."""
+    n = len(LABELS)
+    other_best = np.linspace(0.30, 0.75, 10)
+    known_best = np.linspace(0.50, 0.95, 10)
+    probs = np.full((20, n), 0.01)
+    probs[:10, 1] = other_best
+    probs[10:, 0] = known_best
+    truth = ["other"] * 10 + [LABELS[0]] * 10
+    th = choose_threshold(probs, truth)
+    rejected = np.mean(other_best < th)
+    assert rejected >= 0.9
+    assert th == pytest.approx(0.7, abs=0.03)  # the lowest threshold that rejects 9 of 10 "other"
+    assert choose_threshold(probs, truth, bar=0.5) < th  # a looser bar buys accuracy
