@@ -101,11 +101,7 @@ class Classifier:
 
         See ``mirrored_logits``."""
         x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None].to(self.device)
-        g = None
-        if self.network.geometry_prior is not None:
-            if geometry is None:
-                raise ValueError("this model needs the series' geometry features (volume.volume_geometry)")
-            g = torch.from_numpy(np.asarray(geometry, np.float32))[None].to(self.device)
+        g = None if geometry is None else torch.from_numpy(np.asarray(geometry, np.float32))[None].to(self.device)
         return torch.sigmoid(mirrored_logits(self.network, x, g))[0].cpu().numpy()
 
     def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
