@@ -279,7 +279,8 @@ def _other(rng, region: str) -> Protocol:
         return Protocol("other", kind, "gre", tr=_u(rng, 400, 800), te=_u(rng, 4, 8), flip=_u(rng, 40, 60),
                         **{**g, "res": _u(rng, 2.0, 3.5), "thickness": _u(rng, 2.5, 4)})
     if kind == "asl":
-        return Protocol("other", kind, "asl", **_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)))
+        return Protocol("other", kind, "asl", **{**_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)),  # a subtraction:
+                                                 "snr": _u(rng, 3, 15)})  # noisy
     if kind == "localizer":
         return Protocol("other", kind, "gre", tr=_u(rng, 3, 10), te=_u(rng, 1.5, 5), flip=_u(rng, 20, 60),
                         mixed_planes=bool(rng.random() < 0.5), is3d=False, thickness=_u(rng, 5, 10),
@@ -397,9 +398,10 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
         s = s0 * (proto.b0_mix + (1 - proto.b0_mix) * np.exp(-proto.b * tp.adc / 1000.0))
     elif seq == "adc":
         s = tp.adc * (pd > 0.2)
-    elif seq == "asl":
-        s = np.where(_IS_BRAIN, tp.pd, 0.0) * np.array([{"gm": 1.0, "deep_gm": 0.8, "wm": 0.3}.get(n, 0.05)
+    elif seq == "asl":  # perfusion-weighted: GM 2-3x WM; labelled blood still in arteries (transit artefact)
+        s = np.where(_IS_BRAIN, tp.pd, 0.0) * np.array([{"gm": 1.0, "deep_gm": 0.8, "wm": _u(rng, 0.3, 0.5)}.get(n, 0.05)
                                                          for n in TISSUE_NAMES])
+        s[TISSUE_INDEX["artery"]] = _u(rng, 0.1, 3.0)
     elif seq == "ct":
         hu = {"air": -1000, "bone": 1200, "marrow": 300, "fat": -100, "csf": 5, "lung": -800, "fluid": 5,
               "vein": 45, "artery": 45, "wm": 28, "gm": 38}
@@ -421,8 +423,6 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     elif proto.flow == "tof":
         s = s * _u(rng, 0.3, 0.6)
         s = np.where(_FLOW, _u(rng, 2.0, 4.0) * s.max(), s)
-    w = _u(rng, 0.0, 1.0)  # lumped extra-cerebral soft tissue: a per-image fat/muscle mixture
-    s[TISSUE_INDEX["head_soft"]] = w * s[TISSUE_INDEX["fat"]] + (1 - w) * s[TISSUE_INDEX["muscle"]]
     if proto.seq == "swi":  # deoxygenated veins: phase-mask darkening beyond T2*
         s[TISSUE_INDEX["vein"]] *= _u(rng, 0.05, 0.4)
     return s

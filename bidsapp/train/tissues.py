@@ -2,7 +2,7 @@
 
 Values are centres of wide random ranges (the simulator jitters them 15-25% per image).
 T1/T2/T2* in ms, ADC in 1e-3 mm²/s, PD relative to CSF. Sources (see docs/simulator.md):
-Stanisz 2005 MRM 54:507 (brain, muscle at 1.5/3 T), de Bazelaire 2004 Radiology 230:652 (body,
+Stanisz 2005 MRM 54:507 (brain, muscle at 1.5/3 T), Gold 2004 AJR 183:343 (muscle), de Bazelaire 2004 Radiology 230:652 (body,
 fat, marrow at 1.5/3 T), Lu 2004/2005 (blood, CSF), Peters 2007 (T2*), Helenius 2002 (ADC),
 Jafar 2016 (body ADC), BrainWeb (Kwan 1999) PD values. ``ve``: extracellular volume that gadolinium
 reaches (0 behind an intact blood-brain barrier); ``vp``: effective blood volume (brain parenchyma
@@ -41,7 +41,9 @@ TISSUES: dict[str, Tissue] = {
     "wm": Tissue(0.70, 780, 1084, 72, 69, 53, 0.72, vp=0.003),  # 1.5 T T1: centre of 650-880 (Wansapura 1999, Stanisz 2005)
     "deep_gm": Tissue(0.80, 1000, 1400, 85, 80, 45, 0.75, vp=0.004),
     "fat": Tissue(0.95, 343, 382, 58, 68, 40, 0.02, vp=0.01, fat=0.95),
-    "muscle": Tissue(0.75, 856, 898, 27, 29, 25, 1.5, ve=0.10, vp=0.03),
+    # muscle: Stanisz 2005 (1008/1412, 44/50) and Gold 2004 (1130/1420, 35/32), not de Bazelaire 2004's
+    # pelvic 856/898: a T1 shorter than white matter's paints muscle brighter than WM on T1w images
+    "muscle": Tissue(0.75, 1070, 1415, 40, 40, 25, 1.5, ve=0.10, vp=0.03),
     "skin": Tissue(0.70, 800, 900, 40, 40, 30, 1.0, ve=0.15, vp=0.05, fat=0.1),
     "bone": Tissue(0.05, 500, 550, 5, 5, 2, 0.3),
     "marrow": Tissue(0.90, 549, 586, 49, 49, 30, 0.45, ve=0.10, vp=0.05, fat=0.6),
@@ -66,7 +68,8 @@ TISSUES: dict[str, Tissue] = {
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
     "prostate": Tissue(0.80, 1400, 1597, 80, 74, 40, 1.5, ve=0.20, vp=0.05),
     "soft": Tissue(0.78, 850, 950, 40, 40, 30, 1.3, ve=0.12, vp=0.04, fat=0.05),
-    # SynthSeg's extra-cerebral label 507 lumps fat and muscle: the simulator mixes the two per image
+    # SynthSeg's extra-cerebral label 507 lumps fat and muscle: render paints it per pixel as a smooth
+    # fat/muscle mixture (simulate._mix_lumped_soft_tissue); these values only give it a place in the tables
     "head_soft": Tissue(0.85, 600, 650, 45, 50, 30, 0.8, ve=0.12, vp=0.03, fat=0.5),
     "gland": Tissue(0.80, 700, 800, 60, 55, 35, 1.4, ve=0.20, vp=0.10),
 }
