@@ -7,7 +7,8 @@
 
 Every series of ``DATA/labels.tsv`` (NIfTI files and DICOM series folders) is timed in three
 steps: load (``load_nifti`` / ``load_dicom``, the latter runs dcm2niix), stack
-(``to_network_input``) and network (``Classifier.probabilities``). preprocessing = load + stack.
+(``network_inputs``: one stack, or three views of a 3D volume) and network
+(``Classifier.probabilities``). preprocessing = load + stack.
 Each thread setting runs in a fresh subprocess (``torch.set_num_threads`` and OMP/MKL variables
 set before torch loads), which also reports its peak RSS (``ru_maxrss``). One untimed warm-up
 classification precedes the timed repetitions; a series' time is the median of its repetitions,
@@ -74,10 +75,10 @@ def run_worker(args) -> int:
     threads = args.threads[0]
     torch.set_num_threads(threads)
     from bidsapp.model.predict import Classifier
-    from bidsapp.volume import load_dicom, load_nifti, to_network_input, volume_geometry
+    from bidsapp.volume import load_dicom, load_nifti, network_inputs, volume_geometry
 
     def network_input(vol, spec):
-        return to_network_input(vol, spec), volume_geometry(vol)
+        return network_inputs(vol, spec), volume_geometry(vol)
 
     def load(row):
         p = args.data / row["path"]

@@ -210,7 +210,7 @@ def speed_section(result: dict | None) -> str:
         f"{c['n_series']} real series (NIfTI and DICOM), {c['reps']} timed repetition(s) each after one warm-up; "
         "a series' time is the median of its repetitions, the table gives median / 90th percentile over series. "
         "load = reading (DICOM: dcm2niix to a temporary NIfTI), preprocess = load + slice stack "
-        "(`to_network_input`), network = the CNN. Each thread setting ran in a fresh process; peak RSS is that "
+        "(`network_inputs`: one stack, three views for a 3D volume), network = the CNN. Each thread setting ran in a fresh process; peak RSS is that "
         f"process's `ru_maxrss`. Geometry: {c['geometry_rule']}, otherwise 2D.", "",
         script("classifier_speed").markdown(result), "", runs + "."])
 

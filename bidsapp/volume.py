@@ -195,23 +195,30 @@ def _dcm2niix() -> str:
 
 
 # ---------------------------------------------------------------------------------- slice stack
+#: Voxels whose longest side is at most this multiple of the shortest count as isotropic.
+ANISOTROPY = 1.25
+#: Fewer isotropic slices than this along some axis: a 2D multi-slice acquisition (``view_axes``).
+MIN_3D_SLICES = 64
+
+
 def slice_axis(shape: tuple[int, ...], spacing: tuple[float, ...]) -> int:
     """The acquisition's slice axis: the thickest voxel axis, or the smallest one when isotropic."""
     sp = np.asarray(spacing[:3], float)
-    if sp.max() > 1.25 * sp.min():
+    if sp.max() > ANISOTROPY * sp.min():
         return int(np.argmax(sp))
     return int(np.argmin(shape[:3]))
 
 
-def native_slices(volume: Volume, n_slices: int, coverage: float, rng: np.random.Generator | None = None):
-    """Pick ``n_slices`` slices along the slice axis inside the central foreground extent.
+def native_slices(volume: Volume, n_slices: int, coverage: float, rng: np.random.Generator | None = None,
+                  axis: int | None = None):
+    """Pick ``n_slices`` slices along the slice axis (or ``axis``) inside the central foreground extent.
 
     Returns (slices (n, rows, cols), (row_mm, col_mm)). Slices are oriented so that rows run
     towards superior (or anterior for axial) in RAS space, i.e. the same way for every input.
     ``rng`` jitters the positions (training); without it they are evenly spaced (inference).
     """
     data = volume.data
-    axis = slice_axis(data.shape, volume.spacing)
+    axis = slice_axis(data.shape, volume.spacing) if axis is None else axis
     moved = np.moveaxis(data, axis, 0)  # (n, a, b) with a < b the remaining RAS axes
     in_plane = [volume.spacing[i] for i in range(3) if i != axis]
     lo, hi = _foreground_extent(moved, coverage)
@@ -298,10 +305,32 @@ def _centre_crop(stack: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray
     return out
 
 
-def to_network_input(volume: Volume, spec: InputSpec = SPEC) -> np.ndarray:
-    """The (K, size, size) float32 stack the network classifies for this series."""
-    slices, (row_mm, col_mm) = native_slices(volume, spec.n_slices, spec.coverage)
+def to_network_input(volume: Volume, spec: InputSpec = SPEC, axis: int | None = None) -> np.ndarray:
+    """The (K, size, size) float32 stack the network classifies for this series (native plane,
+    or the plane normal to ``axis``)."""
+    slices, (row_mm, col_mm) = native_slices(volume, spec.n_slices, spec.coverage, axis=axis)
     return normalise_stack(slices, row_mm, col_mm, spec)
+
+
+def view_axes(volume: Volume, spec: InputSpec = SPEC) -> tuple[int, ...]:
+    """The slice axes a series is classified along: its acquisition axis, or all three for a 3D
+    volume (isotropic voxels, at least ``MIN_3D_SLICES`` along every axis).
+
+    A 3D volume has no native plane (sagittal 3D T1w, resampled 1 mm datasets), yet the network's
+    answer for it moved with the plane it was cut in; averaging the three views removes that
+    arbitrary choice, as the left-right mirror does for hemispheres. A 2D multi-slice series with
+    isotropic voxels (2 mm EPI diffusion, 32 slices) keeps its one plane: cut across, its slice
+    profile, interleaving and distortion are what the network sees."""
+    spacing = np.asarray(volume.spacing[:3], float)
+    shape = volume.data.shape[:3]
+    if spacing.max() <= ANISOTROPY * spacing.min() and min(shape) >= MIN_3D_SLICES:
+        return (0, 1, 2)
+    return (slice_axis(shape, volume.spacing),)
+
+
+def network_inputs(volume: Volume, spec: InputSpec = SPEC) -> np.ndarray:
+    """(V, K, size, size): one ``to_network_input`` stack per view of ``view_axes``."""
+    return np.stack([to_network_input(volume, spec, axis) for axis in view_axes(volume, spec)])
 
 
 # ------------------------------------------------------------------------------ voxel geometry

@@ -71,3 +71,24 @@ def test_geometry_prior_starts_silent_so_older_weights_keep_their_outputs():
         assert not torch.allclose(old(x), new(x, g))
     with pytest.raises(ValueError, match="geometry"):
         new(x)
+
+
+def test_views_of_one_series_average_their_logits():
+    """Classifier.probabilities on (V, K, H, W) is the sigmoid of the mean of the views' mirrored
+    logits: one view gives exactly the single-stack answer, and the order of views does not matter."""
+    import torch
+
+    from bidsapp.model.predict import mirrored_logits
+
+    clf = Classifier.load("cpu")
+    rng = np.random.default_rng(3)
+    views = rng.random((3, clf.spec.n_slices, clf.spec.size, clf.spec.size)).astype(np.float32)
+    geometry = np.log2([1.0, 1.0]).astype(np.float32)
+    np.testing.assert_allclose(clf.probabilities(views[:1], geometry), clf.probabilities(views[0], geometry), atol=1e-6)
+    logits = mirrored_logits(clf.network, torch.from_numpy(views), torch.from_numpy(np.tile(geometry, (3, 1))))
+    expected = torch.sigmoid(logits.mean(dim=0)).numpy()
+    np.testing.assert_allclose(clf.probabilities(views, geometry), expected, atol=1e-5)
+    np.testing.assert_allclose(clf.probabilities(views[::-1].copy(), geometry), expected, atol=1e-5)
+    def logit(p):
+        return np.log(p) - np.log1p(-p)
+    assert not np.allclose(logit(clf.probabilities(views[0], geometry)), logit(expected), atol=0.05)

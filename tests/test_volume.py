@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidsapp.records import Volume
-from bidsapp.volume import (GEOMETRY_FEATURES, SPEC, foreground_mask, load_dicom, load_nifti, native_slices,
-                            normalise_stack, representative, slice_axis, to_network_input, volume_from_array,
-                            volume_geometry)
+from bidsapp.volume import (GEOMETRY_FEATURES, MIN_3D_SLICES, SPEC, foreground_mask, load_dicom, load_nifti,
+                            native_slices, network_inputs, normalise_stack, representative, slice_axis,
+                            to_network_input, view_axes, volume_from_array, volume_geometry)
 
 
 def _head(shape=(60, 70, 50)) -> np.ndarray:
@@ -94,3 +94,29 @@ def test_geometry_features_read_the_native_voxel_size_whatever_the_orientation()
     assert np.allclose(volume_geometry(thick), np.log2([2.5, 5.0]))
     assert np.allclose(volume_geometry(sag), np.log2([0.8, 6.0]))
     assert volume_geometry(thick).dtype == np.float32 and volume_geometry(thick).shape == (len(GEOMETRY_FEATURES),)
+
+
+@pytest.mark.parametrize("shape, zooms, axes", [
+    ((176, 256, 256), (1.0, 1.0, 1.0), (0, 1, 2)),  # sagittal 3D T1w
+    ((240, 240, 155), (1.0, 1.0, 1.0), (0, 1, 2)),  # resampled (BraTS-like)
+    ((112, 112, 32), (2.0, 2.0, 2.0), (2,)),  # isotropic 2D EPI: too few slices for 3D
+    ((MIN_3D_SLICES,) * 3, (2.0, 2.0, 2.0), (0, 1, 2)),
+    ((256, 224, 26), (0.9, 0.9, 5.5), (2,)),  # 2D multislice
+    ((64, 256, 256), (1.6, 0.9, 0.9), (0,)),  # sagittal thick-ish: anisotropic
+])
+def test_3d_volumes_are_viewed_in_all_three_planes_2d_stacks_in_their_own(shape, zooms, axes):
+    vol = Volume(data=np.zeros(shape, np.float32), affine=np.diag([*zooms, 1.0]))
+    assert view_axes(vol) == axes
+
+
+def test_each_view_is_the_stack_cut_normal_to_its_axis():
+    """network_inputs stacks one to_network_input per view; the views of an ellipsoid differ (each
+    plane shows its own cross-section); a 2D stack has its one native view."""
+    vol = volume_from_array(_head((70, 80, 66)), np.diag([1.0, 1.0, 1.0, 1.0]))
+    x = network_inputs(vol)
+    assert x.shape == (3, SPEC.n_slices, SPEC.size, SPEC.size) and np.isfinite(x).all()
+    for i, axis in enumerate(view_axes(vol)):
+        np.testing.assert_array_equal(x[i], to_network_input(vol, SPEC, axis))
+    assert not np.allclose(x[0], x[1]) and not np.allclose(x[1], x[2])
+    flat = volume_from_array(_head((60, 70, 20)), np.diag([2.0, 2.0, 4.0, 1.0]))
+    np.testing.assert_array_equal(network_inputs(flat)[0], to_network_input(flat))

@@ -14,7 +14,7 @@ import torch
 
 from ..classes import LABELS, OTHER
 from ..records import Classification, Volume
-from ..volume import InputSpec, to_network_input, volume_geometry
+from ..volume import InputSpec, network_inputs, volume_geometry
 from .network import SliceStackClassifier
 
 WEIGHTS_DIR = Path(str(resources.files("bidsapp.model") / "weights"))
@@ -96,17 +96,20 @@ class Classifier:
         return float(self.card["threshold"])
 
     def probabilities(self, stack: np.ndarray, geometry: np.ndarray | None = None) -> np.ndarray:
-        """Sigmoid probabilities of every class for one (K, H, W) stack and its geometry
-        features (``volume.volume_geometry``; models before v0.3 ignore them).
+        """Sigmoid probabilities of every class for one (K, H, W) stack, or for (V, K, H, W) views
+        of one series (logits averaged), and its geometry features (``volume.volume_geometry``;
+        models before v0.3 ignore them).
 
         See ``mirrored_logits``."""
-        x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None].to(self.device)
-        g = None if geometry is None else torch.from_numpy(np.asarray(geometry, np.float32))[None].to(self.device)
-        return torch.sigmoid(mirrored_logits(self.network, x, g))[0].cpu().numpy()
+        x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).to(self.device)
+        x = x[None] if x.ndim == 3 else x
+        g = None if geometry is None else torch.from_numpy(np.asarray(geometry, np.float32)).to(self.device)
+        g = None if g is None else g[None].expand(len(x), -1)
+        logits = mirrored_logits(self.network, x, g).mean(dim=0)
+        return torch.sigmoid(logits).cpu().numpy()
 
     def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
-        stack = to_network_input(volume, self.spec)
-        probs = self.probabilities(stack, volume_geometry(volume))
+        probs = self.probabilities(network_inputs(volume, self.spec), volume_geometry(volume))
         return decide(probs, self.threshold if threshold is None else threshold)
 
 
