@@ -14,7 +14,7 @@ import torch
 
 from ..classes import LABELS, OTHER
 from ..records import Classification, Volume
-from ..volume import InputSpec, network_inputs, volume_geometry
+from ..volume import InputSpec, network_inputs, to_network_input, volume_geometry
 from .network import SliceStackClassifier
 
 WEIGHTS_DIR = Path(str(resources.files("bidsapp.model") / "weights"))
@@ -108,8 +108,10 @@ class Classifier:
         logits = mirrored_logits(self.network, x, g).mean(dim=0)
         return torch.sigmoid(logits).cpu().numpy()
 
-    def classify(self, volume: Volume, threshold: float | None = None) -> Classification:
-        probs = self.probabilities(network_inputs(volume, self.spec), volume_geometry(volume))
+    def classify(self, volume: Volume, threshold: float | None = None, *, all_views: bool = True) -> Classification:
+        """``all_views=False`` scores a 3D volume in its native plane only (``volume.view_axes``)."""
+        stacks = network_inputs(volume, self.spec) if all_views else to_network_input(volume, self.spec)
+        probs = self.probabilities(stacks, volume_geometry(volume))
         return decide(probs, self.threshold if threshold is None else threshold)
 
 

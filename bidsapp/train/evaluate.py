@@ -51,13 +51,14 @@ def load_any(path: Path):
     return load_nifti(path)
 
 
-def evaluate(root: Path, rows: list[dict], clf: Classifier, threshold: float | None) -> list[Outcome]:
+def evaluate(root: Path, rows: list[dict], clf: Classifier, threshold: float | None,
+             all_views: bool = True) -> list[Outcome]:
     outcomes = []
     for row in rows:
         t0 = time.perf_counter()
         vol = load_any(root / row["path"])
         t1 = time.perf_counter()
-        c = clf.classify(vol, threshold)
+        c = clf.classify(vol, threshold, all_views=all_views)
         t2 = time.perf_counter()
         outcomes.append(Outcome(row["path"], row["label"], c.label, c.confidence, c.best_label, t1 - t0, t2 - t1))
     return outcomes
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", type=float, help="override the model card's open-set threshold")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--native-plane", action="store_true",
+                   help="score 3D volumes in their native plane only, not the three-view average (an ablation)")
     p.add_argument("--json", type=Path, help="also write outcomes and metrics as JSON")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -104,10 +107,11 @@ def main(argv=None) -> int:
         print(f"unknown labels in labels file: {sorted(unknown)}", file=sys.stderr)
         return 2
     clf = Classifier.load(args.device, args.weights)
-    outcomes = evaluate(args.root, rows, clf, args.threshold)
+    outcomes = evaluate(args.root, rows, clf, args.threshold, all_views=not args.native_plane)
     summary = summarise([o.truth for o in outcomes], [o.predicted for o in outcomes])
     print(f"model: {clf.card['name']} {clf.card['version']} sha256 {clf.card['sha256'][:12]}  "
-          f"threshold {args.threshold if args.threshold is not None else clf.threshold}")
+          f"threshold {args.threshold if args.threshold is not None else clf.threshold}"
+          f"{'  (3D volumes: native plane only)' if args.native_plane else ''}")
     print(format_report(outcomes, summary))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "outcomes": [o.__dict__ for o in outcomes]}, indent=2))
