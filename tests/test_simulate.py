@@ -123,6 +123,15 @@ def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
         centre[organ] = vox.mean(axis=0) * PELVIS_MM
     assert centre["prostate"][2] < centre["fluid"][2] - 20  # below the bladder (z = superior)
     assert abs(centre["prostate"][0] - anat.tissue.shape[0] * PELVIS_MM / 2) < 10  # on the midline
+    # the axial slice through the prostate's centre: rectum right behind it, bone on both sides
+    k = int(round(centre["prostate"][2] / PELVIS_MM))
+    axial = anat.tissue[:, :, k]
+    px, py = np.argwhere(axial == TISSUE_INDEX["prostate"]).mean(axis=0)
+    bowel = np.argwhere(axial == TISSUE_INDEX["bowel"])
+    behind = bowel[(np.abs(bowel[:, 0] - px) < 10) & (bowel[:, 1] < py)]
+    assert len(behind) and (py - behind[:, 1].max()) * PELVIS_MM < 40
+    bone_x = np.argwhere(np.isin(axial, [TISSUE_INDEX["bone"], TISSUE_INDEX["marrow"]]))[:, 0]
+    assert (bone_x < px - 40 / PELVIS_MM).any() and (bone_x > px + 40 / PELVIS_MM).any()
     # and T2 weighting shows its bladder fluid above prostate and muscle, as in real prostate MRI
     rng = np.random.default_rng(0)
     proto = S.Protocol("body-T2w", "t", "se", tr=4000, te=100, thickness=4, res=1.5)

@@ -63,10 +63,13 @@ def make_pelvis_phantom(seed: int = 0) -> Anatomy:
     """A procedural male pelvis: the body anatomy the shipped label maps lack.
 
     The only body label map here is a 9 cm slab of upper abdomen, so prostate and bladder MRI
-    (a large share of body MRI) had nothing to be learned from. Ellipsoids and tubes with
-    perturbed edges: skin, subcutaneous fat, muscle wall and gluteal muscles, a bony ring with
-    marrow, femoral heads, sacrum, bladder (fluid, wall), prostate with a central gland, rectum,
-    bowel loops above the bladder, iliac arteries and veins, perivesical fat."""
+    (a large share of body MRI) had nothing to be learned from. Built level by level, as an axial
+    prostate MRI shows it: subcutaneous fat (thicker over the buttocks) around muscle with fatty
+    septa; femoral heads under an acetabular roof, necks to the trochanters, shafts below; iliac
+    wings above, pubic symphysis and rami in front and ischial tuberosities behind below; sacrum
+    and coccyx; a pelvic cavity narrowing to the floor, filled with fat and levator sling, holding
+    the bladder (fluid, wall), seminal vesicles, prostate with its central gland, rectum, bowel
+    loops higher up, iliac then femoral vessels. Perturbed ellipsoids, not an atlas."""
     rng = np.random.default_rng([seed, 7])
     u = rng.uniform
     x, y, z = (((np.arange(n) - n / 2) * PELVIS_MM).reshape([-1 if i == k else 1 for i in range(3)])
@@ -78,46 +81,84 @@ def make_pelvis_phantom(seed: int = 0) -> Anatomy:
     def put(mask, tissue):
         t[np.broadcast_to(mask, PELVIS_SHAPE)] = TISSUE_INDEX[tissue]
 
-    zf = -u(30, 50)  # femoral heads: the hips are widest there
-    a = 165 * u(0.85, 1.12) * (1 + 0.1 * np.cos((z - zf) / 70))  # body half-widths (mm)
+    def ellipsoid(cx, cy, cz, rx, ry, rz):
+        return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 + ((z - cz) / rz) ** 2
+
+    def bone(mask_outer, mask_inner):  # cortex around marrow
+        put(mask_outer, "bone")
+        put(mask_inner, "marrow")
+
+    zf = -u(10, 40)  # femoral head centres: the hips are widest there
+    a = 165 * u(0.85, 1.12) * (1 + 0.08 * np.cos((z - zf) / 70))  # body half-widths (mm)
     b = 115 * u(0.85, 1.2)
     body = (x / a) ** 2 + (y / b) ** 2 + 0.02 * noise
-    fat = u(12, 40)
     put(body <= 1.0, "skin")
     put(body <= (1 - 3 / b) ** 2, "fat")
-    wall = (x / (a - fat)) ** 2 + (y / (b - fat)) ** 2 + 0.03 * noise
-    put(wall <= 1.0, "muscle")
-    for side in (-1, 1):  # gluteal muscles
-        put(((x - side * 0.45 * a) / (0.4 * a)) ** 2 + ((y + 0.55 * b) / (0.38 * b)) ** 2 + 0.05 * noise <= 1, "muscle")
-    cavity = (x / (0.42 * a)) ** 2 + ((y - 0.1 * b) / (0.5 * b)) ** 2
-    ring = (cavity > 1.0) & (cavity <= u(1.35, 1.6)) & (y < 0.25 * b + 0.1 * z)  # open in front above the pubis
-    put(ring, "marrow")
-    put(ring & (np.abs(cavity - 1.18) > 0.13), "bone")
-    put(cavity <= 1.0, "soft")
-    put((cavity <= 0.97) & (noise < u(0.8, 1.6)), "fat")  # perivesical / perirectal fat, soft-tissue strands
-    put(((x / 30) ** 2 + ((y + 0.78 * b) / 25) ** 2 <= 1) & (z > -20), "marrow")  # sacrum
+    fat = u(10, 35) * np.where(y < 0, u(1.2, 1.6), 1.0)  # buttocks carry more
+    put((x / (a - fat)) ** 2 + (y / (b - fat)) ** 2 + 0.03 * noise <= 1.0, "muscle")
+    septa = ndimage.gaussian_filter(rng.normal(size=PELVIS_SHAPE), 10.0)
+    septa /= septa.std()
+    put((t == TISSUE_INDEX["muscle"]) & (np.abs(septa) < u(0.02, 0.06)), "fat")  # intermuscular fat planes
+
+    # bony pelvis, by level
     for side in (-1, 1):
-        head = np.sqrt((x - side * 0.62 * a) ** 2 + y ** 2 + (z - zf) ** 2)
-        put(head <= 25, "bone")
-        put(head <= 22, "marrow")
-        for vessel, dx in (("artery", 0.36), ("vein", 0.30)):
-            put((x - side * dx * a) ** 2 + (y - 0.35 * b) ** 2 <= u(4, 6) ** 2, vessel)
-    zb = u(0, 30)
-    bladder = (x / u(35, 60)) ** 2 + ((y - 0.25 * b) / u(28, 45)) ** 2 + ((z - zb) / u(30, 50)) ** 2
+        hx, hy = side * 0.52 * a, 0.02 * b
+        head = np.sqrt((x - hx) ** 2 + (y - hy) ** 2 + (z - zf) ** 2)
+        roof = (head <= 34) & (z > zf - 5) & (np.abs(x) < np.abs(hx) + 5)
+        bone(roof, roof & (head <= 30) & (head > 27))
+        bone(head <= 24, head <= 21)
+        tx = side * 0.8 * a
+        s = np.clip((x - hx) / (tx - hx), 0, 1)  # neck: head → greater trochanter, sloping down
+        neck = np.sqrt((x - (hx + s * (tx - hx))) ** 2 + (y - hy) ** 2 + (z - (zf - 18 * s)) ** 2)
+        bone((neck <= 16) & (s > 0) & (s < 1), (neck <= 12) & (s > 0) & (s < 1))
+        shaft = np.sqrt((x - side * 0.74 * a) ** 2 + (y - 0.0 * b) ** 2)
+        bone((shaft <= 15) & (z < zf - 25), (shaft <= 10) & (z < zf - 25))
+        # iliac wing: an oblique plate from the sacroiliac joint forward and out to the anterior spine
+        x0, y0 = side * 0.22 * a, -0.5 * b
+        dx, dy = side * 0.33 * a, 0.65 * b
+        s = np.clip(((x - x0) * dx + (y - y0) * dy) / (dx ** 2 + dy ** 2), 0, 1)
+        wing = np.sqrt((x - x0 - s * dx) ** 2 + (y - y0 - s * dy) ** 2)
+        above = z > zf + 30
+        bone((wing <= 8) & above, (wing <= 5) & above)
+        isch = ellipsoid(side * 0.3 * a, -0.18 * b, zf - 35, 14, 20, 22)
+        bone(isch <= 1.0, isch <= 0.55)
+        pubis = (((x - side * 0.17 * a) / (0.16 * a)) ** 2 + ((y - 0.48 * b) / 12) ** 2 <= 1) & (z > zf - 45) & (z < zf + 5)
+        bone(pubis, pubis & (((y - 0.48 * b) / 7) ** 2 <= 1))
+    sy = -0.5 * b - 0.1 * b * np.clip((z - zf) / 80, -1, 1)  # sacrum curves back going up
+    sac = ((x / np.where(z > zf, 40, 12)) ** 2 + ((y - sy) / np.where(z > zf, 18, 9)) ** 2 <= 1) & (z > zf - 60)
+    bone(sac, sac & ((x / np.where(z > zf, 34, 8)) ** 2 + ((y - sy) / np.where(z > zf, 13, 5)) ** 2 <= 1))
+
+    # the pelvic cavity: fat with a levator sling, narrowing towards the floor
+    cw = 0.38 * a * np.clip(1 + (z - zf) / 150, 0.55, 1.3)
+    cavity = (x / cw) ** 2 + ((y - 0.05 * b) / (0.42 * b)) ** 2 + 0.05 * noise
+    inside = (cavity <= 1.0) & (t != TISSUE_INDEX["bone"]) & (t != TISSUE_INDEX["marrow"])
+    put(inside, "fat")
+    put(inside & (z < zf) & (np.abs(cavity - u(0.55, 0.75)) < 0.05), "muscle")  # levator ani
+    put(inside & (noise > u(1.4, 2.0)), "soft")  # vessels and strands in the fat
+    zb = zf + u(5, 30)
+    rb = (u(25, 60), u(20, 45), u(20, 45))
+    bladder = ellipsoid(0, 0.2 * b, zb, *rb)
     put(bladder <= 1.15, "muscle")
     put(bladder <= 1.0, "fluid")
     rz = u(15, 22)
-    zp = zb - 45 - rz
-    prostate = (x / u(18, 26)) ** 2 + ((y - 0.12 * b) / u(13, 18)) ** 2 + ((z - zp) / rz) ** 2 + 0.05 * noise
+    zp = zb - rb[2] - 0.7 * rz
+    prostate = ellipsoid(0, 0.08 * b, zp, u(18, 26), u(13, 18), rz) + 0.05 * noise
     put(prostate <= 1.0, "prostate")
     put(prostate <= u(0.3, 0.55), "gland")
-    rectum = np.sqrt(x ** 2 + (y + 0.4 * b) ** 2)
-    put(rectum <= u(13, 20), "bowel")
-    put(rectum <= u(4, 9), "air" if rng.random() < 0.5 else "fluid")
-    for _ in range(int(rng.integers(3, 7))):  # small bowel / sigmoid above the bladder
-        c = (u(-0.35, 0.35) * a, u(-0.1, 0.4) * b, u(zb + 30, 110))
-        loop = ((x - c[0]) / u(12, 25)) ** 2 + ((y - c[1]) / u(12, 25)) ** 2 + ((z - c[2]) / u(15, 40)) ** 2
-        put((loop <= 1.0) & (cavity <= 1.1), "bowel")
+    for side in (-1, 1):  # seminal vesicles: behind the bladder base, above the prostate
+        put(ellipsoid(side * 18, -0.05 * b, zp + rz + 4, u(14, 22), u(5, 8), u(6, 10)) <= 1, "fluid")
+    rectum = np.sqrt(x ** 2 + (y + 0.2 * b) ** 2)
+    put((rectum <= u(13, 20)) & (z < zb + 40), "bowel")
+    put((rectum <= u(4, 9)) & (z < zb + 40), "air" if rng.random() < 0.5 else "fluid")
+    for _ in range(int(rng.integers(16, 28))):  # small bowel / sigmoid fill the cavity above the bladder
+        c = (u(-0.35, 0.35), u(-0.3, 0.4) * b, u(zb + rb[2] * 0.5, 120))
+        loop = ellipsoid(c[0] * cw, c[1], c[2], u(12, 28), u(12, 28), u(15, 40))
+        put((loop <= 1.0) & (cavity <= 1.1) & (bladder > 1.15), "bowel")
+    for side in (-1, 1):  # external iliac, then femoral vessels in front of the hip
+        vx = side * np.where(z > zf, 0.36, 0.45) * a
+        vy = np.where(z > zf, 0.3, 0.42) * b
+        for vessel, dx in (("artery", 0.0), ("vein", side * 10.0)):
+            put((x - vx - dx) ** 2 + (y - vy) ** 2 <= u(4, 6) ** 2, vessel)
     affine = np.diag([PELVIS_MM, PELVIS_MM, PELVIS_MM, 1.0])
     affine[:3, 3] = -np.array(PELVIS_SHAPE) / 2 * PELVIS_MM
     return Anatomy(f"phantom/pelvis{seed}", "body", t, affine)
