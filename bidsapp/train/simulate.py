@@ -269,10 +269,11 @@ def _other(rng, region: str) -> Protocol:
                         **{**g3, "thickness": _u(rng, 20, 60) if mip else g3["thickness"]})
     if kind == "fmri":
         return Protocol("other", kind, "gre", tr=_u(rng, 1500, 3000), te=_u(rng, 25, 40), flip=_u(rng, 60, 90),
+                        fat_sat=_u(rng, 0.02, 0.2),  # EPI is always fat-suppressed (chemical shift)
                         **{**_epi_geometry(rng, thick=(2.4, 4.5), res=(2.2, 4.0)), "snr": _u(rng, 20, 80)})
     if kind == "b0_epi_short":
         return Protocol("other", kind, "gre", tr=_u(rng, 500, 1500), te=_u(rng, 15, 30), flip=_u(rng, 40, 70),
-                        **_epi_geometry(rng, thick=(3, 5), res=(2.5, 4.0)))
+                        fat_sat=_u(rng, 0.02, 0.2), **_epi_geometry(rng, thick=(3, 5), res=(2.5, 4.0)))
     if kind == "fmap_phase":
         return Protocol("other", kind, "fmap_phase", **{**g, "res": _u(rng, 1.5, 3.5)})
     if kind == "fmap_mag":
