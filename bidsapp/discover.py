@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pydicom
@@ -369,10 +369,17 @@ def discover_bids(root: Path) -> Discovery:
                     source=rel.as_posix(),
                     files=(path,) + sidecars,
                     kind="nifti",
-                    header=_sidecar_facts(stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".bval")),
+                    header=replace(_sidecar_facts(stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".bval")),
+                                   input_name=_name_claim(stem.name)),
                 )
             )
     return Discovery(series=sorted(series, key=series_sort_key))
+
+
+def _name_claim(stem: str) -> str:
+    """A BIDS file name without its subject and session (``sub-01_ses-1_acq-fs_T2w`` → ``acq-fs_T2w``):
+    what the name says about the image, and nothing a subject label could add (``sub-liver03``)."""
+    return "_".join(p for p in stem.split("_") if not p.startswith(("sub-", "ses-")))
 
 
 def _sidecar_facts(path: Path, bval: Path) -> HeaderFacts:

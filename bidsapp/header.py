@@ -465,16 +465,19 @@ def _matches(rule: Rule, facts: HeaderFacts, text: str, region: str) -> bool:
 def header_guess(facts: HeaderFacts, rules: Iterable[Rule] = RULES) -> HeaderGuess:
     """The first matching rule's label for the series' region; never raises."""
     try:
-        text = normalise(f"{facts.series_description} | {facts.protocol_name}")
+        described = facts.series_description.strip() or facts.protocol_name.strip()
+        # without a description, a BIDS input's own name (sub-01_T1w) is the claim to check
+        text = normalise(f"{facts.series_description} | {facts.protocol_name}" if described else facts.input_name)
         region = region_of_facts(facts, text)
         if facts.modality and facts.modality.upper() not in ("MR", ""):
             return HeaderGuess(OTHER, region, f"modality {facts.modality} is not MR")
         for rule in rules:
             if _matches(rule, facts, text, region):
+                why = rule.why if described else f"input file name: {rule.why}"
                 if rule.kind == UNKNOWN:
-                    return HeaderGuess(UNKNOWN, region, rule.why)
+                    return HeaderGuess(UNKNOWN, region, why)
                 label = REGIONAL[region].get(rule.kind, UNKNOWN)
-                return HeaderGuess(label, region, rule.why)
+                return HeaderGuess(label, region, why)
         return HeaderGuess(UNKNOWN, region, "no rule matched")
     except Exception as exc:  # noqa: BLE001 - a cross-check must never stop a run
         return HeaderGuess(UNKNOWN, "brain", f"header rules failed: {exc}")

@@ -31,6 +31,7 @@ class HeaderFacts:
     field_strength: float | None = None
     body_part: str = ""
     modality: str = "MR"
+    input_name: str = ""  # a BIDS input's file name: an earlier sorting's claim, checked when nothing else speaks
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,10 @@ def test_bids_tree(bids_tree: Path):
     assert (scan.subject, scan.session, scan.kind) == ("02", "b", "nifti")
     assert len({s.series_uid for s in found.series}) == 4
     assert discover_bids(bids_tree).series == found.series  # stable ids
+    # the name's claim for the cross-check, without subject or session (a label could read as anatomy)
+    assert {s.source: s.header.input_name for s in found.series} == {
+        "sub-01/anat/sub-01_T1w.nii.gz": "T1w", "sub-01/anat/sub-01_run-2_T1w.nii.gz": "run-2_T1w",
+        "sub-01/dwi/sub-01_dwi.nii": "dwi", "sub-02/ses-b/whatever/scan.nii.gz": "scan"}
 
 
 def test_detect_input_type(bids_tree: Path, messy_tree: Path, tmp_path: Path):

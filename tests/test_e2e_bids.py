@@ -60,3 +60,12 @@ def test_rerun_identical_and_input_untouched(bids_run):
     group_outputs = ("group_classifications.tsv", "group.html")  # written by the group level after `first`
     assert now == {**bids_run["first"], **{k: now[k] for k in group_outputs}}
     assert tree_digest(bids_run["src"]) == bids_run["before"]
+
+
+def test_input_names_are_cross_checked(bids_run):
+    """Every input was named _T1w and has no sidecar: that name is the header claim, so each
+    series the content calls something else is a disagreement, and no T1w call is."""
+    table = read_tsv(bids_run["out"] / "group_classifications.tsv")
+    assert {r["header_label"] for r in table} == {"T1w"}
+    for r in table:
+        assert r["header_agrees"] == ("true" if r["label"] == "T1w" else "false"), r

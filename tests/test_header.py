@@ -140,6 +140,20 @@ def test_empty_description_falls_back_on_physics():
     assert header_label(facts_from_dicom(_mr())) == UNKNOWN  # nothing to go on: no guess
 
 
+def test_bids_file_name_is_the_claim_when_no_description_speaks():
+    """A BIDS input without SeriesDescription is checked against what its name says; a
+    description, when there is one, is the header and wins."""
+    from bidsapp.header import header_guess
+    from bidsapp.records import HeaderFacts
+
+    named = {"run-1_T1w": "T1w", "ce-gadolinium_T1w": "T1wce", "FLAIR": "FLAIR", "acq-fs_T2w": "T2w",
+             "dwi": "DWI", "ADC": "ADC", "task-rest_bold": "other", "run-2": UNKNOWN}
+    for name, expected in named.items():
+        assert header_label(HeaderFacts(input_name=name)) == expected, name
+    assert header_guess(HeaderFacts(input_name="FLAIR")).why.startswith("input file name")
+    assert header_label(HeaderFacts(series_description="t2_tse_tra", input_name="T1w")) == "T2w"
+
+
 def test_contrast_agent_tag_makes_t1_post_contrast():
     ds = _mr(SeriesDescription="t1_mprage_tra", RepetitionTime=2300, EchoTime=2.3,
              ContrastBolusAgent="Gadovist")
