@@ -103,8 +103,9 @@ class Classifier:
         See ``mirrored_logits``."""
         x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).to(self.device)
         x = x[None] if x.ndim == 3 else x
-        g = None if geometry is None else torch.from_numpy(np.asarray(geometry, np.float32)).to(self.device)
-        g = None if g is None else g[None].expand(len(x), -1)
+        g = None  # one geometry per series, shared by its views
+        if geometry is not None:
+            g = torch.from_numpy(np.asarray(geometry, np.float32)).to(self.device)[None].expand(len(x), -1)
         logits = mirrored_logits(self.network, x, g).mean(dim=0)
         return torch.sigmoid(logits).cpu().numpy()
 
