@@ -51,7 +51,7 @@ SERIES: tuple[ExampleSeries, ...] = (
     ExampleSeries(4, "T2 AX", "FLAIR",  # misleading description: the content is a FLAIR
                   _p("FLAIR", "flair", "ir", tr=9000, te=90, ti=-1.0, flow="void"),
                   tags={"ScanningSequence": "SE\\IR", "SequenceVariant": "SK"}),
-    ExampleSeries(5, "ep2d_diff_3dir", "DWI", _p("DWI", "dwi", "dwi", tr=5000, te=80, b=1000, res=1.8, epi=True, snr=20),
+    ExampleSeries(5, "ep2d_diff_3dir", "DWI", _p("DWI", "dwi", "dwi", tr=5000, te=80, b=1000, res=1.8, epi=True, snr=20, fat_sat=0.1),
                   b_values=(0, 1000, 1000, 1000), tags={"ScanningSequence": "EP", "SequenceVariant": "SK"}),
     ExampleSeries(6, "ep2d_diff_3dir_ADC", "ADC", _p("ADC", "adc", "adc", res=1.8, epi=True),
                   image_type=("DERIVED", "PRIMARY", "DIFFUSION", "ADC"), tags={"ScanningSequence": "EP"}),
