@@ -312,7 +312,7 @@ def to_network_input(volume: Volume, spec: InputSpec = SPEC, axis: int | None = 
     return normalise_stack(slices, row_mm, col_mm, spec)
 
 
-def view_axes(volume: Volume, spec: InputSpec = SPEC) -> tuple[int, ...]:
+def view_axes(volume: Volume) -> tuple[int, ...]:
     """The slice axes a series is classified along: its acquisition axis, or all three for a 3D
     volume (isotropic voxels, at least ``MIN_3D_SLICES`` along every axis).
 
@@ -330,7 +330,7 @@ def view_axes(volume: Volume, spec: InputSpec = SPEC) -> tuple[int, ...]:
 
 def network_inputs(volume: Volume, spec: InputSpec = SPEC) -> np.ndarray:
     """(V, K, size, size): one ``to_network_input`` stack per view of ``view_axes``."""
-    return np.stack([to_network_input(volume, spec, axis) for axis in view_axes(volume, spec)])
+    return np.stack([to_network_input(volume, spec, axis) for axis in view_axes(volume)])
 
 
 # ------------------------------------------------------------------------------ voxel geometry

@@ -111,7 +111,7 @@ def make_pelvis_phantom(seed: int = 0) -> Anatomy:
         s = np.clip((x - hx) / (tx - hx), 0, 1)  # neck: head → greater trochanter, sloping down
         neck = np.sqrt((x - (hx + s * (tx - hx))) ** 2 + (y - hy) ** 2 + (z - (zf - 18 * s)) ** 2)
         bone((neck <= 16) & (s > 0) & (s < 1), (neck <= 12) & (s > 0) & (s < 1))
-        shaft = np.sqrt((x - side * 0.74 * a) ** 2 + (y - 0.0 * b) ** 2)
+        shaft = np.sqrt((x - side * 0.74 * a) ** 2 + y ** 2)
         bone((shaft <= 15) & (z < zf - 25), (shaft <= 10) & (z < zf - 25))
         # iliac wing: an oblique plate from the sacroiliac joint forward and out to the anterior spine
         x0, y0 = side * 0.22 * a, -0.5 * b
