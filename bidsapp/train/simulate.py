@@ -160,8 +160,10 @@ def _geometry(rng, p3d: float, thick2d=(3.0, 6.5), thick3d=(0.8, 1.5), res=(0.5,
 
 
 def _epi_geometry(rng, thick=(3.0, 6.0), res=(1.2, 2.8)) -> dict:
+    """Echo-planar geometry. EPI is always fat-suppressed: fat's chemical shift would otherwise
+    land centimetres away along the phase axis."""
     return dict(is3d=False, epi=True, thickness=_u(rng, *thick), res=_u(rng, *res), snr=_u(rng, 8, 40),
-                field=float(rng.choice([1.5, 3.0])))
+                field=float(rng.choice([1.5, 3.0])), fat_sat=_u(rng, 0.02, 0.2))
 
 
 def _t1_flip(rng, tr: float, t1_wm: float = 900.0) -> float:
@@ -201,12 +203,11 @@ def _dwi(rng, label: str) -> Protocol:
     r = rng.random()
     b0_mix = 1.0 if r < 0.08 else (_u(rng, 0.0, 0.3) if r < 0.4 else 0.0)
     return Protocol(label, "dwi", "dwi", tr=_u(rng, 3000, 9000), te=_u(rng, 60, 110), b=_u(rng, 500, 1500),
-                    b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35),
-                    fat_sat=_u(rng, 0.02, 0.2), **_epi_geometry(rng))
+                    b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35), **_epi_geometry(rng))
 
 
 def _adc(rng, label: str) -> Protocol:
-    return Protocol(label, "adc", "adc", fat_sat=_u(rng, 0.0, 0.2), **_epi_geometry(rng))
+    return Protocol(label, "adc", "adc", **_epi_geometry(rng))
 
 
 def _swi(rng, label: str) -> Protocol:
@@ -259,8 +260,8 @@ def _other(rng, region: str) -> Protocol:
     weights = np.array([3, 2, 3, 2, 1, 2, 2, 1, 2, 1], float)
     kind = str(rng.choice(kinds, p=weights / weights.sum()))
     g = _geometry(rng, p3d=0.3)
-    if kind == "pd":
-        return Protocol("other", kind, "se", tr=_u(rng, 2000, 5000), te=_u(rng, 8, 30), flow="void", **g)
+    if kind == "pd":  # long TR, short TE: up to TE 30 it shaded into T2w, an ambiguous target
+        return Protocol("other", kind, "se", tr=_u(rng, 2500, 6000), te=_u(rng, 8, 20), flow="void", **g)
     if kind == "tof":
         g3 = _geometry(rng, p3d=1.0, thick3d=(0.5, 1.2), res=(0.3, 0.8))
         mip = rng.random() < 0.25
@@ -269,11 +270,10 @@ def _other(rng, region: str) -> Protocol:
                         **{**g3, "thickness": _u(rng, 20, 60) if mip else g3["thickness"]})
     if kind == "fmri":
         return Protocol("other", kind, "gre", tr=_u(rng, 1500, 3000), te=_u(rng, 25, 40), flip=_u(rng, 60, 90),
-                        fat_sat=_u(rng, 0.02, 0.2),  # EPI is always fat-suppressed (chemical shift)
                         **{**_epi_geometry(rng, thick=(2.4, 4.5), res=(2.2, 4.0)), "snr": _u(rng, 20, 80)})
     if kind == "b0_epi_short":
         return Protocol("other", kind, "gre", tr=_u(rng, 500, 1500), te=_u(rng, 15, 30), flip=_u(rng, 40, 70),
-                        fat_sat=_u(rng, 0.02, 0.2), **_epi_geometry(rng, thick=(3, 5), res=(2.5, 4.0)))
+                        **_epi_geometry(rng, thick=(3, 5), res=(2.5, 4.0)))
     if kind == "fmap_phase":
         return Protocol("other", kind, "fmap_phase", **{**g, "res": _u(rng, 1.5, 3.5)})
     if kind == "fmap_mag":
@@ -282,10 +282,11 @@ def _other(rng, region: str) -> Protocol:
     if kind == "asl":
         return Protocol("other", kind, "asl", **{**_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)),  # a subtraction:
                                                  "snr": _u(rng, 3, 15)})  # noisy
-    if kind == "localizer":
+    if kind == "localizer":  # tri-plane scouts; a single-plane one is told from a T1w by being thick and coarse
+        mixed = bool(rng.random() < 0.7)
         return Protocol("other", kind, "gre", tr=_u(rng, 3, 10), te=_u(rng, 1.5, 5), flip=_u(rng, 20, 60),
-                        mixed_planes=bool(rng.random() < 0.5), is3d=False, thickness=_u(rng, 5, 10),
-                        res=_u(rng, 1.0, 2.5), snr=_u(rng, 8, 30), field=g["field"])
+                        mixed_planes=mixed, is3d=False, thickness=_u(rng, 5, 10) if mixed else _u(rng, 8, 15),
+                        res=_u(rng, 1.0, 2.5) if mixed else _u(rng, 1.8, 3.5), snr=_u(rng, 8, 30), field=g["field"])
     if kind == "noise":
         return Protocol("other", kind, "noise", **g)
     return Protocol("other", kind, "ct", **g)
