@@ -1,12 +1,15 @@
-"""A procedural head phantom: a tissue map the package can make without any external data.
+"""Procedural phantoms: tissue maps the package can make without any external data.
 
-Nested ellipsoids (scalp, fat, skull with marrow, CSF, cortex, white matter) whose boundaries are
-perturbed by smooth noise so the cortex folds, plus ventricles with choroid plexus, deep grey
-nuclei, eyes, a superior sagittal sinus and dura. It drives the bundled example study and adds
-shape variety to training; it is not meant to be anatomically exact.
+The head: nested ellipsoids (scalp, fat, skull with marrow, CSF, cortex, white matter) whose
+boundaries are perturbed by smooth noise so the cortex folds, plus ventricles with choroid plexus,
+deep grey nuclei, eyes, a superior sagittal sinus and dura. It drives the bundled example study
+and adds shape variety to training. The male pelvis (``make_pelvis_phantom``) stands in for the
+body anatomy the shipped label maps lack. Neither is meant to be anatomically exact.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -59,106 +62,160 @@ PELVIS_SHAPE = (240, 180, 160)  # x (R), y (A), z (S) at PELVIS_MM
 PELVIS_MM = 1.5
 
 
+@dataclass
+class _Canvas:
+    """The pelvis being drawn: world coordinates in mm (broadcastable axes), smooth noise that
+    perturbs boundaries, and the tissue map each ``put`` paints over."""
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    noise: np.ndarray
+    tissue: np.ndarray
+
+    @classmethod
+    def blank(cls, rng) -> _Canvas:
+        x, y, z = (((np.arange(n) - n / 2) * PELVIS_MM).reshape([-1 if i == k else 1 for i in range(3)])
+                   for k, n in enumerate(PELVIS_SHAPE))
+        noise = ndimage.gaussian_filter(rng.normal(size=PELVIS_SHAPE), 4.0)
+        noise /= noise.std()
+        return cls(x, y, z, noise, np.full(PELVIS_SHAPE, TISSUE_INDEX["air"], np.uint8))
+
+    def put(self, mask, tissue: str) -> None:
+        self.tissue[np.broadcast_to(mask, PELVIS_SHAPE)] = TISSUE_INDEX[tissue]
+
+    def is_(self, tissue: str) -> np.ndarray:
+        return self.tissue == TISSUE_INDEX[tissue]
+
+    def ellipsoid(self, cx, cy, cz, rx, ry, rz) -> np.ndarray:
+        return ((self.x - cx) / rx) ** 2 + ((self.y - cy) / ry) ** 2 + ((self.z - cz) / rz) ** 2
+
+    def bone(self, outer, inner) -> None:
+        """Cortex around marrow."""
+        self.put(outer, "bone")
+        self.put(inner, "marrow")
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Body size and level that every structure is placed by: half-widths ``a`` (left-right,
+    varying with height) and ``b`` (front-back), and the height ``zf`` of the femoral heads."""
+
+    a: np.ndarray
+    b: float
+    zf: float
+
+
 def make_pelvis_phantom(seed: int = 0) -> Anatomy:
     """A procedural male pelvis: the body anatomy the shipped label maps lack.
 
     The only body label map here is a 9 cm slab of upper abdomen, so prostate and bladder MRI
     (a large share of body MRI) had nothing to be learned from. Built level by level, as an axial
-    prostate MRI shows it: subcutaneous fat (thicker over the buttocks) around muscle with fatty
-    septa; femoral heads under an acetabular roof, necks to the trochanters, shafts below; iliac
-    wings above, pubic symphysis and rami in front and ischial tuberosities behind below; sacrum
-    and coccyx; a pelvic cavity narrowing to the floor, filled with fat and levator sling, holding
-    the bladder (fluid, wall), seminal vesicles, prostate with its central gland, rectum, bowel
-    loops higher up, iliac then femoral vessels. Perturbed ellipsoids, not an atlas."""
+    prostate MRI shows it: body wall, bony pelvis, then the cavity and its organs, then vessels.
+    Perturbed ellipsoids, not an atlas."""
     rng = np.random.default_rng([seed, 7])
-    u = rng.uniform
-    x, y, z = (((np.arange(n) - n / 2) * PELVIS_MM).reshape([-1 if i == k else 1 for i in range(3)])
-               for k, n in enumerate(PELVIS_SHAPE))
-    noise = ndimage.gaussian_filter(rng.normal(size=PELVIS_SHAPE), 4.0)
-    noise /= noise.std()
-    t = np.full(PELVIS_SHAPE, TISSUE_INDEX["air"], np.uint8)
-
-    def put(mask, tissue):
-        t[np.broadcast_to(mask, PELVIS_SHAPE)] = TISSUE_INDEX[tissue]
-
-    def ellipsoid(cx, cy, cz, rx, ry, rz):
-        return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 + ((z - cz) / rz) ** 2
-
-    def bone(mask_outer, mask_inner):  # cortex around marrow
-        put(mask_outer, "bone")
-        put(mask_inner, "marrow")
-
-    zf = -u(10, 40)  # femoral head centres: the hips are widest there
-    a = 165 * u(0.85, 1.12) * (1 + 0.08 * np.cos((z - zf) / 70))  # body half-widths (mm)
-    b = 115 * u(0.85, 1.2)
-    body = (x / a) ** 2 + (y / b) ** 2 + 0.02 * noise
-    put(body <= 1.0, "skin")
-    put(body <= (1 - 3 / b) ** 2, "fat")
-    fat = u(10, 35) * np.where(y < 0, u(1.2, 1.6), 1.0)  # buttocks carry more
-    put((x / (a - fat)) ** 2 + (y / (b - fat)) ** 2 + 0.03 * noise <= 1.0, "muscle")
-    septa = ndimage.gaussian_filter(rng.normal(size=PELVIS_SHAPE), 10.0)
-    septa /= septa.std()
-    put((t == TISSUE_INDEX["muscle"]) & (np.abs(septa) < u(0.02, 0.06)), "fat")  # intermuscular fat planes
-
-    # bony pelvis, by level
+    cv = _Canvas.blank(rng)
+    frame = _body_wall(cv, rng)
     for side in (-1, 1):
-        hx, hy = side * 0.52 * a, 0.02 * b
-        head = np.sqrt((x - hx) ** 2 + (y - hy) ** 2 + (z - zf) ** 2)
-        roof = (head <= 34) & (z > zf - 5) & (np.abs(x) < np.abs(hx) + 5)
-        bone(roof, roof & (head <= 30) & (head > 27))
-        bone(head <= 24, head <= 21)
-        tx = side * 0.8 * a
-        s = np.clip((x - hx) / (tx - hx), 0, 1)  # neck: head → greater trochanter, sloping down
-        neck = np.sqrt((x - (hx + s * (tx - hx))) ** 2 + (y - hy) ** 2 + (z - (zf - 18 * s)) ** 2)
-        bone((neck <= 16) & (s > 0) & (s < 1), (neck <= 12) & (s > 0) & (s < 1))
-        shaft = np.sqrt((x - side * 0.74 * a) ** 2 + y ** 2)
-        bone((shaft <= 15) & (z < zf - 25), (shaft <= 10) & (z < zf - 25))
-        # iliac wing: an oblique plate from the sacroiliac joint forward and out to the anterior spine
-        x0, y0 = side * 0.22 * a, -0.5 * b
-        dx, dy = side * 0.33 * a, 0.65 * b
-        s = np.clip(((x - x0) * dx + (y - y0) * dy) / (dx ** 2 + dy ** 2), 0, 1)
-        wing = np.sqrt((x - x0 - s * dx) ** 2 + (y - y0 - s * dy) ** 2)
-        above = z > zf + 30
-        bone((wing <= 8) & above, (wing <= 5) & above)
-        isch = ellipsoid(side * 0.3 * a, -0.18 * b, zf - 35, 14, 20, 22)
-        bone(isch <= 1.0, isch <= 0.55)
-        pubis = (((x - side * 0.17 * a) / (0.16 * a)) ** 2 + ((y - 0.48 * b) / 12) ** 2 <= 1) & (z > zf - 45) & (z < zf + 5)
-        bone(pubis, pubis & (((y - 0.48 * b) / 7) ** 2 <= 1))
-    sy = -0.5 * b - 0.1 * b * np.clip((z - zf) / 80, -1, 1)  # sacrum curves back going up
-    sac = ((x / np.where(z > zf, 40, 12)) ** 2 + ((y - sy) / np.where(z > zf, 18, 9)) ** 2 <= 1) & (z > zf - 60)
-    bone(sac, sac & ((x / np.where(z > zf, 34, 8)) ** 2 + ((y - sy) / np.where(z > zf, 13, 5)) ** 2 <= 1))
-
-    # the pelvic cavity: fat with a levator sling, narrowing towards the floor
-    cw = 0.38 * a * np.clip(1 + (z - zf) / 150, 0.55, 1.3)
-    cavity = (x / cw) ** 2 + ((y - 0.05 * b) / (0.42 * b)) ** 2 + 0.05 * noise
-    inside = (cavity <= 1.0) & (t != TISSUE_INDEX["bone"]) & (t != TISSUE_INDEX["marrow"])
-    put(inside, "fat")
-    put(inside & (z < zf) & (np.abs(cavity - u(0.55, 0.75)) < 0.05), "muscle")  # levator ani
-    put(inside & (noise > u(1.4, 2.0)), "soft")  # vessels and strands in the fat
-    zb = zf + u(5, 30)
-    rb = (u(25, 60), u(20, 45), u(20, 45))
-    bladder = ellipsoid(0, 0.2 * b, zb, *rb)
-    put(bladder <= 1.15, "muscle")
-    put(bladder <= 1.0, "fluid")
-    rz = u(15, 22)
-    zp = zb - rb[2] - 0.7 * rz
-    prostate = ellipsoid(0, 0.08 * b, zp, u(18, 26), u(13, 18), rz) + 0.05 * noise
-    put(prostate <= 1.0, "prostate")
-    put(prostate <= u(0.3, 0.55), "gland")
-    for side in (-1, 1):  # seminal vesicles: behind the bladder base, above the prostate
-        put(ellipsoid(side * 18, -0.05 * b, zp + rz + 4, u(14, 22), u(5, 8), u(6, 10)) <= 1, "fluid")
-    rectum = np.sqrt(x ** 2 + (y + 0.2 * b) ** 2)
-    put((rectum <= u(13, 20)) & (z < zb + 40), "bowel")
-    put((rectum <= u(4, 9)) & (z < zb + 40), "air" if rng.random() < 0.5 else "fluid")
-    for _ in range(int(rng.integers(16, 28))):  # small bowel / sigmoid fill the cavity above the bladder
-        c = (u(-0.35, 0.35), u(-0.3, 0.4) * b, u(zb + rb[2] * 0.5, 120))
-        loop = ellipsoid(c[0] * cw, c[1], c[2], u(12, 28), u(12, 28), u(15, 40))
-        put((loop <= 1.0) & (cavity <= 1.1) & (bladder > 1.15), "bowel")
-    for side in (-1, 1):  # external iliac, then femoral vessels in front of the hip
-        vx = side * np.where(z > zf, 0.36, 0.45) * a
-        vy = np.where(z > zf, 0.3, 0.42) * b
-        for vessel, dx in (("artery", 0.0), ("vein", side * 10.0)):
-            put((x - vx - dx) ** 2 + (y - vy) ** 2 <= u(4, 6) ** 2, vessel)
+        _hemipelvis(cv, frame, side)
+    _sacrum(cv, frame)
+    _pelvic_contents(cv, rng, frame)
+    _pelvic_vessels(cv, rng, frame)
     affine = np.diag([PELVIS_MM, PELVIS_MM, PELVIS_MM, 1.0])
     affine[:3, 3] = -np.array(PELVIS_SHAPE) / 2 * PELVIS_MM
-    return Anatomy(f"phantom/pelvis{seed}", "body", t, affine)
+    return Anatomy(f"phantom/pelvis{seed}", "body", cv.tissue, affine)
+
+
+def _body_wall(cv: _Canvas, rng) -> _Frame:
+    """Skin, subcutaneous fat (thicker over the buttocks), muscle with fatty septa."""
+    u = rng.uniform
+    zf = -u(10, 40)  # femoral head centres: the hips are widest there
+    a = 165 * u(0.85, 1.12) * (1 + 0.08 * np.cos((cv.z - zf) / 70))
+    b = 115 * u(0.85, 1.2)
+    body = (cv.x / a) ** 2 + (cv.y / b) ** 2 + 0.02 * cv.noise
+    cv.put(body <= 1.0, "skin")
+    cv.put(body <= (1 - 3 / b) ** 2, "fat")
+    fat = u(10, 35) * np.where(cv.y < 0, u(1.2, 1.6), 1.0)
+    cv.put((cv.x / (a - fat)) ** 2 + (cv.y / (b - fat)) ** 2 + 0.03 * cv.noise <= 1.0, "muscle")
+    septa = ndimage.gaussian_filter(rng.normal(size=PELVIS_SHAPE), 10.0)
+    septa /= septa.std()
+    cv.put(cv.is_("muscle") & (np.abs(septa) < u(0.02, 0.06)), "fat")  # intermuscular fat planes
+    return _Frame(a, b, zf)
+
+
+def _hemipelvis(cv: _Canvas, f: _Frame, side: int) -> None:
+    """One side's bones: femoral head under the acetabular roof, neck to the greater trochanter,
+    shaft below; iliac wing above; ischial tuberosity behind and pubis in front, lower down."""
+    x, y, z, a, b, zf = cv.x, cv.y, cv.z, f.a, f.b, f.zf
+    hx, hy = side * 0.52 * a, 0.02 * b
+    head = np.sqrt((x - hx) ** 2 + (y - hy) ** 2 + (z - zf) ** 2)
+    roof = (head <= 34) & (z > zf - 5) & (np.abs(x) < np.abs(hx) + 5)
+    cv.bone(roof, roof & (head <= 30) & (head > 27))
+    cv.bone(head <= 24, head <= 21)
+    tx = side * 0.8 * a
+    along = np.clip((x - hx) / (tx - hx), 0, 1)  # neck: head → trochanter, sloping down
+    neck = np.sqrt((x - (hx + along * (tx - hx))) ** 2 + (y - hy) ** 2 + (z - (zf - 18 * along)) ** 2)
+    on_neck = (along > 0) & (along < 1)
+    cv.bone((neck <= 16) & on_neck, (neck <= 12) & on_neck)
+    shaft = np.sqrt((x - side * 0.74 * a) ** 2 + y ** 2)
+    cv.bone((shaft <= 15) & (z < zf - 25), (shaft <= 10) & (z < zf - 25))
+    # iliac wing: an oblique plate from the sacroiliac joint forward and out to the anterior spine
+    x0, y0 = side * 0.22 * a, -0.5 * b
+    wx, wy = side * 0.33 * a, 0.65 * b
+    along = np.clip(((x - x0) * wx + (y - y0) * wy) / (wx ** 2 + wy ** 2), 0, 1)
+    wing = np.sqrt((x - x0 - along * wx) ** 2 + (y - y0 - along * wy) ** 2)
+    above = z > zf + 30
+    cv.bone((wing <= 8) & above, (wing <= 5) & above)
+    isch = cv.ellipsoid(side * 0.3 * a, -0.18 * b, zf - 35, 14, 20, 22)
+    cv.bone(isch <= 1.0, isch <= 0.55)
+    pubis = (((x - side * 0.17 * a) / (0.16 * a)) ** 2 + ((y - 0.48 * b) / 12) ** 2 <= 1) & (z > zf - 45) & (z < zf + 5)
+    cv.bone(pubis, pubis & (((y - 0.48 * b) / 7) ** 2 <= 1))
+
+
+def _sacrum(cv: _Canvas, f: _Frame) -> None:
+    """Sacrum, wide above the hips, narrowing to the coccyx; it curves back going up."""
+    x, y, z, b, zf = cv.x, cv.y, cv.z, f.b, f.zf
+    sy = -0.5 * b - 0.1 * b * np.clip((z - zf) / 80, -1, 1)
+    sac = ((x / np.where(z > zf, 40, 12)) ** 2 + ((y - sy) / np.where(z > zf, 18, 9)) ** 2 <= 1) & (z > zf - 60)
+    cv.bone(sac, sac & ((x / np.where(z > zf, 34, 8)) ** 2 + ((y - sy) / np.where(z > zf, 13, 5)) ** 2 <= 1))
+
+
+def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> None:
+    """The cavity (fat with a levator sling, narrowing to the floor) and what it holds: bladder
+    (fluid, wall), prostate with its central gland, seminal vesicles, rectum, bowel loops above."""
+    u = rng.uniform
+    x, y, z, a, b, zf = cv.x, cv.y, cv.z, f.a, f.b, f.zf
+    cw = 0.38 * a * np.clip(1 + (z - zf) / 150, 0.55, 1.3)
+    cavity = (x / cw) ** 2 + ((y - 0.05 * b) / (0.42 * b)) ** 2 + 0.05 * cv.noise
+    inside = (cavity <= 1.0) & ~cv.is_("bone") & ~cv.is_("marrow")
+    cv.put(inside, "fat")
+    cv.put(inside & (z < zf) & (np.abs(cavity - u(0.55, 0.75)) < 0.05), "muscle")  # levator ani
+    cv.put(inside & (cv.noise > u(1.4, 2.0)), "soft")  # vessels and strands in the fat
+    zb = zf + u(5, 30)
+    rb = (u(25, 60), u(20, 45), u(20, 45))
+    bladder = cv.ellipsoid(0, 0.2 * b, zb, *rb)
+    cv.put(bladder <= 1.15, "muscle")
+    cv.put(bladder <= 1.0, "fluid")
+    rz = u(15, 22)
+    zp = zb - rb[2] - 0.7 * rz
+    prostate = cv.ellipsoid(0, 0.08 * b, zp, u(18, 26), u(13, 18), rz) + 0.05 * cv.noise
+    cv.put(prostate <= 1.0, "prostate")
+    cv.put(prostate <= u(0.3, 0.55), "gland")
+    for side in (-1, 1):  # seminal vesicles: behind the bladder base, above the prostate
+        cv.put(cv.ellipsoid(side * 18, -0.05 * b, zp + rz + 4, u(14, 22), u(5, 8), u(6, 10)) <= 1, "fluid")
+    rectum = np.sqrt(x ** 2 + (y + 0.2 * b) ** 2)
+    cv.put((rectum <= u(13, 20)) & (z < zb + 40), "bowel")
+    cv.put((rectum <= u(4, 9)) & (z < zb + 40), "air" if rng.random() < 0.5 else "fluid")
+    for _ in range(int(rng.integers(16, 28))):  # small bowel / sigmoid fill the cavity above the bladder
+        c = (u(-0.35, 0.35), u(-0.3, 0.4) * b, u(zb + rb[2] * 0.5, 120))
+        loop = cv.ellipsoid(c[0] * cw, c[1], c[2], u(12, 28), u(12, 28), u(15, 40))
+        cv.put((loop <= 1.0) & (cavity <= 1.1) & (bladder > 1.15), "bowel")
+
+
+def _pelvic_vessels(cv: _Canvas, rng, f: _Frame) -> None:
+    """External iliac artery and vein, becoming the femoral vessels in front of the hip."""
+    for side in (-1, 1):
+        vx = side * np.where(cv.z > f.zf, 0.36, 0.45) * f.a
+        vy = np.where(cv.z > f.zf, 0.3, 0.42) * f.b
+        for vessel, offset in (("artery", 0.0), ("vein", side * 10.0)):
+            cv.put((cv.x - vx - offset) ** 2 + (cv.y - vy) ** 2 <= rng.uniform(4, 6) ** 2, vessel)
