@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render")
+SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -105,3 +105,24 @@ def test_render_real_classifier_speed_output(real_data, tmp_path):
     result["config"]["target_s"] = 1e-6  # every series is slower than this: the page must say by how much
     missed = render.render({"classifier_speed": result})
     assert "**missed** by" in missed and "bar(s) missed" in missed
+
+
+def test_perturbation_probe_follows_the_true_class(real_data, tmp_path):
+    """Unperturbed, the probe reports exactly what the classifier says of the series' true class;
+    a perturbation that changes the input changes that probability."""
+    from bidsapp.model.predict import Classifier
+    from bidsapp.train.evaluate import load_any
+
+    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
+    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
+        f"{real_data / r['path']}\t{r['label']}\n" for r in rows) + f"{real_data / rows[0]['path']}\tother\n")
+    probe = module("perturbation_probe")
+    classifier = Classifier.load("cpu")
+    found, summary = probe.probe(classifier, tmp_path, seed=0)
+    assert [f["label"] for f in found] == [r["label"] for r in rows]  # "other" rows have no true class
+    for f in found:
+        expected = classifier.classify(load_any(real_data / Path(f["path"]).relative_to(real_data))).probabilities[f["label"]]
+        assert abs(f["true_class_probability"]["none"] - expected) <= 5e-5  # classify rounds to 4 places
+        assert f["true_class_probability"]["gamma 1.6"] != f["true_class_probability"]["none"]
+    assert summary["none"]["at_or_above_threshold"] == sum(
+        f["true_class_probability"]["none"] >= classifier.threshold for f in found)
