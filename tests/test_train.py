@@ -42,3 +42,33 @@ def test_replay_buffer_waits_until_it_holds_enough_then_samples_what_it_kept():
     assert len(buf.items) == 10
     drawn = buf.sample(2)
     assert len(drawn) == 2 and all(d[0].dtype == np.float32 and d[0].shape == (2, 4, 4) for d in drawn)
+
+
+def test_weight_average_is_the_mean_of_its_snapshots_and_leaves_them_alone():
+    net = torch.nn.Linear(3, 2)
+    snapshots = []
+    average = train.WeightAverage()
+    for i in range(3):
+        with torch.no_grad():
+            net.weight.fill_(float(i))
+            net.bias.copy_(torch.tensor([i, 2.0 * i]))
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        average.add(net.state_dict())
+    assert average.count == 3
+    assert torch.allclose(average.state["weight"], torch.full((2, 3), 1.0))
+    assert torch.allclose(average.state["bias"], torch.tensor([1.0, 2.0]))
+    assert torch.equal(net.weight, torch.full((2, 3), 2.0))  # the network still holds its last weights
+
+
+def test_smoke_training_with_averaging_ships_the_averaged_weights(tmp_path):
+    out = tmp_path / "run"
+    args = ["--anatomy", "phantom", "--out", str(out), "--steps", "2", "--batch", "2", "--train-slices", "2",
+            "--val-size", "6", "--workers", "0", "--threads", "1", "--minutes", "2", "--average-from", "0.5"]
+    assert train.main(args) == 0
+    card = json.loads((out / "mrclass.json").read_text())
+    assert card["training"]["average_from"] == 0.5
+    assert card["training"]["averaged_snapshots"] == 1  # 2 steps: no periodic snapshot, only the final one
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    shipped = torch.load(out / "mrclass.pt", weights_only=True)
+    for k, v in state["average"].items():
+        assert torch.equal(shipped[k].float(), v.half().float())
