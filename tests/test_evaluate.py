@@ -37,6 +37,11 @@ def test_evaluate_prints_and_stores_the_same_metrics(real_data, tmp_path, capsys
     assert "confusion (rows: truth, columns: predicted)" in text and "seconds per series" in text
     for o in outcomes:  # every wrong answer is listed under errors, and only those
         assert (f"{o['path']}: {o['truth']} -> " in text) == (o["truth"] != o["predicted"])
+    known = [o for o in outcomes if o["truth"] != "other"]
+    r = summary["ranking"]
+    assert r["best_class_right"] == sum(o["best_label"] == o["truth"] for o in known)
+    assert r["errors"] == 3 - correct
+    assert f"best class right for {r['best_class_right']} of {len(known)} known-class series" in text
 
 
 def test_native_plane_ablation_changes_only_3d_volumes(real_data, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bidsapp.classes import LABELS
-from bidsapp.train.metrics import calibration, choose_threshold, decide_labels, summarise, wilson
+from bidsapp.train.metrics import calibration, choose_threshold, decide_labels, ranking, summarise, wilson
 
 
 def test_wilson_interval_matches_reference_values():
@@ -23,6 +23,13 @@ def test_summary_counts_sensitivity_and_rejection():
     assert s["per_class"]["T1w"]["sensitivity"] == 0.5
     assert s["other_rejected"] == 0.5
     assert s["confusion"]["T1w"]["T2w"] == 1
+
+
+def test_ranking_tells_refusals_with_a_right_guess_from_wrong_guesses():
+    truth = ["T1w", "T1w", "FLAIR", "other", "other", "T2w"]
+    pred = ["T1w", "other", "other", "other", "T1w", "FLAIR"]
+    best = ["T1w", "T1w", "T2w", "SWI", "T1w", "FLAIR"]
+    assert ranking(truth, pred, best) == {"known": 4, "best_class_right": 2, "errors": 4, "refused_with_right_best": 1}
 
 
 def test_threshold_separates_confident_known_from_unsure_other():

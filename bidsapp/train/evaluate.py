@@ -6,7 +6,9 @@
 ``labels.tsv`` columns: ``path`` (a NIfTI file or a folder of one DICOM series, relative to DIR),
 ``label`` (a class of ARCHITECTURE.md section 2, or "other"); other columns are ignored.
 Prints per-class sensitivity/specificity, accuracy with a Wilson 95% interval, the confusion
-matrix, the open-set rejection rate and seconds per series (loading and classification apart).
+matrix, the open-set rejection rate, how often the best class is right at any confidence (and how
+many errors are refusals with a right best guess), and seconds per series (loading and
+classification apart).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from ..classes import ALL_LABELS
 from ..model.predict import Classifier
 from ..volume import load_dicom, load_nifti
-from .metrics import summarise
+from .metrics import ranking, summarise
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ def format_report(outcomes: list[Outcome], summary: dict) -> str:
     lines = [f"series: {summary['n']}   accuracy: {summary['accuracy']:.3f}  (Wilson 95% CI {lo:.3f}-{hi:.3f})"]
     if summary["other_rejected"] is not None:
         lines.append(f"open-set: {summary['other_rejected']:.3f} of 'other' series rejected")
+    r = summary["ranking"]
+    if r["known"]:
+        lines.append(f"best class right for {r['best_class_right']} of {r['known']} known-class series; "
+                     f"{r['refused_with_right_best']} of {r['errors']} errors are refusals whose best guess was right")
     load = np.median([o.load_s for o in outcomes])
     cls = np.median([o.classify_s for o in outcomes])
     lines.append(f"seconds per series (median): load {load:.2f}, classify {cls:.2f}")
@@ -108,7 +114,8 @@ def main(argv=None) -> int:
         return 2
     clf = Classifier.load(args.device, args.weights)
     outcomes = evaluate(args.root, rows, clf, args.threshold, all_views=not args.native_plane)
-    summary = summarise([o.truth for o in outcomes], [o.predicted for o in outcomes])
+    truth, predicted = [o.truth for o in outcomes], [o.predicted for o in outcomes]
+    summary = {**summarise(truth, predicted), "ranking": ranking(truth, predicted, [o.best_label for o in outcomes])}
     print(f"model: {clf.card['name']} {clf.card['version']} sha256 {clf.card['sha256'][:12]}  "
           f"threshold {args.threshold if args.threshold is not None else clf.threshold}"
           f"{'  (3D volumes: native plane only)' if args.native_plane else ''}")

@@ -45,6 +45,15 @@ def summarise(truth: list[str], predicted: list[str]) -> dict:
             "per_class": per_class, "confusion": confusion}
 
 
+def ranking(truth: list[str], predicted: list[str], best: list[str]) -> dict:
+    """How often the best class is right whatever the threshold, and how many errors are refusals
+    whose best guess was right: separates a ranking problem from a calibration problem."""
+    known = [(t, p, b) for t, p, b in zip(truth, predicted, best) if t != OTHER]
+    return {"known": len(known), "best_class_right": sum(b == t for t, _, b in known),
+            "errors": sum(t != p for t, p in zip(truth, predicted)),
+            "refused_with_right_best": sum(p == OTHER and b == t for t, p, b in known)}
+
+
 def decisions(probs: np.ndarray, truth: list[str], threshold: float) -> dict:
     return {"threshold": threshold, **summarise(truth, decide_labels(probs, threshold))}
 
