@@ -6,7 +6,8 @@
 
 Every known-class series of ``DATA/labels.tsv`` is read as inference reads it (``network_inputs``),
 then classified again after one input-space perturbation at a time: a gamma curve, a blur, an
-unsharp mask, a 2x down-and-up sampling, added noise, a global scale. The table gives each
+unsharp mask (the training augmentation's own ``blur`` and ``unsharp_mask``, at or beyond the
+ranges it draws), a 2x down-and-up sampling, added noise, a global scale. The table gives each
 series' probability of its true class under each, and a summary per perturbation.
 
 A perturbation that *raises* the true-class probability of real series on average points at a
@@ -31,19 +32,14 @@ import benchlib  # noqa: E402
 from bidsapp.classes import LABELS  # noqa: E402
 from bidsapp.model.predict import Classifier  # noqa: E402
 from bidsapp.train.evaluate import load_any  # noqa: E402
+from bidsapp.train.train import blur, unsharp_mask  # noqa: E402
 from bidsapp.volume import network_inputs, volume_geometry  # noqa: E402
 
 
-def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+def _per_slice(op, x: np.ndarray, *args) -> np.ndarray:
+    """Apply a training-augmentation operation (on (n, H, W) tensors) to a (V, K, H, W) stack."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    shape = t.shape
-    t = t.reshape(-1, 1, *shape[-2:])
-    r = int(3 * sigma) + 1
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma * sigma))
-    k = k / k.sum()
-    t = F.conv2d(F.pad(t, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    t = F.conv2d(F.pad(t, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-    return t.reshape(shape).numpy()
+    return op(t.reshape(-1, *t.shape[-2:]), *args).reshape(t.shape).numpy()
 
 
 def _down_up(x: np.ndarray, factor: int) -> np.ndarray:
@@ -60,9 +56,9 @@ def perturbations(seed: int) -> dict:
         "none": lambda x: x,
         "gamma 0.6": lambda x: np.clip(x, 0, None) ** 0.6,
         "gamma 1.6": lambda x: np.clip(x, 0, None) ** 1.6,
-        "blur 1 px": lambda x: _blur(x, 1.0),
-        "blur 2 px": lambda x: _blur(x, 2.0),
-        "unsharp": lambda x: x + (x - _blur(x, 1.5)),
+        "blur 1 px": lambda x: _per_slice(blur, x, 1.0),
+        "blur 2 px": lambda x: _per_slice(blur, x, 2.0),
+        "unsharp": lambda x: _per_slice(unsharp_mask, x, 1.0),
         "down-up 2x": lambda x: _down_up(x, 2),
         "noise 5%": lambda x: x + (x > 0.02) * rng.normal(0, 0.05, x.shape),
         "scale 1.25": lambda x: x * 1.25,

@@ -94,7 +94,7 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     x = monotone_curve(x, knots=6, concentration=3.0)
     sigma = torch.empty(b).uniform_(0.0, 0.7)  # wider erases the cortical ribbon that orders GM/WM
     sharpen = torch.where(torch.rand(b) < 0.3, torch.empty(b).uniform_(0.0, 0.8), torch.zeros(b))
-    x = torch.stack([_sharpen(_blur(x[i], float(sigma[i])), float(sharpen[i])) for i in range(b)])
+    x = torch.stack([unsharp_mask(blur(x[i], float(sigma[i])), float(sharpen[i])) for i in range(b)])
     noise = torch.empty(b).uniform_(0.0, 0.04)[:, None, None, None] * torch.randn_like(x)
     return x + noise
 
@@ -114,7 +114,8 @@ def monotone_curve(x: torch.Tensor, knots: int, concentration: float) -> torch.T
     return start + slope * (x - seg.to(x) / knots)
 
 
-def _blur(stack: torch.Tensor, sigma: float) -> torch.Tensor:
+def blur(stack: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of each (H, W) slice of a (n, H, W) stack; sigma in pixels."""
     if sigma < 0.3:
         return stack
     r = int(round(2.5 * sigma))
@@ -126,9 +127,9 @@ def _blur(stack: torch.Tensor, sigma: float) -> torch.Tensor:
     return s[:, 0]
 
 
-def _sharpen(stack: torch.Tensor, amount: float) -> torch.Tensor:
+def unsharp_mask(stack: torch.Tensor, amount: float) -> torch.Tensor:
     """Unsharp mask (edge-enhancing reconstruction filters, zero-filled k-space)."""
-    return stack if amount <= 0 else stack + amount * (stack - _blur(stack, 1.0))
+    return stack if amount <= 0 else stack + amount * (stack - blur(stack, 1.0))
 
 
 class ReplayBuffer:
