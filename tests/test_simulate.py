@@ -137,3 +137,56 @@ def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
     proto = S.Protocol("body-T2w", "t", "se", tr=4000, te=100, thickness=4, res=1.5)
     lut = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, 3.0))
     assert lut[TISSUE_INDEX["fluid"]] > max(lut[TISSUE_INDEX["prostate"]], lut[TISSUE_INDEX["muscle"]])
+
+
+def test_tof_draws_arteries_inside_the_brain_only():
+    """The label maps lack arteries; without drawn ones a TOF of such a head is a T1w image."""
+    anat = make_phantom(0)
+    rng = np.random.default_rng(3)
+    proto = S.Protocol("other", "tof", "gre", tr=25, te=5, flip=20, flow="tof", is3d=True, thickness=1.0)
+    geo = S.plan_geometry(rng, anat, proto, 6, "axial", 220.0)
+    tissue = S.sample_tissue_slices(rng, anat, proto, geo)
+    artery = TISSUE_INDEX["artery"]
+    before = tissue == artery
+    drawn = S._with_arteries(rng, tissue)
+    new = (drawn == artery) & ~before
+    brain = S._IS_BRAIN[tissue].any(axis=1, keepdims=True)
+    assert new.sum() > 50 * len(tissue), "a few dozen vessel pixels per slice at least"
+    assert not (new & ~brain).any()
+    assert (new.sum(axis=(2, 3)) == new[:, :1].sum(axis=(2, 3))).all(), "same vessels through the sub-planes"
+
+
+def test_tof_background_is_suppressed_below_fat():
+    """MT pulses darken parenchyma (not fat) and arteries outshine everything."""
+    proto = S.Protocol("other", "tof", "gre", tr=25, te=5, flip=20, flow="tof", is3d=True, thickness=1.0)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        s = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, 3.0))
+        sig = {n: s[TISSUE_INDEX[n]] for n in ("gm", "wm", "fat", "artery")}
+        assert sig["artery"] > 1.9 * max(sig["gm"], sig["wm"], sig["fat"]), seed
+        assert sig["fat"] > sig["wm"], seed
+
+
+def test_epi_distortion_moves_pixels_along_the_phase_axis_and_keeps_the_signal():
+    rng = np.random.default_rng(0)
+    img = np.zeros((3, 64, 64), np.float32)
+    img[:, 20:44, 20:44] = 1.0
+    for axis in (1, 2):
+        out = S._epi_distortion(rng, img, axis)
+        assert not np.allclose(out, img)
+        assert abs(out.sum() - img.sum()) < 0.1 * img.sum(), "a shift redistributes intensity"
+        # nothing moves along the frequency axis: the square spans the same rows (columns) as before
+        frequency_extent = np.flatnonzero((out[0] > 0.1).any(axis=axis - 1))
+        assert frequency_extent.tolist() == list(range(20, 44))
+
+
+def test_susceptibility_dropout_darkens_the_edge_not_the_centre():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:96, :96]
+    mask = np.broadcast_to(((yy - 48) ** 2 + (xx - 48) ** 2 < 40 ** 2), (8, 96, 96)).copy()
+    img = mask.astype(np.float32)
+    out = S._susceptibility_dropout(rng, img, mask)
+    centre = (yy - 48) ** 2 + (xx - 48) ** 2 < 10 ** 2
+    rim = mask[0] & ~((yy - 48) ** 2 + (xx - 48) ** 2 < 30 ** 2)
+    assert np.allclose(out[:, centre], 1.0)
+    assert (out[:, rim] < 0.3).any(axis=1).sum() >= 4, "patches of near-total loss in most slices"

@@ -40,6 +40,8 @@ _T = {name: np.array([getattr(TISSUES[n], name) for n in TISSUE_NAMES], np.float
 _ARTERIAL = np.array([TISSUES[n].supply == "a" for n in TISSUE_NAMES])
 _FLOW = np.array([TISSUES[n].flow for n in TISSUE_NAMES])
 _IS_BRAIN = np.array([n in BRAIN_TISSUES for n in TISSUE_NAMES])
+#: Tissues whose macromolecules saturate under magnetisation-transfer pulses (TOF background suppression).
+_MT_SUPPRESSED = np.isin(TISSUE_NAMES, ("gm", "wm", "deep_gm", "wm_lesion", "muscle"))
 
 
 def _idx(*names: str) -> np.ndarray:
@@ -281,7 +283,7 @@ def _other(rng, region: str) -> Protocol:
                         **{**g, "res": _u(rng, 2.0, 3.5), "thickness": _u(rng, 2.5, 4)})
     if kind == "asl":
         return Protocol("other", kind, "asl", **{**_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)),  # a subtraction:
-                                                 "snr": _u(rng, 3, 15)})  # noisy
+                                                 "snr": _u(rng, 1.5, 8)})  # speckled (SNR vs grey matter)
     if kind == "localizer":  # tri-plane scouts; a single-plane one is told from a T1w by being thick and coarse
         mixed = bool(rng.random() < 0.7)
         return Protocol("other", kind, "gre", tr=_u(rng, 3, 10), te=_u(rng, 1.5, 5), flip=_u(rng, 20, 60),
@@ -422,8 +424,8 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
         s = np.where(_FLOW, s * _u(rng, 0.0, 0.4), s)
     elif proto.flow == "inflow":
         s = np.where(_FLOW, s * _u(rng, 1.0, 2.5), s)
-    elif proto.flow == "tof":
-        s = s * _u(rng, 0.3, 0.6)
+    elif proto.flow == "tof":  # saturated stationary tissue, parenchyma darkened further by MT pulses
+        s = s * _u(rng, 0.3, 0.6) * np.where(_MT_SUPPRESSED, _u(rng, 0.5, 0.8), 1.0)
         s = np.where(_FLOW, _u(rng, 2.0, 4.0) * s.max(), s)
     if proto.seq == "swi":  # deoxygenated veins: phase-mask darkening beyond T2*
         s[TISSUE_INDEX["vein"]] *= _u(rng, 0.05, 0.4)
@@ -579,6 +581,11 @@ def draw_skull_stripped(rng, anat: Anatomy, proto: Protocol) -> bool:
     return anat.region == "brain" and rng.random() < STRIPPED_P.get(proto.seq, 0.45)
 
 
+#: Probability of an axial, sagittal, coronal series: by region, or by kind where it has its own habit
+#: (TOF angiography is acquired as axial slabs).
+PLANE_P = {"brain": (0.55, 0.2, 0.25), "body": (0.75, 0.05, 0.2), "tof": (0.9, 0.05, 0.05)}
+
+
 def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
            fov: float | None = None, *, geometry: SliceGeometry | None = None,
            tissue_params: TissueParams | None = None, stripped: bool | None = None, storage: bool = True):
@@ -587,7 +594,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     Training draws everything. The example study passes a fixed ``geometry`` and
     ``tissue_params`` so that every volume of a 4D series shares slices and tissue values."""
     if geometry is None:
-        plane_p = {"brain": [0.55, 0.2, 0.25], "body": [0.75, 0.05, 0.2]}[anat.region]
+        plane_p = PLANE_P.get(proto.kind, PLANE_P[anat.region])
         plane = plane or str(rng.choice(list(_PLANES), p=plane_p))
         fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
         geo = plan_geometry(rng, anat, proto, n_slices, plane, fov)
@@ -599,6 +606,8 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         stripped = draw_skull_stripped(rng, anat, proto)
     if stripped:
         tissue = np.where(_IS_BRAIN[tissue], tissue, TISSUE_INDEX["air"]).astype(np.uint8)
+    if proto.flow == "tof":
+        tissue = _with_arteries(rng, tissue)
     tp = tissue_params or draw_tissue_params(rng, proto.field)
     lut = tissue_signal(rng, proto, tp)
     sub = lut[tissue].astype(np.float32)  # (n, m, H, W)
@@ -615,6 +624,23 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
     return (_storage(rng, img, stripped) if storage else img), geo
+
+
+def _with_arteries(rng, tissue: np.ndarray) -> np.ndarray:
+    """Arteries for angiography, which the label maps lack (SynthSeg has none, BrainWeb one vessel
+    label): short pieces of the zero set of a smooth random field (vessels running in the slice)
+    and dots (vessels crossing it), inside the brain, the same through a slice's sub-planes.
+    Without them a simulated TOF of a SynthSeg head is a T1w image labelled "other"."""
+    n, m, h, w = tissue.shape
+    brain = _IS_BRAIN[tissue].any(axis=1)
+    out = tissue.copy()
+    for k in range(n):
+        run = np.abs(_smooth_field(rng, (h, w), _u(rng, 8, 20), 1.0)) < _u(rng, 0.02, 0.05)
+        pieces = _smooth_field(rng, (h, w), _u(rng, 6, 15), 1.0) > _u(rng, 0.1, 0.5)
+        dots = ndimage.binary_dilation(rng.random((h, w)) < _u(rng, 0.0005, 0.003))
+        vessel = ((run & pieces) | dots) & ndimage.binary_erosion(brain[k], iterations=2)
+        out[k][:, vessel] = TISSUE_INDEX["artery"]
+    return out
 
 
 def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -658,15 +684,52 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.nd
     bias = np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))
     img = img * bias[None]
     phase_axis = 1 if rng.random() < 0.5 else 2
-    if proto.epi:  # T2* decay during the long echo-planar readout blurs along the phase axis
+    if proto.epi:
+        img = _epi_distortion(rng, img, phase_axis)
+        if proto.seq == "gre":
+            img = _susceptibility_dropout(rng, img, mask)
+        # T2* decay during the long echo-planar readout blurs along the phase axis
         img = ndimage.gaussian_filter1d(img, sigma=_u(rng, 0.3, 1.2), axis=phase_axis)
     if proto.epi or rng.random() < 0.1:  # Nyquist / motion ghost along the phase axis
         g = _u(rng, 0.02, 0.12)
         img = img + g * np.roll(img, h // 2, axis=phase_axis)
-    level = np.percentile(img[mask], 50) if mask.any() else img.mean()
+    # noise relative to the typical tissue signal; a perfusion subtraction has signal in grey
+    # matter only, so its median over the head would be near zero and its noise invisible
+    level = np.percentile(img[mask], 90 if proto.seq == "asl" else 50) if mask.any() else img.mean()
     sigma = level / proto.snr
     img = np.sqrt((img + rng.normal(scale=sigma, size=img.shape)) ** 2 + rng.normal(scale=sigma, size=img.shape) ** 2)
     return img.astype(np.float32)
+
+
+def _epi_distortion(rng, img: np.ndarray, phase_axis: int) -> np.ndarray:
+    """Echo-planar images shift pixels along the phase axis in proportion to the off-resonance
+    field (a few pixels, smooth); where the shift compresses the image, intensity piles up."""
+    n, h, w = img.shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.empty_like(img)
+    for k in range(n):
+        shift = _smooth_field(rng, (h, w), _u(rng, 15, 40), _u(rng, 0.5, 4.0))
+        jacobian = np.clip(1 + np.gradient(shift, axis=phase_axis - 1), 0.2, 3.0)
+        coords = [rows + shift, cols] if phase_axis == 1 else [rows, cols + shift]
+        out[k] = ndimage.map_coordinates(img[k], coords, order=1, mode="nearest") * jacobian
+    return out
+
+
+def _susceptibility_dropout(rng, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Gradient-echo EPI (BOLD) loses signal where air next to tissue dephases the spins (orbits,
+    sinuses, temporal bone); a spin echo refocuses it, so this tells BOLD from a b=0 diffusion
+    image. Patches of near-total loss at the head's edge, in most slices."""
+    n, h, w = img.shape
+    out = img.copy()
+    for k in range(n):
+        if not mask[k].any() or rng.random() < 0.25:
+            continue
+        depth = ndimage.distance_transform_edt(mask[k])
+        edge = depth < _u(rng, 0.1, 0.3) * depth.max()
+        patches = _smooth_field(rng, (h, w), _u(rng, 8, 20), 1.0) > _u(rng, 0.2, 0.6)
+        loss = ndimage.gaussian_filter((edge & patches).astype(np.float32), _u(rng, 1.0, 3.0))
+        out[k] *= 1 - _u(rng, 0.7, 1.0) * np.clip(loss * 1.5, 0, 1)
+    return out
 
 
 def _storage(rng, img: np.ndarray, stripped: bool) -> np.ndarray:
