@@ -21,7 +21,7 @@ os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version 
 
 from heudiconv.main import workflow  # noqa: E402
 
-from bidsapp import handoff, naming
+from bidsapp import handoff, naming, stale
 from bidsapp.classes import OTHER
 from bidsapp.records import Series, SeriesResult
 from bidsapp.staging import convertible_files
@@ -97,12 +97,16 @@ def convert_participant(
     *,
     device: str = "cpu",
     threshold: float | None = None,
+    relabels: dict[str, str] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[handoff.SeriesOutcome]:
     """Convert the series of one participant into ``out_dir``; one outcome per heudiconv group.
 
     ``on_progress`` is called with the number of series classified so far (heudiconv runs
     in-process and gives no hook; the heuristic's verdict files are the progress signal).
+
+    ``relabels`` (``{SeriesInstanceUID: label}``) are a person's corrections, applied by the
+    heuristic after classifying.
 
     Raises what heudiconv raises; ``convert_safely`` turns that into per-series errors.
     """
@@ -130,6 +134,10 @@ def convert_participant(
     }
     if threshold is not None:
         env[handoff.ENV_THRESHOLD] = str(threshold)
+    if relabels:
+        corrections = results.parent / f"sub-{subject}_relabel.json"
+        handoff.write_relabels(corrections, relabels)
+        env[handoff.ENV_RELABEL] = str(corrections)
     files = [str(f) for s in series for f in convertible_files(s.files, Path(work_dir) / "part10")]
     try:
         with environment(env), counting_files(results, on_progress):
@@ -222,23 +230,9 @@ def set_aside_unnamed(out_dir: Path, outcome: handoff.SeriesOutcome, series: Ser
         dest = Path(out_dir) / (target + "_" + p.name[len(name):])
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(p, dest)
-    _rewrite_scans(Path(out_dir), series, outcome.stem, target)
+        stale.drop_scans_row(Path(out_dir), p.relative_to(out_dir).as_posix())  # sourcedata is not listed
     outcome.message = f"heudiconv wrote {len([p for p in numbered if '.nii' in p.name])} unnamed images for {name}; kept under {naming.UNCLASSIFIED_DIR}"
     outcome.status, outcome.stem = "other", target
-
-
-def _rewrite_scans(out_dir: Path, series: Series, old_stem: str, new_stem: str) -> None:
-    """Drop rows of moved files from the subject's scans.tsv (sourcedata is not listed there)."""
-    sub_dir = f"sub-{series.subject}" + (f"/ses-{series.session}" if series.session else "")
-    prefix = f"sub-{series.subject}" + (f"_ses-{series.session}" if series.session else "")
-    scans = out_dir / sub_dir / f"{prefix}_scans.tsv"
-    if not scans.is_file():
-        return
-    rel_old = Path(old_stem).relative_to(sub_dir).as_posix()
-    lines = scans.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [ln for ln in lines if not ln.startswith(rel_old)]
-    if kept != lines:
-        scans.write_text("".join(kept), encoding="utf-8")
 
 
 # Pieces heudiconv / dcm2niix add to a name when one series gives several images
@@ -269,6 +263,18 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
         hits = sorted(p.relative_to(out_dir).as_posix() for p in folder.iterdir()
                       if re.fullmatch(re.escape(name) + r"\d+\.nii(\.gz)?", p.name))
     return hits
+
+
+def series_images(out_dir: Path, first_image: str) -> list[str]:
+    """Every image of the series whose first image is ``first_image`` (the inverse of
+    ``written_files``: echoes and parts share the stem the heuristic chose)."""
+    folder, _, name = first_image.rpartition("/")
+    core = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.removesuffix(".nii")
+    return written_files(out_dir, f"{folder}/{_ADDED_PIECES.sub('', core)}") or [first_image]
+
+
+def all_written(out_dir: Path, outcomes: list[handoff.SeriesOutcome]) -> set[str]:
+    return {p for o in outcomes for p in written_files(out_dir, o.stem)}
 
 
 def drop_gradients_of_non_dwi(out_dir: Path, stem: str) -> None:

@@ -23,6 +23,7 @@ ENV_SERIES_MAP = "MRCLASS_SERIES_MAP"  # JSON file {SeriesInstanceUID: [subject,
 ENV_DEVICE = "MRCLASS_DEVICE"  # "cpu" | "cuda"
 ENV_THRESHOLD = "MRCLASS_THRESHOLD"  # float, overrides the model card's threshold
 ENV_WORK_DIR = "MRCLASS_WORK_DIR"  # scratch for dcm2niix inside volume.load_dicom
+ENV_RELABEL = "MRCLASS_RELABEL"  # JSON file {SeriesInstanceUID: label}: a person's corrections
 
 
 @dataclass
@@ -86,6 +87,16 @@ def series_map() -> dict[str, tuple[str, str | None]]:
     if not value:
         return {}
     return {uid: (sub, ses) for uid, (sub, ses) in json.loads(Path(value).read_text(encoding="utf-8")).items()}
+
+
+def relabels() -> dict[str, str]:
+    """A person's corrections (``--relabel``), ``{SeriesInstanceUID: label}``."""
+    value = os.environ.get(ENV_RELABEL)
+    return json.loads(Path(value).read_text(encoding="utf-8")) if value else {}
+
+
+def write_relabels(path: Path, mapping: dict[str, str]) -> None:
+    Path(path).write_text(json.dumps(dict(sorted(mapping.items())), indent=1), encoding="utf-8")
 
 
 def write_series_map(path: Path, mapping: dict[str, tuple[str, str | None]]) -> None:

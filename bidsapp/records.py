@@ -75,6 +75,7 @@ class Classification:
     open_set_rejected: bool  # True when the best probability fell below its threshold
     threshold: float  # the threshold applied to the best class
     best_label: str = ""  # the highest-probability class, even when rejected
+    decided_by: str = "model"  # "model", or "person" when ``--relabel`` set the label (the rest stays the model's)
 
 
 @dataclass(frozen=True)

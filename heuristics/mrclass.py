@@ -24,7 +24,7 @@ import logging
 import os
 from typing import NamedTuple
 
-from bidsapp import handoff, header, naming
+from bidsapp import handoff, header, naming, relabel
 from bidsapp.classes import OTHER
 from bidsapp.naming import sanitize_label
 from bidsapp.linkbids import dimension_problem
@@ -123,6 +123,8 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
     )
     try:
         volume, c = _classify(series_files)
+        if uid in (corrections := handoff.relabels()):
+            c = relabel.apply(c, corrections[uid])
         b_values = volume.b_values or facts.b_values
         has_bvec = volume.n_volumes > 1 and any(b > 0 for b in b_values)
         outcome.classification = c

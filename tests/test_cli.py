@@ -12,6 +12,7 @@ from dicomgen import write_series
 from bidsapp import __version__
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_USAGE, parse_args
 from bidsapp.cli.run import main
+from bidsapp.derivatives import TSV_COLUMNS
 
 
 def test_defaults():
@@ -114,5 +115,7 @@ def test_group_concatenates(tmp_path: Path):
         )
     assert main([str(tmp_path / "in"), str(tmp_path / "out"), "group"]) == EXIT_OK
     lines = (deriv / "group_classifications.tsv").read_text().splitlines()
-    assert lines[0] == header.rstrip("\n")
+    assert lines[0] == "\t".join(TSV_COLUMNS)
     assert [line.split("\t")[0] for line in lines[1:]] == ["sub-01", "sub-02"]
+    # tables of an older version lack decided_by: the group table says n/a there
+    assert {line.split("\t")[TSV_COLUMNS.index("decided_by")] for line in lines[1:]} == {"n/a"}

@@ -44,6 +44,9 @@ examples:
   mrclass-bids /data/dicom /data/bids group
   # re-sort a BIDS dataset whose files were named by hand
   mrclass-bids /data/messy_bids /data/sorted participant --input-type bids --threshold 0.7
+  # after reading the report: correct two series (series_uid<TAB>label rows) and rerun;
+  # files of the old names are replaced
+  mrclass-bids /data/dicom /data/bids participant --relabel corrections.tsv
 
 exit status:
   {EXIT_OK}  every series was processed (classified or kept as "other")
@@ -112,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=threshold,
         default=None,
         help="minimum best-class probability to accept a label, else 'other' (default: the model card's)",
+    )
+    p.add_argument(
+        "--relabel",
+        metavar="TSV",
+        help="a person's corrections: a TSV with columns series_uid and label (e.g. the rows of "
+        "sub-X_classifications.tsv you corrected); those series take that label on this run",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bidsapp import derivatives
+from bidsapp import derivatives, relabel, stale
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
 from bidsapp.records import SeriesResult
@@ -107,7 +107,17 @@ def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResul
     write_participant_report(results, deriv, subject, figures)
 
 
+def read_corrections(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    try:
+        return relabel.read(path)
+    except relabel.RelabelError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run_participants(args, src: Path, out: Path) -> int:
+    corrections = read_corrections(args.relabel)
     kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
     found = discover(src, kind, args.participant_label)
     if found.skipped:
@@ -121,6 +131,10 @@ def run_participants(args, src: Path, out: Path) -> int:
     if not found.series:
         log.error("no %s series found under %s", kind, src)
         return EXIT_NOTHING_DONE
+    unmatched = set(corrections) - {s.series_uid for s in found.series}
+    if unmatched and not args.participant_label:
+        log.warning("%d series_uid(s) of %s match no input series: %s", len(unmatched), args.relabel,
+                    ", ".join(sorted(unmatched)[:5]) + (" ..." if len(unmatched) > 5 else ""))
 
     import torch
 
@@ -147,8 +161,9 @@ def run_participants(args, src: Path, out: Path) -> int:
         for subject in subjects:
             series = [s for s in found.series if s.subject == subject]
             bar.set_description(f"sub-{subject}")
+            previous = stale.previous_outputs(deriv_root(out, kind), subject)
             if kind == "dicom":
-                from bidsapp.convert import convert_safely, results_from_outcomes
+                from bidsapp.convert import all_written, convert_safely, results_from_outcomes, series_images
 
                 start = bar.n
 
@@ -156,17 +171,22 @@ def run_participants(args, src: Path, out: Path) -> int:
                     bar.update(max(0, min(classified, n) - (bar.n - start)))
 
                 outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device,
-                                                    threshold=args.threshold, on_progress=advance)
+                                                    threshold=args.threshold, relabels=corrections,
+                                                    on_progress=advance)
                 results = results_from_outcomes(series, outcomes, out, problems)
                 advance(len(series))
+                written, images_of = all_written(out, outcomes), lambda first: series_images(out, first)
             else:
                 from bidsapp.linkbids import sort_participant
                 from bidsapp.volume import load_nifti
 
                 def classify(s):
-                    return classifier.classify(load_nifti(s.files[0]), threshold=args.threshold)
+                    c = classifier.classify(load_nifti(s.files[0]), threshold=args.threshold)
+                    return relabel.apply(c, corrections[s.series_uid]) if s.series_uid in corrections else c
 
                 results = sort_participant(series, out, classify, progress=lambda s: bar.update(1))
+                written, images_of = {r.bids_path for r in results if r.bids_path}, lambda first: [first]
+            stale.remove(out, deriv_root(out, kind), stale.replaced_files(previous, results, written, images_of))
             write_participant(out, kind, subject, results, classifier.card)
             all_results.extend(results)
 

@@ -45,12 +45,14 @@ class Flags:
         return self.disagree or self.low or self.error
 
 
-def flags_for(label: str, confidence: float | None, header_label: str, status: str) -> Flags:
-    """Same rule for both pages: the header guess counts only when it made one."""
+def flags_for(label: str, confidence: float | None, header_label: str, status: str,
+              decided_by: str = "model") -> Flags:
+    """Same rule for both pages: the header guess counts only when it made one, and a label a
+    person set (``--relabel``) is not questioned again."""
     error = status == "error"
     known = header_label not in ("", UNKNOWN, "n/a") and label not in ("", "n/a")
     return Flags(
-        disagree=bool(known and header_label != label and not error),
+        disagree=bool(known and header_label != label and not error and decided_by != "person"),
         low=bool(confidence is not None and confidence < LOW_CONFIDENCE and not error),
         error=error,
     )
@@ -80,6 +82,7 @@ class Card:
     confidence: float | None
     top: tuple[tuple[str, float], ...]
     best_label: str
+    decided_by: str
     open_set_rejected: bool
     threshold: float | None
     header_label: str
@@ -107,10 +110,12 @@ def _card(result: SeriesResult, figure: str, figure_note: str) -> Card:
         confidence=clf.confidence if clf else None,
         top=top,
         best_label=clf.best_label if clf else "",
+        decided_by=clf.decided_by if clf else "",
         open_set_rejected=bool(clf and clf.open_set_rejected),
         threshold=clf.threshold if clf else None,
         header_label=result.header_label or UNKNOWN,
-        flags=flags_for(label, clf.confidence if clf else None, result.header_label, result.status),
+        flags=flags_for(label, clf.confidence if clf else None, result.header_label, result.status,
+                        clf.decided_by if clf else "model"),
         bids_path=result.bids_path,
         status=result.status,
         message=result.message,
@@ -198,6 +203,7 @@ def write_participant_report(
         "n_disagree": sum(c.flags.disagree for c in cards),
         "n_error": sum(c.flags.error for c in cards),
         "n_flagged": sum(c.flags.any for c in cards),
+        "n_relabelled": sum(c.decided_by == "person" for c in cards),
     }
     html = _environment().get_template("participant.html").render(
         subject=subject, cards=cards, summary=summary, title=f"sub-{subject}"
@@ -258,7 +264,7 @@ def parse_row(row: Mapping[str, object]) -> Row:
         bids_path=_blank(row.get("bids_path")),
         status=status,
         message=_blank(row.get("message")),
-        flags=flags_for(label, confidence, header, status),
+        flags=flags_for(label, confidence, header, status, _blank(row.get("decided_by")) or "model"),
     )
 
 
