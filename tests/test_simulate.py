@@ -190,3 +190,15 @@ def test_susceptibility_dropout_darkens_the_edge_not_the_centre():
     rim = mask[0] & ~((yy - 48) ** 2 + (xx - 48) ** 2 < 30 ** 2)
     assert np.allclose(out[:, centre], 1.0)
     assert (out[:, rim] < 0.3).any(axis=1).sum() >= 4, "patches of near-total loss in most slices"
+
+
+def test_coil_shading_is_bright_at_the_surface_and_falls_with_depth():
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:160, :160]
+    r = np.sqrt((yy - 80) ** 2 + (xx - 80) ** 2)
+    mask = np.broadcast_to(r < 70, (3, 160, 160)).copy()
+    gain = S._coil_sensitivity(rng, mask, res=2.0, gain=(1.0, 1.5))
+    rim, middle, centre = (gain[:, (r > a) & (r < b)].mean() for a, b in ((64, 69), (35, 40), (0, 5)))
+    assert rim > middle > centre >= 1.0
+    assert rim > 1.5 * centre, "a factor of ~2 between skin and depth, as on pelvic T2 without normalisation"
+    assert np.allclose(gain[0], gain[1]), "one coil for the whole series"

@@ -616,11 +616,11 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         wm = np.isin(tissue, _idx("wm", "deep_gm"))
         field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
         sub = np.where(wm, sub * np.exp(-proto.b * tp.adc[TISSUE_INDEX["wm"]] / 1000 * 0.6 * field_), sub)
-    sub = _tissue_texture(rng, sub, geo.res)
+    sub = _tissue_texture(rng, sub, geo.res, TEXTURE[anat.region])
     combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
     img = combine(sub, axis=1)
     brain_mask = (tissue != TISSUE_INDEX["air"]).any(axis=1)
-    img = _artefacts(rng, img, proto, brain_mask)
+    img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
     return (_storage(rng, img, stripped) if storage else img), geo
@@ -656,18 +656,46 @@ def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.nd
     return np.where(soft, mixed[None, None].astype(np.float32), sub)
 
 
-def _tissue_texture(rng, sub: np.ndarray, res: float) -> np.ndarray:
+#: Range of the fine texture's amplitude by region: body fat has septa and muscle striations that
+#: the label maps do not draw, so body tissue is grainier than brain.
+TEXTURE = {"brain": (0.01, 0.06), "body": (0.02, 0.12)}
+
+
+def _tissue_texture(rng, sub: np.ndarray, res: float, amplitude: tuple[float, float] = TEXTURE["brain"]) -> np.ndarray:
     """Real tissue is not piecewise constant: fine multiplicative texture (cells, vessels,
-    susceptibility; 1-2 mm grain, 2-10%) and partial-volume blur across the crisp label edges."""
+    susceptibility; 1-2 mm grain, ``amplitude``) and partial-volume blur across the crisp label edges."""
     n, m, h, w = sub.shape
     grain = ndimage.gaussian_filter(rng.normal(size=(n, 1, h, w)), sigma=(0, 0, _u(rng, 0.6, 1.5) / res, _u(rng, 0.6, 1.5) / res))
     grain /= grain.std() + 1e-6
-    sub = sub * (1 + _u(rng, 0.01, 0.06) * grain).astype(np.float32)
+    sub = sub * (1 + _u(rng, *amplitude) * grain).astype(np.float32)
     sigma = _u(rng, 0.4, 1.3) / max(res, 0.5)
     return ndimage.gaussian_filter(sub, sigma=(0, 0, sigma, sigma)).astype(np.float32)
 
 
-def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.ndarray:
+#: Share of series shaded by phased-array receive coils (no intensity normalisation), and the
+#: range of the extra gain at the skin relative to depth, by region: body arrays sit on the
+#: skin of a large cross-section, head arrays closer around a smaller one.
+COIL_SHADING = {"body": (0.85, (0.5, 3.0)), "brain": (0.4, (0.15, 0.7))}
+
+
+def _coil_sensitivity(rng, mask: np.ndarray, res: float, gain: tuple[float, float]) -> np.ndarray:
+    """Receive profile of a phased-array coil: bright next to the elements on the body surface,
+    falling off with depth over a few centimetres, unevenly around the outline (where elements
+    sit). A smooth random bias field has no such link to the anatomy; real pelvic T2 and 3 T
+    MPRAGE show it plainly. One coil for the whole series."""
+    n, h, w = mask.shape
+    extra = _u(rng, *gain) * np.clip(1 + _smooth_field(rng, (h, w), _u(rng, 30, 80), 0.8), 0.2, None)
+    decay_px = _u(rng, 25, 80) / res
+    out = np.ones(mask.shape, np.float32)
+    for k in range(n):
+        if mask[k].any():
+            depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(mask[k]))
+            out[k] = 1 + extra * np.exp(-depth / decay_px)
+    return out
+
+
+def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: str = "brain",
+               res: float = 1.0) -> np.ndarray:
     n, h, w = img.shape
     if proto.seq == "fmap_phase":  # phase difference: smooth field inside the head, uniform noise outside
         inside = np.stack([_smooth_field(rng, (h, w), 20, math.pi) for _ in range(n)])
@@ -683,6 +711,9 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.nd
         return np.clip(img, 0, None).astype(np.float32)
     bias = np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))
     img = img * bias[None]
+    p_coil, gain = COIL_SHADING[region]
+    if rng.random() < p_coil:
+        img = img * _coil_sensitivity(rng, mask, res, gain)
     phase_axis = 1 if rng.random() < 0.5 else 2
     if proto.epi:
         img = _epi_distortion(rng, img, phase_axis)
