@@ -202,3 +202,22 @@ def test_coil_shading_is_bright_at_the_surface_and_falls_with_depth():
     assert rim > middle > centre >= 1.0
     assert rim > 1.5 * centre, "a factor of ~2 between skin and depth, as on pelvic T2 without normalisation"
     assert np.allclose(gain[0], gain[1]), "one coil for the whole series"
+
+
+def test_low_flip_reference_is_proton_density_weighted_unlike_body_t1w():
+    """The DCE T1-mapping reference (flip below Ernst) is "other"; a body T1w gradient echo
+    (flip well above Ernst) keeps fluid darker than muscle, so the two do not overlap."""
+    def fluid_over_muscle(make, kind):
+        ratios = []
+        for seed in range(300):
+            rng = np.random.default_rng(seed)
+            proto = make(rng)
+            if proto.kind == kind:
+                s = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, proto.field))
+                ratios.append(s[TISSUE_INDEX["fluid"]] / s[TISSUE_INDEX["muscle"]])
+        return np.array(ratios)
+
+    t1 = fluid_over_muscle(lambda rng: S.CLASS_PROTOCOLS["body-T1w"](rng, "body-T1w"), "body_gre_t1")
+    pd = fluid_over_muscle(lambda rng: S._other(rng, "body"), "pd_gre")
+    assert len(t1) > 50 and len(pd) > 5
+    assert t1.max() < 0.85 < pd.min()

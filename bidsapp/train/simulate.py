@@ -168,10 +168,13 @@ def _epi_geometry(rng, thick=(3.0, 6.0), res=(1.2, 2.8)) -> dict:
                 field=float(rng.choice([1.5, 3.0])), fat_sat=_u(rng, 0.02, 0.2))
 
 
-def _t1_flip(rng, tr: float, t1_wm: float = 900.0) -> float:
+def _ernst(tr: float, t1: float) -> float:
+    return math.degrees(math.acos(math.exp(-tr / t1)))
+
+
+def _t1_flip(rng, tr: float, t1_wm: float = 900.0, times_ernst=(2.2, 4.0), max_flip: float = 45) -> float:
     """T1-weighted spoiled GRE flips sit well above the Ernst angle (near it the image is PD-like)."""
-    ernst = math.degrees(math.acos(math.exp(-tr / t1_wm)))
-    return float(np.clip(ernst * _u(rng, 2.2, 4.0), 10, 45))
+    return float(np.clip(_ernst(tr, t1_wm) * _u(rng, *times_ernst), 10, max_flip))
 
 
 def _t1_brain(rng, label: str) -> Protocol:
@@ -229,7 +232,8 @@ def _body_t1(rng, label: str) -> Protocol:
     if not g["is3d"] and rng.random() < 0.3:
         return Protocol(label, "body_se_t1", "se", tr=_u(rng, 400, 700), te=_u(rng, 8, 15), fat_sat=fs,
                         gd_phase=phase, **g)
-    return Protocol(label, "body_gre_t1", "gre", tr=_u(rng, 3, 200), te=_u(rng, 1.1, 4.8), flip=_u(rng, 9, 70),
+    tr = _u(rng, 3, 200)
+    return Protocol(label, "body_gre_t1", "gre", tr=tr, te=_u(rng, 1.1, 4.8), flip=_t1_flip(rng, tr, 800.0, (1.8, 3.5), 80),
                     fat_sat=fs, opposed_phase=opposed, gd_phase=phase, flow="none", **g)
 
 
@@ -258,12 +262,17 @@ CLASS_PROTOCOLS = {
 
 def _other(rng, region: str) -> Protocol:
     """Series the model must not force into a class (open set)."""
-    kinds = ["pd", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short"]
-    weights = np.array([3, 2, 3, 2, 1, 2, 2, 1, 2, 1], float)
+    kinds = ["pd", "pd_gre", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short"]
+    weights = np.array([3, 1.5, 2, 3, 2, 1, 2, 2, 1, 2, 1], float)
     kind = str(rng.choice(kinds, p=weights / weights.sum()))
     g = _geometry(rng, p3d=0.3)
     if kind == "pd":  # long TR, short TE: up to TE 30 it shaded into T2w, an ambiguous target
         return Protocol("other", kind, "se", tr=_u(rng, 2500, 6000), te=_u(rng, 8, 20), flow="void", **g)
+    if kind == "pd_gre":  # 3D low-flip reference for T1 mapping before DCE: flip below Ernst, PD-weighted
+        g3 = _geometry(rng, p3d=1.0, thick3d=(1.5, 4.0), res=(0.8, 2.0))
+        tr = _u(rng, 3, 10)
+        return Protocol("other", kind, "gre", tr=tr, te=_u(rng, 1.0, 3.0), flip=max(1.5, _ernst(tr, 800.0) * _u(rng, 0.2, 0.6)),
+                        flow="none", **g3)
     if kind == "tof":
         g3 = _geometry(rng, p3d=1.0, thick3d=(0.5, 1.2), res=(0.3, 0.8))
         mip = rng.random() < 0.25
