@@ -139,6 +139,8 @@ def test_bids_input_relabel_then_rerun_without_it(tmp_path):
     assert "sourcedata/unclassified/sub-01/misc.nii.gz" in _images(out), "the other series lost its run- entity"
     page = (out / "sub-01.html").read_text()
     assert 'data-decided-by="person"' in page and "set by a person" in page
+    assert main([str(src), str(out), "group"]) == 0
+    assert 'data-n-person="1"' in (out / "group.html").read_text()
 
     assert main([str(src), str(out), "participant", "--threshold", "1"]) == 0
     assert _images(out) == before

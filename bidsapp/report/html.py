@@ -229,6 +229,7 @@ class Row:
     bids_path: str
     status: str
     message: str
+    decided_by: str
     flags: Flags
 
     @property
@@ -253,6 +254,7 @@ def parse_row(row: Mapping[str, object]) -> Row:
     confidence = _number(row.get("confidence"))
     header = _blank(row.get("header_label")) or UNKNOWN
     status = _blank(row.get("status")) or "ok"
+    decided_by = _blank(row.get("decided_by")) or "model"
     return Row(
         participant=subject_label(_blank(row.get("participant_id"))) or "unknown",
         session=_blank(row.get("session_id")).removeprefix("ses-"),
@@ -264,7 +266,8 @@ def parse_row(row: Mapping[str, object]) -> Row:
         bids_path=_blank(row.get("bids_path")),
         status=status,
         message=_blank(row.get("message")),
-        flags=flags_for(label, confidence, header, status, _blank(row.get("decided_by")) or "model"),
+        decided_by=decided_by,
+        flags=flags_for(label, confidence, header, status, decided_by),
     )
 
 
@@ -308,6 +311,7 @@ def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str
         "n_error": sum(r.flags.error for r in parsed),
         "n_judged": len(judged),
         "n_agree": sum(r.header_label == r.label for r in judged),
+        "n_person": sum(r.decided_by == "person" for r in parsed),
     }
     html = _environment().get_template("group.html").render(
         title="group",
