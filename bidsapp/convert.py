@@ -251,10 +251,9 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
         return []
     hits = []
     for p in sorted(folder.iterdir()):
-        n = p.name
-        if not n.endswith((".nii.gz", ".nii")):
+        if not p.name.endswith(naming.IMAGE_SUFFIXES):
             continue
-        core = n[: -len(".nii.gz")] if n.endswith(".nii.gz") else n[: -len(".nii")]
+        core = naming.image_core(p.name)
         if core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core):
             hits.append(p.relative_to(out_dir).as_posix())
     if not hits and stem.startswith(naming.UNCLASSIFIED_DIR):
@@ -269,8 +268,7 @@ def series_images(out_dir: Path, first_image: str) -> list[str]:
     """Every image of the series whose first image is ``first_image`` (the inverse of
     ``written_files``: echoes and parts share the stem the heuristic chose)."""
     folder, _, name = first_image.rpartition("/")
-    core = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.removesuffix(".nii")
-    return written_files(out_dir, f"{folder}/{_ADDED_PIECES.sub('', core)}") or [first_image]
+    return written_files(out_dir, f"{folder}/{_ADDED_PIECES.sub('', naming.image_core(name))}") or [first_image]
 
 
 def all_written(out_dir: Path, outcomes: list[handoff.SeriesOutcome]) -> set[str]:
@@ -282,7 +280,7 @@ def drop_gradients_of_non_dwi(out_dir: Path, stem: str) -> None:
     if not stem or stem.endswith("_dwi"):
         return
     for rel in written_files(out_dir, stem):
-        core = rel[: -len(".nii.gz")] if rel.endswith(".nii.gz") else rel[: -len(".nii")]
+        core = naming.image_core(rel)
         for ext in NON_DWI_GRADIENT_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (Path(out_dir) / (core + ext)).unlink()

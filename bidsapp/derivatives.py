@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.classes import region_of
+from bidsapp.naming import image_core
 from bidsapp.records import SeriesResult
 
 BIDS_VERSION = "1.10.1"  # _trace and _ADC suffixes need 1.10.1
@@ -292,11 +293,7 @@ def mrclass_sidecar(result: SeriesResult, model_card: dict, source_uri: str) -> 
 
 def sidecar_path(root: Path, bids_path: str) -> Path:
     """``<root>/<bids name>_mrclass.json`` for an image path like ``sub-01/anat/sub-01_T1w.nii.gz``."""
-    stem = bids_path
-    for ext in (".nii.gz", ".nii"):
-        if stem.endswith(ext):
-            stem = stem[: -len(ext)]
-    return Path(root) / f"{stem}{MRCLASS_SUFFIX}"
+    return Path(root) / f"{image_core(bids_path)}{MRCLASS_SUFFIX}"
 
 
 def write_sidecar(root: Path, result: SeriesResult, model_card: dict, source_uri: str) -> Path:

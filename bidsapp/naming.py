@@ -17,6 +17,16 @@ from bidsapp.classes import BY_LABEL
 
 DEFAULT_AGENT = "gadolinium"
 UNCLASSIFIED_DIR = "sourcedata/unclassified"
+IMAGE_SUFFIXES = (".nii.gz", ".nii")
+
+
+def image_core(path: str) -> str:
+    """An image path without its extension: ``sub-01/anat/sub-01_T1w.nii.gz`` → ``sub-01/anat/sub-01_T1w``
+    (the part its sidecars share)."""
+    for ext in IMAGE_SUFFIXES:
+        if path.endswith(ext):
+            return path[: -len(ext)]
+    return path
 # ImageType values that mark a scanner-computed diffusion trace (no usable gradient table).
 TRACE_IMAGE_TYPES = frozenset({"TRACE", "TRACEW"})
 # Suffix used for a "dwi" class, keyed by "has gradient directions".

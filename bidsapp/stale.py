@@ -15,21 +15,13 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bidsapp.derivatives import MRCLASS_SUFFIX, participant_tsv_path, read_tsv
+from bidsapp.derivatives import participant_tsv_path, read_tsv, sidecar_path
+from bidsapp.naming import image_core
 from bidsapp.records import SeriesResult
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii")
 SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")
-
-
-def image_core(path: str) -> str:
-    """``sub-01/anat/sub-01_T1w.nii.gz`` → ``sub-01/anat/sub-01_T1w``."""
-    for ext in IMAGE_SUFFIXES:
-        if path.endswith(ext):
-            return path[: -len(ext)]
-    return path
 
 
 def previous_outputs(deriv_root: Path, subject: str) -> dict[str, str]:
@@ -60,14 +52,14 @@ def remove(out_dir: Path, deriv_root: Path, images: list[str]) -> None:
     under ``deriv_root`` and its row of the session's ``scans.tsv``."""
     for rel in images:
         core = image_core(rel)
-        targets = [Path(out_dir) / rel, *(Path(out_dir) / (core + ext) for ext in SIDECAR_SUFFIXES),
-                   Path(deriv_root) / (core + MRCLASS_SUFFIX)]
+        derivative = sidecar_path(deriv_root, rel)
+        targets = [Path(out_dir) / rel, *(Path(out_dir) / (core + ext) for ext in SIDECAR_SUFFIXES), derivative]
         for path in targets:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         drop_scans_row(Path(out_dir), rel)
         prune_empty(Path(out_dir) / rel, Path(out_dir))
-        prune_empty(Path(deriv_root) / (core + MRCLASS_SUFFIX), Path(deriv_root))
+        prune_empty(derivative, Path(deriv_root))
         log.info("removed %s: this run named its series differently", rel)
 
 
