@@ -180,16 +180,38 @@ def test_epi_distortion_moves_pixels_along_the_phase_axis_and_keeps_the_signal()
         assert frequency_extent.tolist() == list(range(20, 44))
 
 
-def test_susceptibility_dropout_darkens_the_edge_not_the_centre():
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[:96, :96]
-    mask = np.broadcast_to(((yy - 48) ** 2 + (xx - 48) ** 2 < 40 ** 2), (8, 96, 96)).copy()
-    img = mask.astype(np.float32)
-    out = S._susceptibility_dropout(rng, img, mask)
-    centre = (yy - 48) ** 2 + (xx - 48) ** 2 < 10 ** 2
-    rim = mask[0] & ~((yy - 48) ** 2 + (xx - 48) ** 2 < 30 ** 2)
-    assert np.allclose(out[:, centre], 1.0)
-    assert (out[:, rim] < 0.3).any(axis=1).sum() >= 4, "patches of near-total loss in most slices"
+def test_bold_dropout_hits_the_orbitofrontal_and_inferior_temporal_brain_only():
+    """Signal is lost where the brain meets the sinuses and ear canals, nowhere near its centre."""
+    rng = np.random.default_rng(3)
+    anat = S.load_anatomies("phantom")[0]
+    proto = S._other(np.random.default_rng(0), "brain")
+    proto = S.replace(proto, seq="gre", epi=True, thickness=3.0, res=2.0)
+    geo = S.plan_geometry(rng, anat, proto, 24, "sagittal", 240, even=True, oblique=False)
+    keep = S.bold_dropout(rng, anat, proto, geo)
+    assert keep.shape == (24, geo.size, geo.size)
+    assert keep.min() < 0.3, "near-total loss somewhere"
+    lo, hi = anat.brain_box
+    lost, kept = [], []
+    for k, vox in enumerate(S.slice_voxels(anat, proto, geo)):
+        frac = (vox.mean(axis=0) - lo) / (hi - lo)  # position in the brain's box, RAS
+        lost.append(frac[keep[k] < 0.5])
+        kept.append(keep[k][(np.abs(frac - 0.5) < 0.1).all(axis=-1)])
+    lost, kept = np.concatenate(lost), np.concatenate(kept)
+    assert kept.size and kept.min() > 0.9, "the middle of the brain keeps its signal"
+    assert (lost[:, 2] < 0.5).all(), "loss lies in the lower half of the brain"
+    assert (lost[:, 1] > 0.35).all(), "and in front of the brainstem"
+
+
+def test_dropout_is_drawn_for_bold_but_not_for_spin_echo_diffusion(monkeypatch):
+    anat = S.load_anatomies("phantom")[0]
+    fmri = S.replace(S.CLASS_PROTOCOLS["DWI"](np.random.default_rng(0), "DWI"), label="other", seq="gre",
+                     tr=2000.0, te=30.0, flip=80.0, b=0.0)
+    calls = []
+    real = S.bold_dropout
+    monkeypatch.setattr(S, "bold_dropout", lambda *a, **k: calls.append(a[2].seq) or real(*a, **k))
+    for proto in (fmri, S.replace(fmri, seq="dwi", label="DWI")):
+        S.render(np.random.default_rng(1), anat, proto, 4, plane="axial", stripped=False)
+    assert calls == ["gre"]
 
 
 def test_coil_shading_is_bright_at_the_surface_and_falls_with_depth():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import nibabel as nib
@@ -65,6 +66,18 @@ class Anatomy:
             rng = np.random.default_rng(0)
             ijk = ijk[rng.choice(len(ijk), size=min(len(ijk), 20000), replace=False)]
             self.fg_points = nib.affines.apply_affine(self.affine, ijk)
+
+    @cached_property
+    def brain_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel bounding box (low, high corners) of the brain tissue: the frame in which
+        ``BOLD_DROPOUT`` places the air-tissue interfaces the label maps do not draw."""
+        brain = _IS_BRAIN[self.tissue]
+        ends = []
+        for axis in range(3):
+            present = np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != axis)))
+            ends.append((present[0], present[-1]) if present.size else (0, self.tissue.shape[axis] - 1))
+        lo, hi = np.array(ends, float).T
+        return lo, hi
 
 
 def _to_tissue(labels: np.ndarray, table: dict[int, str], default: str = "soft") -> np.ndarray:
@@ -483,17 +496,16 @@ def plan_geometry(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str
     return SliceGeometry(centre, normal, up, right, pos, planes, res, int(round(fov / res)))
 
 
-def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale: np.ndarray | None = None):
-    """Nearest-label tissue indices on each slice: (n_slices, sub_planes, H, W)."""
+def slice_voxels(anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale: np.ndarray | None = None):
+    """Anatomy voxel coordinates of every sub-plane pixel, one slice at a time:
+    (sub_planes, H, W, 3) per slice. A thick slice is sampled on sub-planes through its thickness."""
     n_sub = int(np.clip(round(proto.thickness / (1.0 if anat.region == "brain" else 2.0)), 1, 9))
     scale = np.eye(3) if scale is None else scale
     tilt = np.column_stack([geo.right, geo.up, geo.normal]) @ np.linalg.inv(
         np.column_stack([np.array(v, float) for v in reversed(_PLANES[geo.planes[0]])]))
     inv = np.linalg.inv(anat.affine)
     world_to_anat = inv[:3, :3] @ np.linalg.inv(scale)
-    size, res = geo.size, geo.res
-    out = np.empty((len(geo.positions), n_sub, size, size), np.uint8)
-    axis = (np.arange(size) - (size - 1) / 2) * res
+    axis = (np.arange(geo.size) - (geo.size - 1) / 2) * geo.res
     offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (proto.thickness / n_sub)
     for k, pl in enumerate(geo.planes):
         n, up, right = (tilt @ np.array(v, float) for v in _PLANES[pl])
@@ -501,11 +513,15 @@ def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry
                 + (geo.positions[k] + offs)[:, None, None, None] * n
                 - axis[None, :, None, None] * up
                 + axis[None, None, :, None] * right)
-        vox = (grid - geo.centre) @ world_to_anat.T + (inv[:3, :3] @ geo.centre + inv[:3, 3])
-        coords = np.moveaxis(vox, -1, 0).reshape(3, -1)
-        out[k] = ndimage.map_coordinates(anat.tissue, coords, order=0, mode="constant",
-                                         cval=TISSUE_INDEX["air"]).reshape(n_sub, size, size)
-    return out
+        yield (grid - geo.centre) @ world_to_anat.T + (inv[:3, :3] @ geo.centre + inv[:3, 3])
+
+
+def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale: np.ndarray | None = None):
+    """Nearest-label tissue indices on each slice: (n_slices, sub_planes, H, W)."""
+    return np.stack([
+        ndimage.map_coordinates(anat.tissue, np.moveaxis(vox, -1, 0).reshape(3, -1), order=0, mode="constant",
+                                cval=TISSUE_INDEX["air"]).reshape(vox.shape[:3])
+        for vox in slice_voxels(anat, proto, geo, scale)])
 
 
 def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray, n: int,
@@ -628,11 +644,43 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     sub = _tissue_texture(rng, sub, geo.res, TEXTURE[anat.region])
     combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
     img = combine(sub, axis=1)
+    if proto.epi and proto.seq == "gre" and anat.region == "brain":
+        img = img * bold_dropout(rng, anat, proto, geo, scale)
     brain_mask = (tissue != TISSUE_INDEX["air"]).any(axis=1)
     img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
     return (_storage(rng, img, stripped) if storage else img), geo
+
+
+#: Where gradient-echo EPI (BOLD) loses signal to air next to tissue, which a spin echo (b=0
+#: diffusion) refocuses: the frontal sinus and orbits over the orbitofrontal cortex, the mastoid air
+#: cells and ear canals under the inferior temporal lobes (Ojemann 1997). Centre and radii in
+#: fractions of the brain's bounding box, RAS: x left→right, y back→front, z bottom→top.
+BOLD_DROPOUT = {
+    "orbitofrontal": ((0.5, 0.84, 0.32), (0.28, 0.14, 0.10)),
+    "temporal_left": ((0.12, 0.60, 0.22), (0.10, 0.14, 0.09)),
+    "temporal_right": ((0.88, 0.60, 0.22), (0.10, 0.14, 0.09)),
+}
+
+
+def bold_dropout(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale: np.ndarray | None = None) -> np.ndarray:
+    """(n, H, W) signal kept on each slice under susceptibility dephasing: near-total loss at the
+    ``BOLD_DROPOUT`` interfaces (moved, sized and deepened at random per series), none elsewhere.
+    Random patches at the head's edge, its first version, did not transfer to real fMRI."""
+    lo, hi = anat.brain_box
+    extent = hi - lo
+    regions = [(lo + (np.array(c) + rng.normal(scale=0.03, size=3)) * extent,
+                np.array(r) * extent * rng.uniform(0.7, 1.4, size=3), _u(rng, 0.6, 1.0))
+               for c, r in BOLD_DROPOUT.values()]
+    keep = []
+    for vox in slice_voxels(anat, proto, geo, scale):
+        centre_plane = vox.mean(axis=0)
+        k = np.ones(centre_plane.shape[:2])
+        for centre, radii, depth in regions:
+            k *= 1 - depth * np.exp(-((((centre_plane - centre) / radii) ** 2).sum(-1)) ** 2)
+        keep.append(k)
+    return np.stack(keep).astype(np.float32)
 
 
 def _with_arteries(rng, tissue: np.ndarray) -> np.ndarray:
@@ -660,7 +708,7 @@ def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.nd
     if not soft.any():
         return sub
     h, w = tissue.shape[2:]
-    frac = 1 / (1 + np.exp(-(_smooth_field(rng, (h, w), _u(rng, 4, 12), 6.0) + _u(rng, -2, 2))))
+    frac = 1 / (1 + np.exp(-(_smooth_field(rng, (h, w), _u(rng, 4, 12), 6.0) + _u(rng, -3, 1))))
     mixed = frac * lut[TISSUE_INDEX["fat"]] + (1 - frac) * lut[TISSUE_INDEX["muscle"]]
     return np.where(soft, mixed[None, None].astype(np.float32), sub)
 
@@ -726,8 +774,6 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
     phase_axis = 1 if rng.random() < 0.5 else 2
     if proto.epi:
         img = _epi_distortion(rng, img, phase_axis)
-        if proto.seq == "gre":
-            img = _susceptibility_dropout(rng, img, mask)
         # T2* decay during the long echo-planar readout blurs along the phase axis
         img = ndimage.gaussian_filter1d(img, sigma=_u(rng, 0.3, 1.2), axis=phase_axis)
     if proto.epi or rng.random() < 0.1:  # Nyquist / motion ghost along the phase axis
@@ -752,23 +798,6 @@ def _epi_distortion(rng, img: np.ndarray, phase_axis: int) -> np.ndarray:
         jacobian = np.clip(1 + np.gradient(shift, axis=phase_axis - 1), 0.2, 3.0)
         coords = [rows + shift, cols] if phase_axis == 1 else [rows, cols + shift]
         out[k] = ndimage.map_coordinates(img[k], coords, order=1, mode="nearest") * jacobian
-    return out
-
-
-def _susceptibility_dropout(rng, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Gradient-echo EPI (BOLD) loses signal where air next to tissue dephases the spins (orbits,
-    sinuses, temporal bone); a spin echo refocuses it, so this tells BOLD from a b=0 diffusion
-    image. Patches of near-total loss at the head's edge, in most slices."""
-    n, h, w = img.shape
-    out = img.copy()
-    for k in range(n):
-        if not mask[k].any() or rng.random() < 0.25:
-            continue
-        depth = ndimage.distance_transform_edt(mask[k])
-        edge = depth < _u(rng, 0.1, 0.3) * depth.max()
-        patches = _smooth_field(rng, (h, w), _u(rng, 8, 20), 1.0) > _u(rng, 0.2, 0.6)
-        loss = ndimage.gaussian_filter((edge & patches).astype(np.float32), _u(rng, 1.0, 3.0))
-        out[k] *= 1 - _u(rng, 0.7, 1.0) * np.clip(loss * 1.5, 0, 1)
     return out
 
 
