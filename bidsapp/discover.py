@@ -24,12 +24,11 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from bidsapp import header
-from bidsapp.naming import sanitize_label
+from bidsapp.naming import IMAGE_SUFFIXES, image_core, sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
 log = logging.getLogger(__name__)
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")
 
 # Header reads touch only these tags; the full header of one file per series is read later.
@@ -329,15 +328,6 @@ def series_sort_key(s: Series) -> tuple:
 # --------------------------------------------------------------------------- BIDS
 
 
-def nifti_stem(path: Path) -> str:
-    """File name without .nii / .nii.gz."""
-    name = path.name
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def _path_entity(parts: tuple[str, ...], key: str) -> str | None:
     for part in parts:
         if part.startswith(f"{key}-"):
@@ -351,13 +341,13 @@ def discover_bids(root: Path) -> Discovery:
     series = []
     for sub_dir in sorted(p for p in root.glob("sub-*") if p.is_dir()):
         for path in _iter_files(sub_dir):
-            if not path.name.endswith(NIFTI_SUFFIXES) or path.name.startswith("."):
+            if not path.name.endswith(IMAGE_SUFFIXES) or path.name.startswith("."):
                 continue
             rel = path.relative_to(root)
             subject = sanitize_label(sub_dir.name[len("sub-") :])
             session_raw = _path_entity(rel.parts[1:-1], "ses")
             session = sanitize_label(session_raw) if session_raw is not None else None
-            stem = path.with_name(nifti_stem(path))
+            stem = path.with_name(image_core(path.name))
             sidecars = tuple(
                 stem.with_name(stem.name + ext) for ext in SIDECAR_SUFFIXES if stem.with_name(stem.name + ext).is_file()
             )
@@ -405,7 +395,7 @@ def detect_input_type(root: Path) -> str:
     if (root / "dataset_description.json").is_file():
         return "bids"
     for sub_dir in root.glob("sub-*"):
-        if sub_dir.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in _iter_files(sub_dir)):
+        if sub_dir.is_dir() and any(p.name.endswith(IMAGE_SUFFIXES) for p in _iter_files(sub_dir)):
             return "bids"
     return "dicom"
 

@@ -17,7 +17,6 @@ import nibabel as nib
 
 from bidsapp import header, naming
 from bidsapp.classes import BY_LABEL, OTHER
-from bidsapp.discover import nifti_stem
 from bidsapp.records import Classification, Series, SeriesResult
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 session=s.session,
                 label=c.label if c else OTHER,
                 series_number=s.header.series_number,
-                series_description=s.header.series_description or nifti_stem(s.files[0]),
+                series_description=s.header.series_description or naming.image_core(s.files[0].name),
                 contrast_agent=s.header.contrast_agent,
                 has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
             )

@@ -27,6 +27,8 @@ def image_core(path: str) -> str:
         if path.endswith(ext):
             return path[: -len(ext)]
     return path
+
+
 # ImageType values that mark a scanner-computed diffusion trace (no usable gradient table).
 TRACE_IMAGE_TYPES = frozenset({"TRACE", "TRACEW"})
 # Suffix used for a "dwi" class, keyed by "has gradient directions".

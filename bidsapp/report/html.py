@@ -24,12 +24,12 @@ import jinja2
 
 from bidsapp.classes import ALL_LABELS, OTHER, region_of
 from bidsapp.derivatives import atomic_write_text
+from bidsapp.naming import IMAGE_SUFFIXES
 from bidsapp.records import SeriesResult
 
 LOW_CONFIDENCE = 0.7  # below this probability of the decided class, a person should look
 UNKNOWN = "unknown"
 TEMPLATES = Path(__file__).with_name("templates")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _place_figure(source: Path | str | None, fig_dir: Path, name: str) -> tuple[
     target = fig_dir / f"{name}.png"
     try:
         fig_dir.mkdir(parents=True, exist_ok=True)
-        if source.name.endswith(NIFTI_SUFFIXES):
+        if source.name.endswith(IMAGE_SUFFIXES):
             from bidsapp.report.figures import write_mosaic
 
             write_mosaic(source, target)
