@@ -217,15 +217,23 @@ def _flair(rng, label: str) -> Protocol:
     return Protocol(label, "flair", "ir", tr=_u(rng, 5000, 11000), te=_u(rng, 90, 140), ti=-1.0, flow="void", **g)
 
 
+#: In-plane resolution of diffusion EPI and its ADC maps, in mm: 64-192 matrices over a 200-260 mm
+#: head or a larger body field of view. (Brain was 1.2-2.8: a real 3 mm DWI fell in the fMRI range
+#: only and was refused as "other".)
+DIFFUSION_RES = {"brain": (1.2, 3.5), "body": (1.5, 3.5)}
+
+
 def _dwi(rng, label: str) -> Protocol:
     r = rng.random()
     b0_mix = 1.0 if r < 0.08 else (_u(rng, 0.0, 0.3) if r < 0.4 else 0.0)
     return Protocol(label, "dwi", "dwi", tr=_u(rng, 3000, 9000), te=_u(rng, 60, 110), b=_u(rng, 500, 1500),
-                    b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35), **_epi_geometry(rng))
+                    b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35),
+                    **_epi_geometry(rng, res=DIFFUSION_RES["brain"]))
 
 
 def _adc(rng, label: str) -> Protocol:
-    return Protocol(label, "adc", "adc", **_epi_geometry(rng))
+    region = "body" if label.startswith("body") else "brain"
+    return Protocol(label, "adc", "adc", **_epi_geometry(rng, res=DIFFUSION_RES[region]))
 
 
 def _swi(rng, label: str) -> Protocol:
@@ -261,7 +269,7 @@ def _body_t2(rng, label: str) -> Protocol:
 
 def _body_dwi(rng, label: str) -> Protocol:
     return replace(_dwi(rng, label), kind="body_dwi", b=_u(rng, 400, 2000), raw_direction=False,
-                   **_epi_geometry(rng, thick=(3, 8), res=(1.5, 3.5)))
+                   **_epi_geometry(rng, thick=(3, 8), res=DIFFUSION_RES["body"]))
 
 
 #: Class label → protocol generator. Body and brain classes draw from their own anatomy.
