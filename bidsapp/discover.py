@@ -24,12 +24,11 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from bidsapp import header
-from bidsapp.naming import IMAGE_SUFFIXES, image_core, sanitize_label
+from bidsapp.naming import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_core, sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
 log = logging.getLogger(__name__)
 
-SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")
 
 # Header reads touch only these tags; the full header of one file per series is read later.
 _INDEX_TAGS = [

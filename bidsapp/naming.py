@@ -18,6 +18,7 @@ from bidsapp.classes import BY_LABEL
 DEFAULT_AGENT = "gadolinium"
 UNCLASSIFIED_DIR = "sourcedata/unclassified"
 IMAGE_SUFFIXES = (".nii.gz", ".nii")
+SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")  # files that share an image's core (``image_core``)
 
 
 def image_core(path: str) -> str:

@@ -16,12 +16,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bidsapp.derivatives import participant_tsv_path, read_tsv, sidecar_path
-from bidsapp.naming import image_core
+from bidsapp.naming import SIDECAR_SUFFIXES, image_core
 from bidsapp.records import SeriesResult
 
 log = logging.getLogger(__name__)
-
-SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")
 
 
 def previous_outputs(deriv_root: Path, subject: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bidsapp import derivatives, relabel, stale
+from bidsapp import derivatives, naming, relabel, stale
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
 from bidsapp.records import SeriesResult
@@ -103,7 +103,7 @@ def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResul
     from bidsapp.report.html import write_participant_report
 
     figures = {r.series.series_uid: out / r.bids_path for r in results
-               if r.bids_path and r.bids_path.endswith((".nii", ".nii.gz"))}
+               if r.bids_path and r.bids_path.endswith(naming.IMAGE_SUFFIXES)}
     write_participant_report(results, deriv, subject, figures)
 
 
