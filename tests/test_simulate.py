@@ -243,3 +243,19 @@ def test_low_flip_reference_is_proton_density_weighted_unlike_body_t1w():
     pd = fluid_over_muscle(lambda rng: S._other(rng, "body"), "pd_gre")
     assert len(t1) > 50 and len(pd) > 5
     assert t1.max() < 0.85 < pd.min()
+
+
+def test_lesions_are_no_class_cue_and_stripped_brains_mostly_carry_one():
+    """Skull-stripped data come from tumour datasets, where every contrast shows the tumour: the
+    share of brains with a painted lesion depends on storage alone (the class is not an argument),
+    and stripped brains carry one far more often than native ones."""
+    anat = make_phantom(0)
+    lesion_tissues = [TISSUE_INDEX[t] for t in ("tumour", "oedema", "wm_lesion")]
+
+    def share(stripped: bool) -> float:
+        rng = np.random.default_rng(7)
+        hits = [np.isin(S._maybe_lesions(rng, anat, stripped).tissue, lesion_tissues).any() for _ in range(60)]
+        return float(np.mean(hits))
+
+    stripped, native = share(True), share(False)
+    assert stripped >= 0.8 and 0.35 <= native <= 0.75 and stripped > native + 0.2, (stripped, native)

@@ -861,17 +861,23 @@ def stored_voxel_size(rng, proto: Protocol, stripped: bool) -> tuple[float, floa
     return in_plane, proto.thickness * (1 + gap)
 
 
-def _maybe_lesions(rng, anat: Anatomy, label: str, stripped: bool) -> Anatomy:
-    """Lesions in 35% of brains; for T1wce mostly an enhancing tumour (90% when skull-stripped).
+#: Share of brains that carry a lesion, by storage. Skull-stripped series come from tumour datasets
+#: (BraTS-like), where *every* contrast shows the tumour; scanner series are mixed. The same share
+#: and the same lesion kinds for every class: when only T1wce carried tumours (90% stripped, 60%
+#: native, against 35% for the rest) "a tumour is visible" was itself a T1wce cue, and real
+#: stripped tumour FLAIRs were called T1wce or refused.
+LESION_P = {"stripped": 0.9, "native": 0.55}
+LESION_KIND_P = (0.8, 0.07, 0.13)  # tumour, resection cavity, white-matter lesions (LESION_KINDS)
+
+
+def _maybe_lesions(rng, anat: Anatomy, stripped: bool) -> Anatomy:
+    """A lesion in ``LESION_P`` of brains, whatever the class.
 
     Without a lesion, a skull-stripped T1wce shows only choroid plexus and a few intracerebral
-    vessels enhancing: an example the network cannot tell from a native T1w, i.e. label noise.
-    Real skull-stripped contrast-enhanced series come from tumour datasets."""
-    if label == "T1wce":
-        if rng.random() < (0.9 if stripped else 0.6):
-            return with_lesions(rng, anat, kind_p=(0.85, 0.05, 0.10))
-        return anat
-    return with_lesions(rng, anat) if rng.random() < 0.35 else anat
+    vessels enhancing: hard to tell from a native T1w. Real skull-stripped contrast-enhanced
+    series come from tumour datasets, hence the high stripped share."""
+    p = LESION_P["stripped" if stripped else "native"]
+    return with_lesions(rng, anat, kind_p=LESION_KIND_P) if rng.random() < p else anat
 
 
 def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC) -> Sample:
@@ -888,7 +894,7 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
     proto = _other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label)
     stripped = draw_skull_stripped(rng, anat, proto)
     if region == "brain":
-        anat = _maybe_lesions(rng, anat, label, stripped)
+        anat = _maybe_lesions(rng, anat, stripped)
     slices, geo = render(rng, anat, proto, n_slices, stripped=stripped)
     geometry = geometry_features(*stored_voxel_size(rng, proto, stripped))
     return Sample(normalise_stack(slices, geo.res, geo.res, spec), geometry, label, proto)
