@@ -72,7 +72,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
     for s in series:
         try:
             c = classify(s)
-            verdicts[s.series_uid] = (c, dimension_problem(c.label, _n_volumes(s.files[0])) or "")
+            verdicts[s.series_uid] = (c, dimension_problem(c.label, _n_volumes(s.files[0])) or c.reason)
         except Exception as exc:  # one unreadable file must not stop the others
             text = str(exc).replace(str(s.files[0]), s.source)  # no absolute paths in rows
             msg = " ".join(f"{type(exc).__name__}: {text}".split())[:300]

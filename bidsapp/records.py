@@ -59,6 +59,7 @@ class Volume:
     affine: np.ndarray
     n_volumes: int = 1
     b_values: tuple[float, ...] = ()
+    timecourses: np.ndarray | None = None  # 4D: (volumes, voxels) of sampled foreground voxels (``timeseries``)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -76,6 +77,7 @@ class Classification:
     threshold: float  # the threshold applied to the best class
     best_label: str = ""  # the highest-probability class, even when rejected
     decided_by: str = "model"  # "model", or "person" when ``--relabel`` set the label (the rest stays the model's)
+    reason: str = ""  # why the series is "other" when its probabilities alone do not say (e.g. a time series)
 
 
 @dataclass(frozen=True)

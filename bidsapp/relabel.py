@@ -55,5 +55,6 @@ def read(path: str | Path) -> dict[str, str]:
 
 def apply(classification: Classification, label: str) -> Classification:
     """The model's verdict with a person's label: confidence 1 (a person decided), probabilities,
-    best guess and threshold kept as the model gave them."""
-    return dataclasses.replace(classification, label=label, confidence=1.0, decided_by="person")
+    best guess and threshold kept as the model gave them; the model's reason for "other" no
+    longer applies."""
+    return dataclasses.replace(classification, label=label, confidence=1.0, decided_by="person", reason="")

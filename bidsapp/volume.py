@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .dicom_subset import classification_files
 from .records import Volume
+from .timeseries import TimecourseSampler, sample_timecourses
 from .tools import find_tool
 
 log = logging.getLogger(__name__)
@@ -86,19 +87,21 @@ def _load_reduced(path: Path, b_values: tuple[float, ...], max_voxels: int) -> V
     spatial = [slice(None)] * 3
     spatial[axis] = slice(None, None, step)
     extra = (0,) * max(0, len(img.shape) - 4)  # trailing axes: first entry, as volume_from_array
-    total = None
+    total, sampler = None, TimecourseSampler()
     for t in picked:
         index = tuple(spatial[: len(img.shape)]) + ((t,) if len(img.shape) >= 4 else ()) + extra
         vol = np.asarray(as_gray(_read_proxy(img.dataobj[index], img.get_data_dtype())), dtype=np.float64)
         vol = np.nan_to_num(vol.reshape(vol.shape + (1,) * (3 - vol.ndim)), nan=0.0, posinf=0.0, neginf=0.0)
         total = vol if total is None else total + vol
+        if n_volumes > 1:
+            sampler.add(vol)
     affine = np.array(img.affine, float)
     affine[:3, axis] *= step
     reduced = nib.as_closest_canonical(nib.Nifti1Image((total / len(picked)).astype(np.float32), affine))
     log.info("%s: %s voxels > %d, read every %d-th slice and %d of %d volumes", path.name, "x".join(map(str, img.shape)),
              max_voxels, step, len(picked), n_volumes)
     return Volume(data=np.asarray(reduced.dataobj, dtype=np.float32), affine=reduced.affine,
-                  n_volumes=n_volumes, b_values=tuple(b_values))
+                  n_volumes=n_volumes, b_values=tuple(b_values), timecourses=sampler.result())
 
 
 def _representative_indices(n_volumes: int, b_values: tuple[float, ...]) -> list[int]:
@@ -132,8 +135,9 @@ def volume_from_array(data: np.ndarray, affine: np.ndarray, b_values: tuple[floa
     n_volumes = data.shape[3] if data.ndim == 4 else 1
     if len(b_values) != n_volumes:
         b_values = ()
+    timecourses = sample_timecourses(np.moveaxis(data, 3, 0)) if n_volumes > 1 else None
     return Volume(data=representative(data, b_values), affine=np.asarray(affine, float),
-                  n_volumes=n_volumes, b_values=tuple(b_values))
+                  n_volumes=n_volumes, b_values=tuple(b_values), timecourses=timecourses)
 
 
 def representative(data: np.ndarray, b_values: tuple[float, ...] = ()) -> np.ndarray:

@@ -130,6 +130,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         outcome.classification = c
         outcome.has_directions = not naming.is_trace(facts.image_type, has_bvec=has_bvec)
         outcome.status = "other" if c.label == OTHER else "ok"
+        outcome.message = c.reason
         if why := dimension_problem(c.label, volume.n_volumes):
             outcome.status, outcome.message = "other", why
     except Exception as exc:  # one bad series must not stop the others

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import torch
 
 from ..classes import LABELS, OTHER
 from ..records import Classification, Volume
+from ..timeseries import time_series_reason
 from ..volume import InputSpec, network_inputs, to_network_input, volume_geometry
 from .network import SliceStackClassifier
 
@@ -66,6 +67,12 @@ def decide(probabilities: np.ndarray, threshold: float) -> Classification:
     )
 
 
+def reject(decision: Classification, reason: str) -> Classification:
+    """``decision`` turned into "other" for ``reason``, its probabilities kept for the record."""
+    p_best = decision.probabilities.get(decision.best_label, 0.0)
+    return replace(decision, label=OTHER, confidence=round(1.0 - p_best, 4), open_set_rejected=True, reason=reason)
+
+
 @dataclass
 class Classifier:
     """A loaded model. ``card`` is the model card (classes, input spec, threshold, provenance)."""
@@ -110,10 +117,15 @@ class Classifier:
         return torch.sigmoid(logits).cpu().numpy()
 
     def classify(self, volume: Volume, threshold: float | None = None, *, all_views: bool = True) -> Classification:
-        """``all_views=False`` scores a 3D volume in its native plane only (``volume.view_axes``)."""
+        """Best class, or "other": below the threshold, or a time series by its volumes
+        (``timeseries``; the probabilities are kept). ``all_views=False`` scores a 3D volume in
+        its native plane only (``volume.view_axes``)."""
         stacks = network_inputs(volume, self.spec) if all_views else to_network_input(volume, self.spec)
         probs = self.probabilities(stacks, volume_geometry(volume))
-        return decide(probs, self.threshold if threshold is None else threshold)
+        decision = decide(probs, self.threshold if threshold is None else threshold)
+        if why := time_series_reason(volume.timecourses, volume.b_values):
+            return reject(decision, why)
+        return decision
 
 
 @functools.lru_cache(maxsize=4)
