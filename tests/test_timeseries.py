@@ -136,3 +136,36 @@ def test_bids_input_time_series_row_says_why(tmp_path: Path, with_bval: bool):
         assert "time series" not in row["message"]
     else:
         assert row["label"] == OTHER and row["status"] == "other" and "time series" in row["message"]
+
+
+def test_dicom_time_series_is_other_inside_heudiconv(tmp_path: Path):
+    """A DICOM BOLD-like run (8 timepoints of the same 6 slice positions) goes through the
+    heuristic: kept under sourcedata/unclassified, its row saying why, the validator content."""
+    require_model()
+    import pydicom
+    from dicomgen import write_series
+    from e2e_helpers import validator_errors
+
+    from bidsapp.cli.run import main
+    from bidsapp.derivatives import read_tsv
+
+    positions, timepoints, size = 6, 8, 32
+    run = bold_run(n=timepoints)[4:36, 8:40, 7:13]  # (32, 32, 6, t): the head's middle
+    paths = write_series(tmp_path / "in" / "bold", series_description="rest_bold", series_number=5,
+                         n_slices=positions * timepoints, size=size)
+    for i, path in enumerate(paths):
+        t, z = divmod(i, positions)
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient = [0.0, 0.0, float(z) * 3.0]
+        ds.SliceLocation = float(z) * 3.0
+        ds.PixelSpacing, ds.SliceThickness = [3.0, 3.0], 3.0
+        ds.AcquisitionNumber = ds.TemporalPositionIdentifier = t + 1
+        ds.AcquisitionTime = f"1200{t:02d}.000000"
+        ds.PixelData = np.round(run[..., z, t]).astype(np.uint16).tobytes()
+        ds.save_as(path, enforce_file_format=True)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "in"), str(out), "participant"]) == 0
+    (row,) = read_tsv(out / "derivatives" / "mrclass" / "sub-P01" / "sub-P01_classifications.tsv")
+    assert row["label"] == OTHER and row["status"] == "other" and "time series: 8 volumes" in row["message"], row
+    assert row["bids_path"].startswith("sourcedata/unclassified/") and (out / row["bids_path"]).is_file()
+    assert validator_errors(out) == []
