@@ -372,3 +372,18 @@ def test_agreement_badge_only_when_the_header_actually_agrees(tmp_path):
     cards = lxml.html.fromstring(page.read_text()).xpath('//article[contains(@class, "series-card")]')
     badges = ["header agrees" in card.text_content() for card in cards]
     assert sorted(badges) == [False, True]
+
+
+def test_time_series_card_says_why_not_below_threshold(tmp_path: Path):
+    """A series rejected as a time series (its best probability may be above the threshold)
+    must not be explained as "below threshold": the card points to the reason instead."""
+    from dataclasses import replace
+
+    reason = "time series: 40 volumes of one image (voxel signal varies 1.2% between volumes); kept as other"
+    clf = replace(_classification(OTHER, 0.3), reason=reason)  # best guess DWI at 0.7, threshold 0.5
+    series = Series("TS", None, "1.2.3.4", "bold/", (), "dicom", facts_from_sidecar({"SeriesDescription": "rest_bold"}))
+    page = write_participant_report([SeriesResult(series, clf, "unknown", "sourcedata/unclassified/sub-TS/5_rest_bold.nii.gz",
+                                                  "other", reason)], tmp_path, "TS", {})
+    text = " ".join(lxml.html.parse(str(page)).getroot().text_content().split())
+    assert "best guess DWI, time series: see below" in text and reason in text
+    assert "below threshold" not in text

@@ -84,6 +84,7 @@ class Card:
     best_label: str
     decided_by: str
     open_set_rejected: bool
+    reason: str  # why "other" when the probabilities alone do not say (Classification.reason)
     threshold: float | None
     header_label: str
     flags: Flags
@@ -112,6 +113,7 @@ def _card(result: SeriesResult, figure: str, figure_note: str) -> Card:
         best_label=clf.best_label if clf else "",
         decided_by=clf.decided_by if clf else "",
         open_set_rejected=bool(clf and clf.open_set_rejected),
+        reason=clf.reason if clf else "",
         threshold=clf.threshold if clf else None,
         header_label=result.header_label or UNKNOWN,
         flags=flags_for(label, clf.confidence if clf else None, result.header_label, result.status,
