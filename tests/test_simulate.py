@@ -259,3 +259,11 @@ def test_lesions_are_no_class_cue_and_stripped_brains_mostly_carry_one():
 
     stripped, native = share(True), share(False)
     assert stripped >= 0.8 and 0.35 <= native <= 0.75 and stripped > native + 0.2, (stripped, native)
+
+
+def test_no_diffusion_target_is_a_b0_image_alone():
+    """A b=0 image is a T2-weighted EPI: as a DWI target it teaches that any EPI with bright CSF
+    is diffusion. Mixtures (the mean of a 4D series without b-values) stay mostly diffusion-weighted."""
+    rng = np.random.default_rng(3)
+    mixes = [S.CLASS_PROTOCOLS[label](rng, label).b0_mix for _ in range(300) for label in ("DWI", "body-DWI")]
+    assert max(mixes) <= 0.3 and 0.2 < np.mean(np.array(mixes) > 0) < 0.5

@@ -224,8 +224,11 @@ DIFFUSION_RES = {"brain": (1.2, 3.5), "body": (1.5, 3.5)}
 
 
 def _dwi(rng, label: str) -> Protocol:
+    # Part b=0 (a 4D series' mean when its b-values are lost), never a b=0 image alone: that is a
+    # T2-weighted EPI, and labelling it DWI (8% up to 0.7.0) taught that any EPI with bright CSF
+    # is diffusion, which is how single real BOLD volumes were named DWI.
     r = rng.random()
-    b0_mix = 1.0 if r < 0.08 else (_u(rng, 0.0, 0.3) if r < 0.4 else 0.0)
+    b0_mix = _u(rng, 0.0, 0.3) if r < 0.35 else 0.0
     return Protocol(label, "dwi", "dwi", tr=_u(rng, 3000, 9000), te=_u(rng, 60, 110), b=_u(rng, 500, 1500),
                     b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35),
                     **_epi_geometry(rng, res=DIFFUSION_RES["brain"]))
