@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe")
+SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -126,3 +127,23 @@ def test_perturbation_probe_follows_the_true_class(real_data, tmp_path):
         assert f["true_class_probability"]["gamma 1.6"] != f["true_class_probability"]["none"]
     assert summary["none"]["at_or_above_threshold"] == sum(
         f["true_class_probability"]["none"] >= classifier.threshold for f in found)
+
+
+def test_derived_maps_are_physiological_and_classified(real_data, tmp_path):
+    """The ADC map derived from the real Philips DTI has brain-tissue values (10^-6 mm^2/s) and CSF
+    far above them, the trace is darker than b=0, and the check classifies both maps."""
+    maps = module("derived_maps")
+    data, b, affine = maps.raw_diffusion(real_data / "dicom" / "philips_dwi_DTI_Biobank", tmp_path)
+    derived = maps.derived_maps(data, b)
+    adc = derived["ADC"][derived["ADC"] > 0]
+    assert 500 < np.median(adc) < 1300 and np.percentile(adc, 98) > 2000, np.percentile(adc, [50, 98])
+    s0 = data[..., b < 50].mean(axis=-1)
+    assert derived["trace"].mean() < 0.6 * s0.mean()
+
+    from bidsapp.classes import ALL_LABELS
+    from bidsapp.model.predict import Classifier
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "labels.tsv").write_text(f"path\tlabel\n{(real_data / 'dicom' / 'philips_dwi_DTI_Biobank').resolve()}\tDWI\n")
+    rows = maps.check(Classifier.load("cpu"), tmp_path / "one")
+    assert [r["map"] for r in rows] == ["ADC", "trace"] and all(r["label"] in ALL_LABELS for r in rows)
