@@ -78,4 +78,4 @@ def time_series_reason(timecourses: np.ndarray | None, b_values: tuple[float, ..
     if cv >= MAX_TEMPORAL_CV:
         return ""
     return (f"time series: {len(timecourses)} volumes of one image (voxel signal varies {cv:.1%} "
-            f"between volumes); fMRI, ASL or perfusion runs are kept as other")
+            f"between volumes): repeated acquisitions (fMRI, ASL, b=0 field-map runs) are kept as other")
