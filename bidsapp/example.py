@@ -4,7 +4,8 @@
 
 It needs no external data: the procedural head phantom (``train.phantom``) is rendered with the
 training simulator's physics into T1w, post-contrast T1w, T2w, FLAIR, DWI (b0 + 3 directions),
-ADC and a localizer, written as one DICOM file per slice with realistic header tags. One series
+ADC, a localizer and a resting-state BOLD run (12 volumes: a time series, "other"), written as
+one DICOM file per slice with realistic header tags. One series
 carries a misleading SeriesDescription, and a few junk files are mixed in, so the example shows
 what the tool is for: content decides, the header is cross-checked, junk is skipped.
 """
@@ -31,9 +32,15 @@ class ExampleSeries:
     protocol: simulate.Protocol
     plane: str = "axial"
     n_slices: int = 24
-    b_values: tuple[float, ...] = ()
+    b_values: tuple[float, ...] = ()  # one volume per b-value (diffusion)
+    n_volumes: int = 1  # repeated volumes of a time series (fMRI), when there are no b-values
     image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "M", "NONE")
     tags: dict = field(default_factory=dict)
+
+    @property
+    def volumes(self) -> tuple[float | None, ...]:
+        """The b-value of each volume, None for a volume without diffusion weighting."""
+        return tuple(self.b_values) or (None,) * self.n_volumes
 
 
 def _p(label, kind, seq, **kw) -> simulate.Protocol:
@@ -57,13 +64,23 @@ SERIES: tuple[ExampleSeries, ...] = (
                   image_type=("DERIVED", "PRIMARY", "DIFFUSION", "ADC"), tags={"ScanningSequence": "EP"}),
     ExampleSeries(7, "t1_se_tra_post", "T1wce", _p("T1wce", "se_t1", "se", tr=550, te=10, gd_phase="brain"),
                   tags={"ScanningSequence": "SE", "SequenceVariant": "SK", "ContrastBolusAgent": "Gadovist"}),
+    ExampleSeries(8, "ep2d_bold_rest", "other",  # a time series: its volumes repeat one image
+                  _p("other", "fmri", "gre", tr=2000, te=30, flip=77, res=3.0, thickness=3.5, epi=True, snr=60, fat_sat=0.1),
+                  n_slices=24, n_volumes=12, tags={"ScanningSequence": "EP", "SequenceVariant": "SK"}),
 )
 
 _LPS = np.array([-1.0, -1.0, 1.0])  # RAS → DICOM patient (LPS) coordinates
 
 
 def render_example_series(series: ExampleSeries, anat: simulate.Anatomy, seed: int) -> tuple[np.ndarray, simulate.SliceGeometry]:
-    """(n_volumes, n_slices, H, W) float images and their geometry."""
+    """(n_volumes, n_slices, H, W) float images and their geometry. A time series is one
+    rendered image repeated with fresh thermal noise per volume (temporal SNR ``protocol.snr``),
+    as a BOLD run is: rendering each volume anew would redraw its texture and artefacts."""
+    if series.n_volumes > 1 and not series.b_values:
+        (first,), geo = render_example_series(replace(series, n_volumes=1), anat, seed)
+        rng = np.random.default_rng([seed, series.number, 1])
+        sigma = float(np.mean(first[first > 0.1 * first.max()])) / series.protocol.snr
+        return np.stack([np.abs(first + rng.normal(0, sigma, first.shape)) for _ in range(series.n_volumes)]), geo
     volumes = []
     for i, b in enumerate(series.b_values or (None,)):
         proto = series.protocol if b is None else replace(series.protocol, b=float(b), raw_direction=b > 0)
@@ -140,11 +157,15 @@ def write_example(out_dir: str | Path, seed: int = 0) -> list[ExampleSeries]:
         folder = out / f"{series.number:02d}_{series.description}"
         folder.mkdir(exist_ok=True)
         instance = 0
-        for v, b in enumerate(series.b_values or (None,)):
+        for v, b in enumerate(series.volumes):
             for k in range(pixels.shape[1]):
                 instance += 1
                 path = folder / f"IM{instance:05d}.dcm"
-                _dataset(path, series, study, geo, k, pixels[v, k], instance, b).save_as(path, enforce_file_format=True)
+                ds = _dataset(path, series, study, geo, k, pixels[v, k], instance, b)
+                if series.n_volumes > 1:  # the same slice positions again, one acquisition per volume
+                    ds.AcquisitionNumber = ds.TemporalPositionIdentifier = v + 1
+                    ds.AcquisitionTime = f"12{series.number:02d}{v:02d}.000000"
+                ds.save_as(path, enforce_file_format=True)
     (out / "README.txt").write_text("Example study written by mrclass-bids-example; not a DICOM file.\n")
     (out / "01_localizer" / "Thumbs.db").write_bytes(b"\x00junk")
     return list(SERIES)

@@ -26,6 +26,24 @@ def test_example_study_converts_with_dcm2niix(tmp_path):
     for s in SERIES:
         img = nib.load(by_number[s.number])
         n_vol = img.shape[3] if img.ndim == 4 else 1
-        assert n_vol == max(1, len(s.b_values)), s.description
+        assert n_vol == len(s.volumes), s.description
         assert s.n_slices in img.shape[:3], s.description
     assert (out / "5.bval").read_text().split() == ["0", "1000", "1000", "1000"]
+
+
+def test_readme_example_is_sorted_by_content(tmp_path):
+    """README command 1: every example series gets its content label (the misleading 'T2 AX'
+    description included), and the BOLD run is kept as other because its volumes repeat."""
+    from e2e_helpers import require_model
+
+    from bidsapp.cli.run import main
+    from bidsapp.derivatives import read_tsv
+
+    require_model()
+    write_example(tmp_path / "dicom")
+    out = tmp_path / "bids"
+    assert main([str(tmp_path / "dicom"), str(out), "participant"]) == 0
+    rows = {int(r["source"].split("_")[0]): r for r in
+            read_tsv(out / "derivatives" / "mrclass" / "sub-EXAMPLE01" / "sub-EXAMPLE01_classifications.tsv")}
+    assert {n: r["label"] for n, r in rows.items()} == {s.number: s.truth for s in SERIES}
+    assert "time series: 12 volumes" in rows[8]["message"] and rows[8]["bids_path"].startswith("sourcedata/unclassified/")
