@@ -267,3 +267,17 @@ def test_no_diffusion_target_is_a_b0_image_alone():
     rng = np.random.default_rng(3)
     mixes = [S.CLASS_PROTOCOLS[label](rng, label).b0_mix for _ in range(300) for label in ("DWI", "body-DWI")]
     assert max(mixes) <= 0.3 and 0.2 < np.mean(np.array(mixes) > 0) < 0.5
+
+
+def test_fa_maps_join_the_open_set_with_bright_white_matter():
+    """Every DTI exports an FA map; a real one was named ADC (0.79) by 0.7.0. The open set now
+    draws FA maps: values in [0, 1], white matter far above cortex and CSF."""
+    rng = np.random.default_rng(0)
+    protos = [S._other(rng, "brain") for _ in range(400)]
+    fa = next(p for p in protos if p.kind == "fa")
+    assert fa.label == "other" and fa.epi and fa.fat_sat == 1.0
+    lut = S.tissue_signal(rng, fa, S.draw_tissue_params(rng, fa.field))
+    wm, gm, csf = (lut[TISSUE_INDEX[t]] for t in ("wm", "gm", "csf"))
+    assert wm > 2 * gm > 2 * csf
+    slices, _ = S.render(rng, make_phantom(0), fa, 4, stripped=False, storage=False)
+    assert 0 <= slices.min() and slices.max() <= 1.0

@@ -140,7 +140,7 @@ class Protocol:
 
     label: str  # a class label or "other"
     kind: str  # name of the generator, for bookkeeping
-    seq: str  # se | gre | ir | mprage | dwi | adc | swi | fmap_phase | asl | ct | noise
+    seq: str  # se | gre | ir | mprage | dwi | adc | fa | swi | fmap_phase | asl | ct | noise
     tr: float = 500.0
     te: float = 15.0
     ti: float = 0.0
@@ -286,8 +286,9 @@ CLASS_PROTOCOLS = {
 
 def _other(rng, region: str) -> Protocol:
     """Series the model must not force into a class (open set)."""
-    kinds = ["pd", "pd_gre", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short"]
-    weights = np.array([3, 1.5, 2, 3, 2, 1, 2, 2, 1, 2, 1], float)
+    kinds = ["pd", "pd_gre", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short",
+             "fa"]
+    weights = np.array([3, 1.5, 2, 3, 2, 1, 2, 2, 1, 2, 1, 1.5], float)
     kind = str(rng.choice(kinds, p=weights / weights.sum()))
     g = _geometry(rng, p3d=0.3)
     if kind == "pd":  # long TR, short TE: up to TE 30 it shaded into T2w, an ambiguous target
@@ -322,6 +323,8 @@ def _other(rng, region: str) -> Protocol:
         return Protocol("other", kind, "gre", tr=_u(rng, 3, 10), te=_u(rng, 1.5, 5), flip=_u(rng, 20, 60),
                         mixed_planes=mixed, is3d=False, thickness=_u(rng, 5, 10) if mixed else _u(rng, 8, 15),
                         res=_u(rng, 1.0, 2.5) if mixed else _u(rng, 1.8, 3.5), snr=_u(rng, 8, 30), field=g["field"])
+    if kind == "fa":  # fractional anisotropy map, exported beside every DTI: white matter bright, like no class
+        return Protocol("other", kind, "fa", **{**_epi_geometry(rng, thick=(1.5, 3.5), res=(1.5, 2.8)), "fat_sat": 1.0})
     if kind == "noise":
         return Protocol("other", kind, "noise", **g)
     return Protocol("other", kind, "ct", **g)
@@ -404,6 +407,14 @@ def mprage_centre_mz(t1: np.ndarray, proto: Protocol, cycles: int = 6) -> np.nda
     return centre
 
 
+#: Fractional anisotropy by tissue (Pierpaoli 1996 Radiology 201:637; Mukherjee 2008 AJNR 29:632):
+#: white matter 0.4-0.8 with fibre coherence, deep grey 0.2-0.3, cortex 0.1-0.2, CSF near 0;
+#: oedema and tumour lower white matter's. Tissues not listed (scalp, muscle, bone: low SNR at
+#: b=1000) show the positive bias of FA in noise, about 0.3.
+FA = {"wm": 0.5, "deep_gm": 0.25, "gm": 0.14, "csf": 0.06, "choroid": 0.15, "vitreous": 0.05, "wm_lesion": 0.3,
+      "oedema": 0.2, "tumour": 0.15, "necrosis": 0.08, "fluid": 0.05}
+
+
 def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     """Signal of each tissue under this protocol (the per-tissue lookup table)."""
     c = gd_concentration(rng, proto.gd_phase)
@@ -435,6 +446,8 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
         s = s0 * (proto.b0_mix + (1 - proto.b0_mix) * np.exp(-proto.b * tp.adc / 1000.0))
     elif seq == "adc":
         s = tp.adc * (pd > 0.2)
+    elif seq == "fa":  # white matter's coherence is modulated in render; elsewhere a noise-biased low FA
+        s = np.array([FA.get(n, 0.3) for n in TISSUE_NAMES]) * rng.uniform(0.85, 1.15, N_TISSUES)
     elif seq == "asl":  # perfusion-weighted: GM 2-3x WM; labelled blood still in arteries (transit artefact)
         s = np.where(_IS_BRAIN, tp.pd, 0.0) * np.array([{"gm": 1.0, "deep_gm": 0.8, "wm": _u(rng, 0.3, 0.5)}.get(n, 0.05)
                                                          for n in TISSUE_NAMES])
@@ -652,6 +665,12 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         wm = np.isin(tissue, _idx("wm", "deep_gm"))
         field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
         sub = np.where(wm, sub * np.exp(-proto.b * tp.adc[TISSUE_INDEX["wm"]] / 1000 * 0.6 * field_), sub)
+    if proto.seq == "fa":  # fibre coherence: tracts near 0.8, crossings and the periphery near 0.3
+        wm = np.isin(tissue, _idx("wm"))
+        field_ = _smooth_field(rng, tissue.shape[2:], 4, 1.0)[None, None]
+        sub = np.where(wm, np.clip(sub * (1.0 + 0.5 * field_), 0.2, 0.95), sub)
+        scalp = ~_IS_BRAIN[tissue] & (tissue != TISSUE_INDEX["air"])  # little signal at b=1000: speckled FA
+        sub = np.where(scalp, rng.uniform(0.05, 0.7, sub.shape).astype(np.float32), sub)
     sub = _tissue_texture(rng, sub, geo.res, TEXTURE[anat.region])
     combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
     img = combine(sub, axis=1)
@@ -773,6 +792,10 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
     if proto.seq == "ct":
         return img + rng.normal(scale=_u(rng, 2, 15), size=img.shape).astype(np.float32)
     img = img * (1 + _smooth_field(rng, (h, w), _u(rng, 3, 8), _u(rng, 0.02, 0.08))[None])  # texture
+    if proto.seq == "fa":  # FA maps: fit noise biases FA up; background zeroed by the scanner, or noise FA
+        img = np.abs(img + rng.normal(scale=_u(rng, 0.02, 0.08), size=img.shape))
+        outside = rng.uniform(0.15, 0.9, size=img.shape) if rng.random() < 0.4 else np.zeros_like(img)
+        return np.clip(np.where(mask, img, outside), 0, 1).astype(np.float32)
     if proto.seq == "adc":  # ADC maps: scaled units, noise in the fit, background often zero
         img = img * 1000 * (1 + rng.normal(scale=_u(rng, 0.02, 0.12), size=img.shape))
         img = np.where(mask | (rng.random(img.shape) < _u(rng, 0, 0.05)), img, 0)
