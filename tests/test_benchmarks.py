@@ -131,14 +131,17 @@ def test_perturbation_probe_follows_the_true_class(real_data, tmp_path):
 
 def test_derived_maps_are_physiological_and_classified(real_data, tmp_path):
     """The ADC map derived from the real Philips DTI has brain-tissue values (10^-6 mm^2/s) and CSF
-    far above them, the trace is darker than b=0, and the check classifies both maps."""
+    far above them, the trace is darker than b=0, FA is high in white matter only, and the check
+    classifies all three maps."""
     maps = module("derived_maps")
-    data, b, affine = maps.raw_diffusion(real_data / "dicom" / "philips_dwi_DTI_Biobank", tmp_path)
-    derived = maps.derived_maps(data, b)
+    data, b, g, affine = maps.raw_diffusion(real_data / "dicom" / "philips_dwi_DTI_Biobank", tmp_path)
+    derived = maps.derived_maps(data, b, g)
     adc = derived["ADC"][derived["ADC"] > 0]
     assert 500 < np.median(adc) < 1300 and np.percentile(adc, 98) > 2000, np.percentile(adc, [50, 98])
     s0 = data[..., b < 50].mean(axis=-1)
     assert derived["trace"].mean() < 0.6 * s0.mean()
+    fa = derived["FA"][derived["ADC"] > 0] / 1000  # white matter's FA high, the median voxel's low
+    assert np.percentile(fa, 95) > 0.45 and np.median(fa) < 0.35, np.percentile(fa, [50, 95])
 
     from bidsapp.classes import ALL_LABELS
     from bidsapp.model.predict import Classifier
@@ -146,4 +149,4 @@ def test_derived_maps_are_physiological_and_classified(real_data, tmp_path):
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "labels.tsv").write_text(f"path\tlabel\n{(real_data / 'dicom' / 'philips_dwi_DTI_Biobank').resolve()}\tDWI\n")
     rows = maps.check(Classifier.load("cpu"), tmp_path / "one")
-    assert [r["map"] for r in rows] == ["ADC", "trace"] and all(r["label"] in ALL_LABELS for r in rows)
+    assert [r["map"] for r in rows] == ["ADC", "trace", "FA"] and all(r["label"] in ALL_LABELS for r in rows)
