@@ -12,10 +12,10 @@ from bidsapp.classes import LABELS, OTHER
 from bidsapp.model.predict import DEFAULT_WEIGHTS, Classifier, decide, sha256
 from bidsapp.volume import load_dicom, load_nifti
 
-#: Regression floor for the shipped model on the real development set: v0.7.0 measured 0.65 (17/26) on this
-#: subset (v0.6.0: 0.54, v0.5.0: 0.42, v0.4.0: 0.38). The bar (>= 95%) is a benchmark in docs/benchmarks.md, not a
-#: test; raise this floor whenever a better model ships.
-REAL_ACCURACY_FLOOR = 0.60
+#: Regression floor for the shipped model on the real development set: v0.8.0 measured 0.69 (18/26) on this
+#: subset (v0.7.0: 0.65, v0.6.0: 0.54, v0.5.0: 0.42, v0.4.0: 0.38). The bar (>= 95%) is a benchmark in
+#: docs/benchmarks.md, not a test; raise this floor whenever a better model ships.
+REAL_ACCURACY_FLOOR = 0.65
 
 
 def test_shipped_weights_match_their_card():
