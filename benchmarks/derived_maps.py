@@ -59,9 +59,9 @@ def raw_diffusion(source: Path, work: Path) -> tuple[np.ndarray, np.ndarray, np.
     return data, b, g, img.affine
 
 
-def fractional_anisotropy(data: np.ndarray, b: np.ndarray, g: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """FA of a log-linear diffusion tensor fit inside ``head`` (0 outside)."""
-    dw, s0 = b > 50, np.maximum(data[..., b < 50].mean(axis=-1), 1e-3)
+def fractional_anisotropy(data: np.ndarray, b: np.ndarray, g: np.ndarray, s0: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """FA of a log-linear diffusion tensor fit inside ``head`` (0 outside); ``s0`` the b=0 mean."""
+    dw, s0 = b > 50, np.maximum(s0, 1e-3)
     x, y, z = g[:, dw]
     design = np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1) * b[dw, None]
     signal = -np.log(np.maximum(data[head][:, dw], 1e-3) / s0[head][:, None])
@@ -84,14 +84,14 @@ def derived_maps(data: np.ndarray, b: np.ndarray, g: np.ndarray) -> dict[str, np
     head = s0 > 0.1 * np.percentile(s0, 99)
     adc = -np.log(np.maximum(trace, 1e-3) / np.maximum(s0, 1e-3)) / b[high].mean()
     adc = np.where(head, np.clip(adc, 0, 0.005) * 1e6, 0).round().astype(np.int16)
-    fa = np.round(fractional_anisotropy(data, b, g, head) * 1000).astype(np.int16)
+    fa = np.round(fractional_anisotropy(data, b, g, s0, head) * 1000).astype(np.int16)
     return {"ADC": adc, "trace": np.round(trace).clip(0, 32767).astype(np.int16), "FA": fa}
 
 
 def check(classifier: Classifier, data_root: Path) -> list[dict]:
     rows = []
     for row in benchlib.read_labels(data_root):
-        if row["label"] not in ("DWI",):  # brain raw diffusion: the maps the set lacks
+        if row["label"] != "DWI":  # brain raw diffusion: the maps the set lacks
             continue
         with tempfile.TemporaryDirectory(prefix="mrclass-maps-") as work:
             raw = raw_diffusion(data_root / row["path"], Path(work))

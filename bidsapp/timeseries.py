@@ -26,6 +26,14 @@ OUTLIER_RATIO = 1.3
 #: A series is a time series when the median voxel's temporal coefficient of variation, over the
 #: volumes kept, is below this. BOLD: 0.01-0.05; diffusion-weighted volumes alone: 0.15 and up.
 MAX_TEMPORAL_CV = 0.10
+#: b-values above this (s/mm^2) make a series diffusion-weighted.
+DIFFUSION_MIN_B = 50.0
+
+
+def is_diffusion(b_values: tuple[float, ...]) -> bool:
+    """The one rule for "these b-values make a diffusion series": ``volume`` reads such a series by
+    its highest shell, and it is never a time series."""
+    return bool(b_values) and max(b_values) > DIFFUSION_MIN_B
 
 
 class TimecourseSampler:
@@ -63,8 +71,8 @@ def sample_timecourses(volumes: Iterable[np.ndarray], max_voxels: int = MAX_VOXE
 def time_series_reason(timecourses: np.ndarray | None, b_values: tuple[float, ...] = ()) -> str:
     """Why this series is a time series ("" when it is not, or when nothing can be said).
 
-    Diffusion series (any b above 50) are never time series, whatever their volumes look like."""
-    if timecourses is None or len(timecourses) < MIN_VOLUMES or (b_values and max(b_values) > 50):
+    Diffusion series (``is_diffusion``) are never time series, whatever their volumes look like."""
+    if timecourses is None or len(timecourses) < MIN_VOLUMES or is_diffusion(b_values):
         return ""
     means = timecourses.mean(axis=1)
     median = float(np.median(means))

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .dicom_subset import classification_files
 from .records import Volume
-from .timeseries import TimecourseSampler, sample_timecourses
+from .timeseries import TimecourseSampler, is_diffusion, sample_timecourses
 from .tools import find_tool
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,9 @@ def _load_reduced(path: Path, b_values: tuple[float, ...], max_voxels: int) -> V
 
 
 def _representative_indices(n_volumes: int, b_values: tuple[float, ...]) -> list[int]:
-    """Which volumes stand for a 4D series. Diffusion (b-values known, max b > 50): the highest
+    """Which volumes stand for a 4D series. Diffusion (``is_diffusion``): the highest
     shell, which is what a radiologist reads (trace-like). Others (fMRI, multi-echo, ASL): all."""
-    if b_values and max(b_values) > 50:
+    if is_diffusion(b_values):
         b = np.asarray(b_values)
         return [int(i) for i in np.flatnonzero(b >= 0.9 * b.max())]
     return list(range(n_volumes))
