@@ -72,3 +72,19 @@ def test_smoke_training_with_averaging_ships_the_averaged_weights(tmp_path):
     shipped = torch.load(out / "mrclass.pt", weights_only=True)
     for k, v in state["average"].items():
         assert torch.equal(shipped[k].float(), v.half().float())
+
+
+def test_bf16_training_steps_change_float32_weights(tmp_path):
+    """bfloat16 autocast runs the network only: the optimiser keeps float32 weights and moves them."""
+    out = tmp_path / "run"
+    args = ["--anatomy", "phantom", "--out", str(out), "--steps", "2", "--batch", "2", "--train-slices", "2",
+            "--val-size", "6", "--workers", "0", "--threads", "1", "--minutes", "2", "--bf16", "--seed", "3"]
+    assert train.main(args) == 0
+    card = json.loads((out / "mrclass.json").read_text())
+    assert card["training"]["bf16"] is True and card["training"]["steps"] == 2
+    state = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    assert all(np.isfinite(v.numpy()).all() for v in state.values() if v.is_floating_point())
+    torch.manual_seed(3)  # train.main seeds torch before building the network: the same initial weights
+    initial = train.SliceStackClassifier(len(LABELS), train.ARCH).state_dict()
+    assert any(not torch.equal(initial[k], state[k]) for k in initial)

@@ -240,6 +240,9 @@ def parse_args(argv=None):
                    help="ship the mean of the weights saved every %d steps once this fraction of the budget "
                         "has passed, and the final ones (0: the final weights alone)" % CHECKPOINT_EVERY)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the network (loss and weights stay float32): about 2x faster "
+                        "steps on CPUs with bf16 instructions, slower on those without")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", help="start from these weights (fine-tuning)")
     p.add_argument("--finetune-labels", help="labels.tsv of the user's real labelled NIfTIs")
@@ -309,7 +312,9 @@ def main(argv=None) -> int:
         frac = min(1.0, max((time.time() - t0) / budget, step / total_steps_est))
         for g in opt.param_groups:  # cosine decay over the time (or step) budget, short warm-up
             g["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac))
-        loss = loss_fn(net(x, geometry), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = net(x, geometry)
+        loss = loss_fn(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -346,7 +351,7 @@ def main(argv=None) -> int:
         "training": {"seed": args.seed, "steps": step, "batch_series": args.batch, "train_slices": args.train_slices,
                      "replay_fraction": args.replay_fraction, "average_from": args.average_from,
                      "averaged_snapshots": average.count,
-                     "lr": args.lr, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
+                     "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
                      "finetune_labels": args.finetune_labels, "command": "mrclass-bids-train " + " ".join(argv or [])},
         "data": "simulated from BrainWeb 20 (Aubert-Broche 2006), SynthSeg 20 training label maps (Billot 2023), "
                 "TotalSegmentator example abdomen (Wasserthal 2023); see docs/simulator.md",
