@@ -104,11 +104,13 @@ def test_stored_voxel_size_is_mostly_the_acquired_one_but_not_always():
     epi = S.CLASS_PROTOCOLS["DWI"](rng, "DWI")
     sizes = [S.stored_voxel_size(rng, epi, stripped=False) for _ in range(400)]
     in_plane = np.array([s[0] for s in sizes])
-    assert np.mean(np.isclose(in_plane, epi.res)) > 0.5  # mostly as acquired
+    assert np.mean(np.isclose(in_plane, epi.res)) > 0.4  # the commonest single case: as acquired (EPI: 0.85 x 0.65 x 0.85)
     assert np.any(np.isclose(in_plane, epi.res / 2))  # interpolated reconstructions
     assert all(sl >= epi.thickness or sl == ip for ip, sl in sizes)  # gaps widen; resampled is isotropic
     resampled = [S.stored_voxel_size(rng, epi, stripped=True) for _ in range(400)]
     assert 0.25 < np.mean([a == b for a, b in resampled]) < 0.6  # pre-processed data: often isotropic
+    iso = [a for a, b in sizes + resampled if a == b and a != 1.0]
+    assert min(iso) < 0.8 and max(iso) > 1.8  # resampled to many grids, not 1 mm alone
 
 
 def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
