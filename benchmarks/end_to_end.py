@@ -72,19 +72,26 @@ def participant_series(data: Path, patterns: list[str]) -> list[Path]:
     return folders
 
 
-def build_input(data: Path, folders: list[Path], dest: Path) -> list[dict]:
-    """Copy the series under ``dest`` with reproin-style names; one dict per series."""
+def build_input(data: Path, folders: list[Path], dest: Path, copies: int = 1) -> list[dict]:
+    """Copy the series under ``dest`` with reproin-style names; one dict per series.
+
+    ``copies`` > 1 repeats every series as new series of the same participant (fresh UIDs,
+    series number + 100 per copy): the bar is stated for a participant of about 10 series, and
+    the development set's one multi-series participant has 5."""
     import pydicom
 
     labels = {r["path"].rstrip("/"): r["label"] for r in benchlib.read_labels(data)}
     made = []
-    for folder in folders:
-        first = pydicom.dcmread(benchlib.series_files(folder)[0], stop_before_pixels=True)
-        number = int(first.get("SeriesNumber", len(made) + 1) or len(made) + 1)
-        label = labels.get(f"dicom/{folder.name}", "other")
-        name = reproin_name(label, number)
-        n = benchlib.copy_series(folder, dest / folder.name, protocol=name, drop=DROP)
-        made.append({"series": folder.name, "label": label, "reproin_name": name, "files": n})
+    for copy in range(copies):
+        for folder in folders:
+            first = pydicom.dcmread(benchlib.series_files(folder)[0], stop_before_pixels=True)
+            number = int(first.get("SeriesNumber", len(made) + 1) or len(made) + 1) + 100 * copy
+            label = labels.get(f"dicom/{folder.name}", "other")
+            name = reproin_name(label, number)
+            target = dest / (folder.name if copy == 0 else f"{folder.name}_copy{copy}")
+            n = benchlib.copy_series(folder, target, protocol=name, drop=DROP, new_uids=copy > 0,
+                                     series_number=number if copy else None)
+            made.append({"series": target.name, "label": label, "reproin_name": name, "files": n})
     return made
 
 
@@ -159,6 +166,8 @@ def parse_args(argv=None):
     p.add_argument("--data", type=Path, help=f"real development set (default {benchlib.default_data()})")
     p.add_argument("--series", nargs="+", default=["ProstateX-0000_*"],
                    help="glob(s) of series folders under DATA/dicom forming one participant (default ProstateX-0000_*)")
+    p.add_argument("--copies", type=int, default=1,
+                   help="repeat the participant's series this many times as new series (2: the 5 ProstateX series make 10)")
     p.add_argument("--reps", type=int, default=5, help="repetitions of each tool (default 5)")
     p.add_argument("--nprocs", type=int, default=2, help="mrclass-bids --nprocs (default 2)")
     p.add_argument("--no-imports", dest="imports", action="store_false",
@@ -175,7 +184,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="mrclass-e2e-") as tmp:
         scratch = args.keep or Path(tmp)
         inp = scratch / "input"
-        series = build_input(data, folders, inp)
+        series = build_input(data, folders, inp, args.copies)
         reps = []
         for rep in range(args.reps):
             order = ("mrclass-bids", "heudiconv-reproin")
@@ -185,7 +194,7 @@ def main(argv=None) -> int:
                 print(f"rep {rep + 1}/{args.reps} {tool}: {reps[-1].wall_s:.2f} s, {reps[-1].images} images",
                       file=sys.stderr)
     result = {"benchmark": "end_to_end", "meta": benchlib.machine_info(),
-              "config": {"data": benchlib.display_path(data), "series": series, "reps": args.reps, "nprocs": args.nprocs,
+              "config": {"data": benchlib.display_path(data), "series": series, "copies": args.copies, "reps": args.reps, "nprocs": args.nprocs,
                          "commands": {t: " ".join(Path(c).name if i == 0 else c for i, c in
                                                   enumerate(commands(t, Path("IN"), Path("OUT"), Path("WORK"), args.nprocs)))
                                       for t in ("mrclass-bids", "heudiconv-reproin")}},

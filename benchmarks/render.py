@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 NAMES = ("classifier_speed", "end_to_end", "scaling", "accuracy")
 COMMANDS = {
     "classifier_speed": "python benchmarks/classifier_speed.py --json benchmarks/results/classifier_speed.json",
-    "end_to_end": "python benchmarks/end_to_end.py --json benchmarks/results/end_to_end.json",
+    "end_to_end": "python benchmarks/end_to_end.py --copies 2 --json benchmarks/results/end_to_end.json",
     "scaling": "python benchmarks/scaling.py --json benchmarks/results/scaling.json",
     "accuracy": "python benchmarks/accuracy.py --json benchmarks/results/accuracy.json",
 }

@@ -39,7 +39,7 @@ if [ "$quick" = 1 ]; then
   e2e=(--series 'ProstateX-0000_7*' 'ProstateX-0000_8*' --reps 1)
   scale=(--series ProstateX-0000_7_ADC --sizes 1 2)
 else
-  speed=() e2e=() scale=()
+  speed=() e2e=(--copies 2) scale=()  # end to end: the bar's participant of about 10 series (5 ProstateX series twice)
 fi
 
 set -x

@@ -150,3 +150,18 @@ def test_derived_maps_are_physiological_and_classified(real_data, tmp_path):
     (tmp_path / "one" / "labels.tsv").write_text(f"path\tlabel\n{(real_data / 'dicom' / 'philips_dwi_DTI_Biobank').resolve()}\tDWI\n")
     rows = maps.check(Classifier.load("cpu"), tmp_path / "one")
     assert [r["map"] for r in rows] == ["ADC", "trace", "FA"] and all(r["label"] in ALL_LABELS for r in rows)
+
+
+def test_end_to_end_copies_make_one_participant_of_new_series(real_data, tmp_path):
+    """--copies 2: every series twice, the copy with its own UIDs and series number, same patient."""
+    import pydicom
+
+    e2e = module("end_to_end")
+    folders = e2e.participant_series(real_data, ["ProstateX-0000_7*"])
+    made = e2e.build_input(real_data, folders, tmp_path / "in", copies=2)
+    assert [m["series"] for m in made] == ["ProstateX-0000_7_ADC", "ProstateX-0000_7_ADC_copy1"]
+    heads = [pydicom.dcmread(next((tmp_path / "in" / m["series"]).iterdir()), stop_before_pixels=True) for m in made]
+    assert heads[0].SeriesInstanceUID != heads[1].SeriesInstanceUID
+    assert int(heads[1].SeriesNumber) == int(heads[0].SeriesNumber) + 100
+    assert heads[0].PatientID == heads[1].PatientID and heads[0].StudyInstanceUID == heads[1].StudyInstanceUID
+    assert made[1]["reproin_name"] == f"dwi_acq-s{int(heads[1].SeriesNumber)}"

@@ -92,3 +92,14 @@ def test_views_of_one_series_average_their_logits():
     def logit(p):
         return np.log(p) - np.log1p(-p)
     assert not np.allclose(logit(clf.probabilities(views[0], geometry)), logit(expected), atol=0.05)
+
+
+def test_shared_classifier_freezes_what_it_loaded_out_of_the_collectors_sight():
+    """nipype runs gc.collect() before every dcm2niix; torch and MONAI must not be walked each time."""
+    import gc
+
+    from bidsapp.model.predict import shared_classifier
+
+    clf = shared_classifier("cpu")
+    assert gc.get_freeze_count() > 100_000  # the modules, the network and its weights
+    assert clf is shared_classifier("cpu")

@@ -140,6 +140,10 @@ def run_participants(args, src: Path, out: Path) -> int:
 
     from bidsapp.model.predict import shared_classifier
 
+    if kind == "dicom":  # before the model: shared_classifier freezes what is loaded by then
+        import bidsapp.convert  # noqa: F401  (imports nipype, which resets its log levels)
+
+        quiet_external(args.verbose)
     torch.set_num_threads(args.nprocs)
     device = resolve_device(args.device)
     try:
@@ -147,10 +151,6 @@ def run_participants(args, src: Path, out: Path) -> int:
     except FileNotFoundError as exc:
         log.error("cannot load the classifier: %s", exc)
         return EXIT_NOTHING_DONE
-    if kind == "dicom":
-        import bidsapp.convert  # noqa: F401  (imports nipype, which resets its log levels)
-
-        quiet_external(args.verbose)
     out.mkdir(parents=True, exist_ok=True)
     if kind == "dicom":
         derivatives.write_skipped(deriv_root(out, kind), found.skipped)
