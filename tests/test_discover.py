@@ -239,3 +239,32 @@ def test_discover_labels_any_patient_id(tmp_path_factory, pid, date):
     first, second = discover_dicom(root), discover_dicom(root)
     assert [s.subject for s in first.series] == [s.subject for s in second.series]
     assert len(first.series) == 1 and re.fullmatch(r"[a-zA-Z0-9]+", first.series[0].subject)
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"])
+def test_one_header_read_finds_cut_pixels_in_every_native_transfer_syntax(tmp_path, syntax):
+    """Discovery reads each file once and parses the pixel element's header itself: implicit,
+    explicit little- and big-endian files, whole, cut inside the pixels, or cut before them."""
+    import pydicom
+
+    from bidsapp.discover import _index_file
+
+    src = write_series(tmp_path / "src", n_slices=1, size=32)[0]
+    read = pydicom.dcmread(src)
+    ds = pydicom.Dataset()  # a fresh dataset: pydicom will not re-encode a read one in another byte order
+    ds.update(read)
+    ds.file_meta = read.file_meta
+    ds.file_meta.TransferSyntaxUID = syntax
+    if syntax == "1.2.840.10008.1.2.2":
+        ds.PixelData = np.frombuffer(read.PixelData, "<u2").astype(">u2").tobytes()
+    whole = tmp_path / "whole.dcm"
+    ds.save_as(whole, enforce_file_format=True)
+    data = whole.read_bytes()
+    pixel_start = len(data) - 32 * 32 * 2
+    assert _index_file(whole)[1:] == (None, True)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:-100])
+    assert f"file cut inside the pixel data ({len(data) - 100} of {len(data)} bytes)" == _index_file(cut)[1]
+    headless = tmp_path / "headless.dcm"  # ends where the pixel element would begin
+    headless.write_bytes(data[:pixel_start - (8 if syntax == "1.2.840.10008.1.2" else 12)])
+    assert _index_file(headless)[1] == "no pixel data element: truncated file or image without pixels"
