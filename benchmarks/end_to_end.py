@@ -81,11 +81,14 @@ def build_input(data: Path, folders: list[Path], dest: Path, copies: int = 1) ->
     import pydicom
 
     labels = {r["path"].rstrip("/"): r["label"] for r in benchlib.read_labels(data)}
+    numbers = {}
+    for i, folder in enumerate(folders, start=1):
+        first = pydicom.dcmread(benchlib.series_files(folder)[0], stop_before_pixels=True)
+        numbers[folder] = int(first.get("SeriesNumber", i) or i)
     made = []
     for copy in range(copies):
         for folder in folders:
-            first = pydicom.dcmread(benchlib.series_files(folder)[0], stop_before_pixels=True)
-            number = int(first.get("SeriesNumber", len(made) + 1) or len(made) + 1) + 100 * copy
+            number = numbers[folder] + 100 * copy
             label = labels.get(f"dicom/{folder.name}", "other")
             name = reproin_name(label, number)
             target = dest / (folder.name if copy == 0 else f"{folder.name}_copy{copy}")

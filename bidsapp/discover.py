@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from bidsapp import header
 from bidsapp.naming import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_core, sanitize_label
@@ -45,7 +46,7 @@ _INDEX_TAGS = [
 ]
 
 # Transfer syntaxes whose pixel data element has a declared length: a file ending before it is cut.
-_NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+_NATIVE_SYNTAXES = {ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian}
 
 # SOP classes that never carry an image, whatever else the header says (reason is logged).
 _NON_IMAGE_SOP_PREFIXES = {
@@ -163,22 +164,23 @@ _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR
 
 def _pixel_element_at(fp, syntax: str) -> _PixelElement | None:
     """The pixel data element starting at ``fp``'s position, where a header read that stopped
-    before the pixels left it, or None when the file ends first or another element is there.
+    before the pixels left it, or None when the file ends first (also inside the element's own
+    header) or another element is there.
 
     Parsing the element header ourselves spares a second read of every file (discovery reads
     each file once: on network file systems of clusters that is the cost of a run)."""
     start = fp.tell()
     head = fp.read(12)
-    little = syntax != "1.2.840.10008.1.2.2"
-    order = "<" if little else ">"
-    if len(head) < 8 or int.from_bytes(head[:2], "little" if little else "big") != 0x7FE0 \
-            or int.from_bytes(head[2:4], "little" if little else "big") != 0x0010:
+    order = ">" if syntax == ExplicitVRBigEndian else "<"
+    if len(head) < 8 or struct.unpack(order + "HH", head[:4]) != (0x7FE0, 0x0010):
         return None
-    if syntax == "1.2.840.10008.1.2":  # implicit VR: tag, 4-byte length
-        return _PixelElement(start + 8, int.from_bytes(head[4:8], "little"))
-    if head[4:6] in _LONG_VRS and len(head) == 12:
-        return _PixelElement(start + 12, struct.unpack(order + "I", head[8:12])[0])
-    return _PixelElement(start + 8, struct.unpack(order + "H", head[6:8])[0])
+    if syntax == ImplicitVRLittleEndian:  # tag, 4-byte length
+        return _PixelElement(start + 8, struct.unpack("<I", head[4:8])[0])
+    if head[4:6] not in _LONG_VRS:  # tag, VR, 2-byte length
+        return _PixelElement(start + 8, struct.unpack(order + "H", head[6:8])[0])
+    if len(head) < 12:
+        return None
+    return _PixelElement(start + 12, struct.unpack(order + "I", head[8:12])[0])
 
 
 def _broken_image_reason(ds: pydicom.Dataset, path: Path, pixels: _PixelElement | None) -> str | None:
@@ -200,7 +202,7 @@ def _broken_image_reason(ds: pydicom.Dataset, path: Path, pixels: _PixelElement 
 
 
 def _syntax(ds: pydicom.Dataset) -> str:
-    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2.1")
+    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ExplicitVRLittleEndian)
 
 
 def _read_index(path: Path) -> tuple[pydicom.Dataset, _PixelElement | None]:

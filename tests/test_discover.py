@@ -268,3 +268,6 @@ def test_one_header_read_finds_cut_pixels_in_every_native_transfer_syntax(tmp_pa
     headless = tmp_path / "headless.dcm"  # ends where the pixel element would begin
     headless.write_bytes(data[:pixel_start - (8 if syntax == "1.2.840.10008.1.2" else 12)])
     assert _index_file(headless)[1] == "no pixel data element: truncated file or image without pixels"
+    if syntax != "1.2.840.10008.1.2":  # explicit VR, cut inside the element's own header: pydicom's read fails
+        headless.write_bytes(data[:pixel_start - 4])
+        assert _index_file(headless)[1].startswith("unreadable DICOM header")

@@ -306,7 +306,9 @@ def _other(rng, region: str) -> Protocol:
                         **{**g3, "thickness": _u(rng, 20, 60) if mip else g3["thickness"]})
     if kind == "fmri":  # single-band (TR 2-3 s, 3-4 mm) to multiband (TR 0.7-1 s, 2 mm); flip near Ernst for grey matter
         tr = _u(rng, 700, 3000)
-        return Protocol("other", kind, "gre", tr=tr, te=_u(rng, 25, 40), flip=float(np.clip(_ernst(tr, 1500.0) * _u(rng, 0.85, 1.2), 35, 90)),
+        te = _u(rng, 25, 40)
+        flip = float(np.clip(_ernst(tr, 1500.0) * _u(rng, 0.85, 1.2), 35, 90))
+        return Protocol("other", kind, "gre", tr=tr, te=te, flip=flip,
                         **{**_epi_geometry(rng, thick=(2.0, 4.5), res=(1.8, 4.0)), "snr": _u(rng, 20, 80)})
     if kind == "b0_epi_short":
         return Protocol("other", kind, "gre", tr=_u(rng, 500, 1500), te=_u(rng, 15, 30), flip=_u(rng, 40, 70),
