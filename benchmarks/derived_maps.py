@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 from bidsapp.model.predict import Classifier  # noqa: E402
+from bidsapp.records import Volume  # noqa: E402
 from bidsapp.tools import find_tool  # noqa: E402
 from bidsapp.volume import volume_from_array  # noqa: E402
 
@@ -88,8 +90,9 @@ def derived_maps(data: np.ndarray, b: np.ndarray, g: np.ndarray) -> dict[str, np
     return {"ADC": adc, "trace": np.round(trace).clip(0, 32767).astype(np.int16), "FA": fa}
 
 
-def check(classifier: Classifier, data_root: Path) -> list[dict]:
-    rows = []
+def derived_volumes(data_root: Path) -> Iterator[tuple[str, str, Volume]]:
+    """(source series, map kind, volume) for every map derivable from the labelled brain DWI,
+    each read as the App loads a NIfTI (RAS-reoriented)."""
     for row in benchlib.read_labels(data_root):
         if row["label"] != "DWI":  # brain raw diffusion: the maps the set lacks
             continue
@@ -100,10 +103,16 @@ def check(classifier: Classifier, data_root: Path) -> list[dict]:
         data, b, g, affine = raw
         for kind, image in derived_maps(data, b, g).items():
             canonical = nib.as_closest_canonical(nib.Nifti1Image(image, affine))  # as load_nifti reads it
-            c = classifier.classify(volume_from_array(np.asarray(canonical.dataobj), canonical.affine))
-            top = sorted(c.probabilities.items(), key=lambda kv: -kv[1])[:3]
-            rows.append({"source": row["path"], "map": kind, "expected": EXPECTED[kind], "label": c.label,
-                         "confidence": c.confidence, "top3": top})
+            yield row["path"], kind, volume_from_array(np.asarray(canonical.dataobj), canonical.affine)
+
+
+def check(classifier: Classifier, data_root: Path) -> list[dict]:
+    rows = []
+    for source, kind, volume in derived_volumes(data_root):
+        c = classifier.classify(volume)
+        top = sorted(c.probabilities.items(), key=lambda kv: -kv[1])[:3]
+        rows.append({"source": source, "map": kind, "expected": EXPECTED[kind], "label": c.label,
+                     "confidence": c.confidence, "top3": top})
     return rows
 
 

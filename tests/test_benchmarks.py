@@ -15,7 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps")
+SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
+           "ensemble_probe")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -165,3 +166,36 @@ def test_end_to_end_copies_make_one_participant_of_new_series(real_data, tmp_pat
     assert int(heads[1].SeriesNumber) == int(heads[0].SeriesNumber) + 100
     assert heads[0].PatientID == heads[1].PatientID and heads[0].StudyInstanceUID == heads[1].StudyInstanceUID
     assert made[1]["reproin_name"] == f"dwi_acq-s{int(heads[1].SeriesNumber)}"
+
+
+def test_ensemble_probe_scores_what_inference_computes(real_data, tmp_path):
+    """Gamma 1 reproduces the classifier's own probabilities; a second copy of the same weights
+    changes no candidate's threshold or score; the run writes every candidate with its columns."""
+    from bidsapp.model.predict import Classifier
+    from bidsapp.train.evaluate import load_any
+
+    probe = module("ensemble_probe")
+    classifier = Classifier.load("cpu")
+    volume = load_any(real_data / "dicom" / "ProstateX-0000_7_ADC")
+    logits = probe.series_logits(classifier.network, [volume], classifier.spec, [0.7, 1.0])
+    assert logits.shape == (1, 2, len(classifier.card["classes"]))
+    expected = classifier.classify(volume).probabilities
+    assert np.allclose(1 / (1 + np.exp(-logits[0, 1])), list(expected.values()), atol=5e-5)
+    assert not np.allclose(logits[0, 0], logits[0, 1])  # the curve changes what the network sees
+
+    assert probe.candidates(["a", "b"], [0.7, 1.0]) == {
+        "a": (["a"], [1]), "b": (["b"], [1]), "mean(a+b)": (["a", "b"], [1]),
+        "a gamma-TTA": (["a"], [0, 1]), "b gamma-TTA": (["b"], [0, 1]), "mean(a+b) gamma-TTA": (["a", "b"], [0, 1])}
+
+    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
+    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
+        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    weights = Path(classifier.card["path"])
+    out = tmp_path / "probe.json"
+    assert probe.main(["--weights", str(weights), "--weights", str(weights), "--anatomy", "phantom", "--val-size", "12",
+                       "--data", str(tmp_path), "--no-derived", "--gammas", "0.7", "1", "--json", str(out)]) == 0
+    found = {c["candidate"]: c for c in json.loads(out.read_text())["candidates"]}
+    assert len(found) == 6  # each copy, their mean, and the three again with gamma TTA
+    single, _, mean = [c for name, c in found.items() if "gamma" not in name]
+    assert {k: v for k, v in single.items() if k != "candidate"} == {k: v for k, v in mean.items() if k != "candidate"}
+    assert all(c["dev_n"] == len(rows) and c["derived_n"] == 0 for c in found.values())

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Would averaging models, or intensity curves at test time, classify real series better?
+
+    python benchmarks/ensemble_probe.py --weights A.pt --weights B.pt        # each, their mean, with/without TTA
+    python benchmarks/ensemble_probe.py --weights A.pt --gammas 1 --json probe.json
+
+Candidates: every ``--weights`` alone, the mean of their logits (when more than one), and each
+of those again with test-time gamma curves (logits averaged over ``--gammas`` applied to the
+normalised input, the training augmentation's own curve). Every candidate gets its open-set
+threshold the way training chooses one (``metrics.choose_threshold``: 90% of simulated "other"
+refused first, then accuracy) on one fresh simulated validation set (``--seed``, ``--val-size``),
+and is then scored on the real development set and on the brain maps derived from its real
+DTI (``derived_maps.py``). Choose among candidates by the simulated column; the real columns
+are 34 series and say whether the choice holds there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+import derived_maps  # noqa: E402
+
+from bidsapp.classes import LABELS, OTHER  # noqa: E402
+from bidsapp.model.predict import Classifier, mirrored_logits  # noqa: E402
+from bidsapp.train.evaluate import load_any  # noqa: E402
+from bidsapp.train.metrics import choose_threshold, decide_labels, decisions  # noqa: E402
+from bidsapp.train.train import validation_set  # noqa: E402
+from bidsapp.volume import network_inputs, volume_geometry  # noqa: E402
+
+DEFAULT_GAMMAS = (1 / 1.4, 1.0, 1.4)
+
+
+@dataclass(frozen=True)
+class Scored:
+    candidate: str
+    threshold: float
+    simulated_accuracy: float
+    simulated_other_rejected: float
+    dev_right: int
+    dev_n: int
+    derived_right: int
+    derived_n: int
+    errors: list[str]
+
+
+def gamma_logits(network, stacks: np.ndarray, geometry: np.ndarray, gammas) -> np.ndarray:
+    """(B, K, H, W) stacks and (B, F) geometry -> (B, len(gammas), classes) mirrored logits, one
+    row per gamma curve ``sign(x)|x|^gamma`` (gamma 1 is exactly what inference computes)."""
+    x = torch.from_numpy(np.ascontiguousarray(stacks, dtype=np.float32))
+    g = torch.from_numpy(np.asarray(geometry, np.float32))
+    return np.stack([mirrored_logits(network, torch.sign(x) * x.abs().pow(gm), g).numpy() for gm in gammas], axis=1)
+
+
+def series_logits(network, volumes, spec, gammas) -> np.ndarray:
+    """(series, gammas, classes) logits of real volumes, views averaged as ``Classifier`` does."""
+    out = []
+    for v in volumes:
+        stacks = network_inputs(v, spec)
+        stacks = stacks[None] if stacks.ndim == 3 else stacks
+        geometry = np.repeat(volume_geometry(v)[None], len(stacks), axis=0)
+        out.append(gamma_logits(network, stacks, geometry, gammas).mean(axis=0))
+    return np.stack(out)
+
+
+def simulated_logits(network, stacks: np.ndarray, geometry: np.ndarray, gammas, batch: int = 16) -> np.ndarray:
+    return np.concatenate([gamma_logits(network, stacks[i:i + batch], geometry[i:i + batch], gammas)
+                           for i in range(0, len(stacks), batch)])
+
+
+def candidates(names: list[str], gammas) -> dict[str, tuple[list[str], list[int]]]:
+    """Candidate name -> (members, indices of the gammas averaged)."""
+    plain = [gammas.index(1.0)] if 1.0 in gammas else [0]
+    groups = {n: [n] for n in names} | ({"mean(" + "+".join(names) + ")": names} if len(names) > 1 else {})
+    out = {name: (members, plain) for name, members in groups.items()}
+    if len(gammas) > 1:
+        out |= {f"{name} gamma-TTA": (members, list(range(len(gammas)))) for name, members in groups.items()}
+    return out
+
+
+def score(name: str, members: list[str], gamma_idx: list[int], sim: dict, sim_labels: list[str],
+          real: dict, real_truth: list[str], real_names: list[str], n_dev: int) -> Scored:
+    def probs(logits):
+        return torch.sigmoid(torch.from_numpy(np.mean([logits[m][:, gamma_idx].mean(1) for m in members], 0))).numpy()
+
+    p_sim = probs(sim)
+    threshold = choose_threshold(p_sim, sim_labels)
+    d = decisions(p_sim, sim_labels, threshold)
+    predicted = decide_labels(probs(real), threshold)
+    right = [p == t for p, t in zip(predicted, real_truth)]
+    errors = [f"{n}: {t} -> {p}" for n, t, p in zip(real_names, real_truth, predicted) if p != t]
+    return Scored(name, threshold, round(d["accuracy"], 4), round(d["other_rejected"] or 0.0, 4),
+                  sum(right[:n_dev]), n_dev, sum(right[n_dev:]), len(right) - n_dev, errors)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", type=Path, action="append", help="model weights (repeat; default: the shipped model)")
+    p.add_argument("--gammas", type=float, nargs="+", default=list(DEFAULT_GAMMAS))
+    p.add_argument("--anatomy", type=Path, default=benchlib.REPO.parent / "shared" / "data" / "anatomy")
+    p.add_argument("--val-size", type=int, default=720)
+    p.add_argument("--seed", type=int, default=20261201)
+    p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
+    p.add_argument("--no-derived", action="store_true", help="skip the maps derived from real DTI")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data_root = benchlib.resolve_data(args.data)
+    models = {}
+    for w in args.weights or [None]:
+        c = Classifier.load("cpu", w)
+        name = f"{c.card['version']}:{c.card['sha256'][:8]}"
+        models[name if name not in models else f"{name}#{len(models) + 1}"] = c
+    spec = next(iter(models.values())).spec
+
+    rows = benchlib.read_labels(data_root)
+    volumes = [load_any(data_root / r["path"]) for r in rows]
+    truth, names = [r["label"] for r in rows], [r["path"] for r in rows]
+    if not args.no_derived:
+        for source, kind, volume in derived_maps.derived_volumes(data_root):
+            volumes.append(volume)
+            truth.append(derived_maps.EXPECTED[kind])
+            names.append(f"{source} [{kind} map]")
+    print(f"{len(rows)} development series, {len(volumes) - len(rows)} derived maps; "
+          f"simulating {args.val_size} validation series (seed {args.seed})", file=sys.stderr)
+    val_x, val_g, val_labels, _ = validation_set(str(args.anatomy), args.val_size, args.seed, spec)
+    real = {n: series_logits(c.network, volumes, spec, args.gammas) for n, c in models.items()}
+    sim = {n: simulated_logits(c.network, val_x, val_g, args.gammas) for n, c in models.items()}
+
+    scored = [score(name, members, idx, sim, val_labels, real, truth, names, len(rows))
+              for name, (members, idx) in candidates(list(models), args.gammas).items()]
+    print(f"{'candidate':<44}{'threshold':>10}{'sim acc':>9}{'sim other':>10}{'dev':>8}{'derived':>9}")
+    for s in scored:
+        print(f"{s.candidate:<44}{s.threshold:>10.3f}{s.simulated_accuracy:>9.3f}{s.simulated_other_rejected:>10.3f}"
+              f"{s.dev_right:>5}/{s.dev_n:<2}{s.derived_right:>6}/{s.derived_n}")
+    if args.json:
+        args.json.write_text(json.dumps({"gammas": args.gammas, "val_size": args.val_size, "seed": args.seed,
+                                         "classes": list(LABELS) + [OTHER], "candidates": [asdict(s) for s in scored]},
+                                        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
