@@ -283,3 +283,42 @@ def test_fa_maps_join_the_open_set_with_bright_white_matter():
     assert wm > 2 * gm > 2 * csf
     slices, _ = S.render(rng, make_phantom(0), fa, 4, stripped=False, storage=False)
     assert 0 <= slices.min() and slices.max() <= 1.0
+
+
+def _head_over_neck() -> S.Anatomy:
+    """1 mm map: a neck of lumped soft tissue (z < 40) under a head whose brain fills z 45-75."""
+    tissue = np.full((40, 40, 80), TISSUE_INDEX["head_soft"], np.uint8)
+    tissue[10:30, 10:30, 45:76] = TISSUE_INDEX["wm"]
+    return S.Anatomy("head-over-neck", "brain", tissue, np.eye(4))
+
+
+def test_2d_brain_series_cover_the_brain_and_3d_volumes_the_whole_map():
+    anat = _head_over_neck()
+    normal, centre = np.array([0.0, 0.0, 1.0]), anat.fg_points.mean(axis=0)
+    lowest = {True: [], False: []}
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        for coverage in (True, False):
+            z = centre[2] + S._slice_positions(rng, anat, normal, centre, 12, brain_coverage=coverage)
+            lowest[coverage].append(z.min())
+    assert min(lowest[True]) >= 45 - 15  # brain's lower edge, less at most 15 mm of skull base
+    assert min(lowest[False]) < 25  # the whole map reaches well into the neck
+    rng = np.random.default_rng(0)
+    proto2d = S.Protocol("T2w", "tse_t2", "se", is3d=False)
+    drawn = [S._brain_coverage(rng, anat, proto2d) for _ in range(400)]
+    assert 0.75 < np.mean(drawn) < 0.95
+    assert not any(S._brain_coverage(rng, anat, S.Protocol("T1w", "mprage", "mprage", is3d=True)) for _ in range(50))
+
+
+def test_lumped_soft_tissue_is_fat_under_the_skin_and_mostly_muscle_deeper():
+    yy, xx = np.mgrid[:96, :96]
+    radius = np.hypot(yy - 47.5, xx - 47.5)
+    tissue = np.where(radius < 45, TISSUE_INDEX["head_soft"], TISSUE_INDEX["air"]).astype(np.uint8)[None, None]
+    lut = np.zeros(len(TISSUE_INDEX), np.float32)
+    lut[TISSUE_INDEX["fat"]] = 1.0  # muscle 0: the painted value is the fat fraction
+    shell, deep = [], []
+    for seed in range(12):
+        frac = S._mix_lumped_soft_tissue(np.random.default_rng(seed), np.zeros(tissue.shape, np.float32), tissue, lut, 1.0)[0, 0]
+        shell.append(frac[(radius > 42) & (radius < 44)].mean())
+        deep.append(frac[radius < 25].mean())
+    assert min(shell) > 0.7 and np.mean(deep) < 0.5, (shell, deep)

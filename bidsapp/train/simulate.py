@@ -68,6 +68,15 @@ class Anatomy:
             self.fg_points = nib.affines.apply_affine(self.affine, ijk)
 
     @cached_property
+    def brain_points(self) -> np.ndarray:
+        """(n, 3) world coordinates of a sample of brain voxels: the coverage of a 2D brain series."""
+        ijk = np.argwhere(_IS_BRAIN[self.tissue])
+        if not len(ijk):
+            return self.fg_points
+        ijk = ijk[np.random.default_rng(0).choice(len(ijk), size=min(len(ijk), 20000), replace=False)]
+        return nib.affines.apply_affine(self.affine, ijk)
+
+    @cached_property
     def brain_box(self) -> tuple[np.ndarray, np.ndarray]:
         """Voxel bounding box (low, high corners) of the brain tissue: the frame in which
         ``BOLD_DROPOUT`` places the air-tissue interfaces the label maps do not draw."""
@@ -519,7 +528,7 @@ def plan_geometry(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str
     normal, up, right = (tilt @ np.array(v, float) for v in _PLANES[plane])
     centre = anat.fg_points.mean(axis=0) + (rng.normal(scale=8.0, size=3) if oblique else 0.0)
     planes = tuple(str(rng.choice(list(_PLANES))) for _ in range(n_slices)) if proto.mixed_planes else (plane,) * n_slices
-    pos = _slice_positions(rng, anat, normal, centre, n_slices, even)
+    pos = _slice_positions(rng, anat, normal, centre, n_slices, even, brain_coverage=_brain_coverage(rng, anat, proto))
     return SliceGeometry(centre, normal, up, right, pos, planes, res, int(round(fov / res)))
 
 
@@ -551,12 +560,28 @@ def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry
         for vox in slice_voxels(anat, proto, geo, scale)])
 
 
+#: Share of 2D brain series whose slices cover the brain (skull base to vertex), as a planned
+#: axial TSE or EPI does; the rest, and 3D volumes, span the whole label map, neck included.
+#: SynthSeg's maps reach the third cervical vertebra: over the whole map, a third of simulated
+#: axial 2D slices showed neck and face, which real 2D brain series hardly contain.
+BRAIN_COVERAGE_P = 0.85
+
+
+def _brain_coverage(rng, anat: Anatomy, proto: Protocol) -> bool:
+    return anat.region == "brain" and not proto.is3d and bool(rng.random() < BRAIN_COVERAGE_P)
+
+
 def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray, n: int,
-                     even: bool = False) -> np.ndarray:
+                     even: bool = False, brain_coverage: bool = False) -> np.ndarray:
     """Offsets along the normal inside the central 70% of a coverage window of the anatomy
-    (``even``: evenly over 95% of it, as a complete series covers the organ)."""
+    (``even``: evenly over 95% of it, as a complete series covers the organ). The window spans
+    the brain tissue with ``brain_coverage`` (plus a few millimetres of skull and scalp), else
+    every tissue of the map."""
     proj = (anat.fg_points - centre) @ normal
     lo, hi = np.percentile(proj, [2, 98])
+    if brain_coverage:
+        b_lo, b_hi = np.percentile((anat.brain_points - centre) @ normal, [2, 98])
+        lo, hi = max(lo, b_lo - _u(rng, 0, 15)), min(hi, b_hi + _u(rng, 0, 10))
     if anat.region == "body":  # a body series covers 12-30 cm of a longer trunk
         length = min(hi - lo, _u(rng, 120, 300))
         start = _u(rng, lo, max(lo, hi - length))
@@ -663,7 +688,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     tp = tissue_params or draw_tissue_params(rng, proto.field)
     lut = tissue_signal(rng, proto, tp)
     sub = lut[tissue].astype(np.float32)  # (n, m, H, W)
-    sub = _mix_lumped_soft_tissue(rng, sub, tissue, lut)
+    sub = _mix_lumped_soft_tissue(rng, sub, tissue, lut, geo.res)
     if proto.raw_direction:  # anisotropic diffusion: white matter signal varies with fibre direction
         wm = np.isin(tissue, _idx("wm", "deep_gm"))
         field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
@@ -733,17 +758,30 @@ def _with_arteries(rng, tissue: np.ndarray) -> np.ndarray:
     return out
 
 
-def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.ndarray) -> np.ndarray:
+#: Depth under the air boundary (mm; the skin label included) within which SynthSeg's lumped soft
+#: tissue is subcutaneous fat, and that fat's share. Real scalps are a bright fat ring on T1w, T2w
+#: and FLAIR alike; a depth-blind mixture (mostly muscle, as the neck needs) gave simulated heads a
+#: dark, blotchy scalp (the 2D TIR FLAIR with its bright scalp was read as T1wce by every model).
+SUBCUTANEOUS_FAT = {"depth_mm": (5.0, 12.0), "fraction": (0.75, 0.95)}
+
+
+def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.ndarray, res: float = 1.0) -> np.ndarray:
     """SynthSeg's label 507 lumps scalp and neck fat with muscle. A per-image constant mixture
     paints it as one flat slab (a look no real scan has); a smooth random fat fraction per pixel
-    gives the patchy fat/muscle of a real neck."""
+    gives the patchy fat/muscle of a real neck, and fat dominates a layer under the skin
+    (``SUBCUTANEOUS_FAT``), the scalp's and the neck's subcutaneous fat."""
     soft = tissue == TISSUE_INDEX["head_soft"]
     if not soft.any():
         return sub
     h, w = tissue.shape[2:]
     frac = 1 / (1 + np.exp(-(_smooth_field(rng, (h, w), _u(rng, 4, 12), 6.0) + _u(rng, -3, 1))))
+    inside = tissue != TISSUE_INDEX["air"]
+    depth = np.stack([ndimage.distance_transform_edt(plane, sampling=res)
+                      for plane in inside.reshape(-1, h, w)]).reshape(inside.shape)
+    shell = 1 / (1 + np.exp((depth - _u(rng, *SUBCUTANEOUS_FAT["depth_mm"])) / 1.5))
+    frac = shell * _u(rng, *SUBCUTANEOUS_FAT["fraction"]) + (1 - shell) * frac[None, None]
     mixed = frac * lut[TISSUE_INDEX["fat"]] + (1 - frac) * lut[TISSUE_INDEX["muscle"]]
-    return np.where(soft, mixed[None, None].astype(np.float32), sub)
+    return np.where(soft, mixed.astype(np.float32), sub)
 
 
 #: Range of the fine texture's amplitude by region: body fat has septa and muscle striations that
