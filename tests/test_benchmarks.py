@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe")
+           "ensemble_probe", "sim_vs_real")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -199,3 +199,30 @@ def test_ensemble_probe_scores_what_inference_computes(real_data, tmp_path):
     single, _, mean = [c for name, c in found.items() if "gamma" not in name]
     assert {k: v for k, v in single.items() if k != "candidate"} == {k: v for k, v in mean.items() if k != "candidate"}
     assert all(c["dev_n"] == len(rows) and c["derived_n"] == 0 for c in found.values())
+
+
+def test_sim_vs_real_pages_show_real_rows_then_simulated_ones(real_data, tmp_path):
+    """One page per class: a row per real series, then the simulated rows asked for, each five
+    slices of the network input wide; the real row is that series' input as inference makes it."""
+    import struct
+    import zlib
+
+    from bidsapp.train.evaluate import load_any
+    from bidsapp.volume import SPEC, network_inputs
+
+    look = module("sim_vs_real")
+    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
+    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
+        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    out = tmp_path / "look"
+    assert look.main(["--out", str(out), "--data", str(tmp_path), "--anatomy", "phantom", "--per-class", "2"]) == 0
+    size, gap = SPEC.size, 4
+    for r in rows:
+        png = (out / f"{r['label']}.png").read_bytes()
+        width, height = struct.unpack(">II", png[16:24])
+        assert (width, height) == (look.SHOWN * size, 3 * size + 2 * gap)
+        idat = png[png.index(b"IDAT") + 4:png.index(b"IEND") - 8]
+        pixels = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, width + 1)[:, 1:]
+        expected = look.strip(network_inputs(load_any(real_data / r["path"]), SPEC))
+        assert np.abs(pixels[:size] / 255 - expected).max() <= 0.5 / 255 + 1e-6
+        assert pixels[2 * size + 2 * gap:].std() > 0  # a simulated series, not a blank row

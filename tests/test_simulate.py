@@ -322,3 +322,16 @@ def test_lumped_soft_tissue_is_fat_under_the_skin_and_mostly_muscle_deeper():
         shell.append(frac[(radius > 42) & (radius < 44)].mean())
         deep.append(frac[radius < 25].mean())
     assert min(shell) > 0.7 and np.mean(deep) < 0.5, (shell, deep)
+
+
+def test_brain_echo_planar_series_are_axial_stacks():
+    """Real diffusion, ADC and BOLD are axial stacks; only 3D volumes are drawn in every plane often."""
+    head = make_phantom(0)
+    rng = np.random.default_rng(0)
+    axial = {label: S.plane_probabilities(head, S.CLASS_PROTOCOLS[label](rng, label))[0] for label in ("DWI", "ADC")}
+    assert min(axial.values()) >= 0.9, axial
+    mprage = S.Protocol("T1w", "mprage", "mprage", is3d=True)
+    tse = S.Protocol("T2w", "tse_t2", "se", is3d=False)
+    assert S.plane_probabilities(head, mprage)[0] < S.plane_probabilities(head, tse)[0] < 0.9
+    assert S.plane_probabilities(head, S.Protocol("other", "tof", "gre"))[0] == S.PLANE_P["tof"][0]
+    assert all(abs(sum(p) - 1) < 1e-9 for p in S.PLANE_P.values())

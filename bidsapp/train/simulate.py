@@ -658,9 +658,20 @@ def draw_skull_stripped(rng, anat: Anatomy, proto: Protocol) -> bool:
     return anat.region == "brain" and rng.random() < STRIPPED_P.get(proto.seq, 0.45)
 
 
-#: Probability of an axial, sagittal, coronal series: by region, or by kind where it has its own habit
-#: (TOF angiography is acquired as axial slabs).
-PLANE_P = {"brain": (0.55, 0.2, 0.25), "body": (0.75, 0.05, 0.2), "tof": (0.9, 0.05, 0.05)}
+#: Probability of an axial, sagittal, coronal series, by habit: TOF angiography is acquired as axial
+#: slabs, brain echo-planar series (diffusion, ADC, BOLD, ASL) as axial stacks, other 2D brain
+#: series mostly axial; 3D brain volumes are read in three views anyway. Up to the simulator of
+#: model 0.9, every brain series was 45% sagittal or coronal, echo-planar ones included.
+PLANE_P = {"brain_3d": (0.55, 0.2, 0.25), "brain_2d": (0.75, 0.1, 0.15), "brain_epi": (0.92, 0.03, 0.05),
+           "body": (0.75, 0.05, 0.2), "tof": (0.9, 0.05, 0.05)}
+
+
+def plane_probabilities(anat: Anatomy, proto: Protocol) -> tuple[float, float, float]:
+    if proto.kind in PLANE_P:
+        return PLANE_P[proto.kind]
+    if anat.region != "brain":
+        return PLANE_P[anat.region]
+    return PLANE_P["brain_epi" if proto.epi else "brain_3d" if proto.is3d else "brain_2d"]
 
 
 def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
@@ -671,8 +682,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     Training draws everything. The example study passes a fixed ``geometry`` and
     ``tissue_params`` so that every volume of a 4D series shares slices and tissue values."""
     if geometry is None:
-        plane_p = PLANE_P.get(proto.kind, PLANE_P[anat.region])
-        plane = plane or str(rng.choice(list(_PLANES), p=plane_p))
+        plane = plane or str(rng.choice(list(_PLANES), p=plane_probabilities(anat, proto)))
         fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
         geo = plan_geometry(rng, anat, proto, n_slices, plane, fov)
         scale = np.diag(rng.uniform(0.88, 1.12, size=3))
@@ -955,11 +965,13 @@ def _maybe_lesions(rng, anat: Anatomy, stripped: bool) -> Anatomy:
     return with_lesions(rng, anat, kind_p=LESION_KIND_P) if rng.random() < p else anat
 
 
-def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC) -> Sample:
-    """One random training example of any class or of the open set."""
-    targets = list(TARGET_WEIGHTS)
-    w = np.array([TARGET_WEIGHTS[t] for t in targets])
-    label = str(rng.choice(targets, p=w / w.sum()))
+def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC,
+                    label: str | None = None) -> Sample:
+    """One random training example of any class or of the open set (of ``label`` when given)."""
+    if label is None:
+        targets = list(TARGET_WEIGHTS)
+        w = np.array([TARGET_WEIGHTS[t] for t in targets])
+        label = str(rng.choice(targets, p=w / w.sum()))
     if label == "other":
         region = "body" if rng.random() < 0.3 else "brain"
     else:

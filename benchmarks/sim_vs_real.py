@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Look at what the network is shown: real series beside simulated ones of the same class.
+
+    python benchmarks/sim_vs_real.py --out /tmp/look                 # one PNG per class of the real set
+    python benchmarks/sim_vs_real.py --classes FLAIR T2w --per-class 6 --seed 3 --out /tmp/look
+
+For every class with real series in ``DATA/labels.tsv`` (or ``--classes``), writes
+``OUT/<class>.png``: first a row per real series, then ``--per-class`` rows of simulated series
+of that class, each row five slices of the network's input (``network_inputs``'s first view;
+simulated series through ``simulate.simulate_sample``, the training draw), intensities as the
+network sees them (0-1.2 shown black to white). Prints which row is which.
+
+Systematic differences between the two halves of a page are the simulator's to fix: this is how
+the dark scalp and the neck-level slices of simulated SynthSeg heads were found (docs/simulator.md).
+A diagnostic to read, not a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
+from bidsapp.report.figures import png_bytes  # noqa: E402
+from bidsapp.train import simulate  # noqa: E402
+from bidsapp.train.evaluate import load_any  # noqa: E402
+from bidsapp.train.train import N_PELVIS, N_PHANTOMS  # noqa: E402
+from bidsapp.volume import SPEC, network_inputs  # noqa: E402
+
+#: Slices shown per series, and the top of the display window in network units.
+SHOWN, WHITE = 5, 1.2
+
+
+def strip(stack: np.ndarray) -> np.ndarray:
+    """(K, H, W) or (V, K, H, W) network input -> one (H, SHOWN*W) row, 0-1 for display."""
+    stack = stack[0] if stack.ndim == 4 else stack
+    idx = np.linspace(0, len(stack) - 1, SHOWN + 2).round().astype(int)[1:-1]
+    return np.concatenate([np.clip(stack[i], 0, WHITE) / WHITE for i in idx], axis=1)
+
+
+def page(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Rows stacked with a thin grey gap between them, as 8-bit pixels."""
+    sep = np.full((gap, rows[0].shape[1]), 0.25)
+    out = [r for row in rows for r in (row, sep)][:-1]
+    return (np.concatenate(out) * 255).round().astype(np.uint8)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
+    p.add_argument("--anatomy", default=str(benchlib.REPO.parent / "shared" / "data" / "anatomy"),
+                   help='label maps (or "phantom")')
+    p.add_argument("--classes", nargs="+", help="classes to show (default: every class of the real set)")
+    p.add_argument("--per-class", type=int, default=4, help="simulated series per class")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    data_root = benchlib.resolve_data(args.data)
+    rows = benchlib.read_labels(data_root)
+    classes = args.classes or list(dict.fromkeys(r["label"] for r in rows))
+    anatomies = simulate.load_anatomies(args.anatomy, N_PHANTOMS, N_PELVIS)
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for label in classes:
+        real = [r["path"] for r in rows if r["label"] == label]
+        strips = [strip(network_inputs(load_any(data_root / path), SPEC)) for path in real]
+        kinds = []
+        for _ in range(args.per_class):
+            sample = simulate.simulate_sample(rng, anatomies, SPEC.n_slices, SPEC, label=label)
+            strips.append(strip(sample.stack))
+            kinds.append(sample.protocol.kind)
+        out = args.out / f"{label}.png"
+        out.write_bytes(png_bytes(page(strips)))
+        print(f"{out}: real {', '.join(real) or '(none)'}; then simulated {', '.join(kinds)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
