@@ -64,13 +64,21 @@ def slice_indices(n: int, spec: MosaicSpec = MosaicSpec()) -> list[int]:
     return sorted({int(round(p)) for p in positions})
 
 
+#: Voxels sampled (evenly strided) for the display window: percentiles of 200 000 voxels sit
+#: within a grey level of the whole volume's, at a tenth of the cost of 2 million (a report
+#: renders one thumbnail per series).
+WINDOW_SAMPLE = 200_000
+
+
 def window(data: np.ndarray, spec: MosaicSpec = MosaicSpec()) -> tuple[float, float]:
     """Robust display window: percentiles of the foreground (background = the volume minimum)."""
-    values = data[np.isfinite(data)]
+    flat = data.reshape(-1)
+    values = flat[:: max(1, flat.size // WINDOW_SAMPLE)]  # a sample is plenty for two percentiles
+    values = values[np.isfinite(values)]
+    if values.size == 0:  # the stride may miss a few finite voxels among NaNs
+        values = flat[np.isfinite(flat)]
     if values.size == 0:
         return 0.0, 1.0
-    step = max(1, values.size // 2_000_000)  # a sample is plenty for two percentiles
-    values = values[::step]
     foreground = values[values > values.min()]
     if foreground.size > 0.01 * values.size:
         values = foreground
