@@ -785,9 +785,8 @@ def _mix_lumped_soft_tissue(rng, sub: np.ndarray, tissue: np.ndarray, lut: np.nd
         return sub
     h, w = tissue.shape[2:]
     frac = 1 / (1 + np.exp(-(_smooth_field(rng, (h, w), _u(rng, 4, 12), 6.0) + _u(rng, -3, 1))))
-    inside = tissue != TISSUE_INDEX["air"]
-    depth = np.stack([ndimage.distance_transform_edt(plane, sampling=res)
-                      for plane in inside.reshape(-1, h, w)]).reshape(inside.shape)
+    middle = tissue[:, tissue.shape[1] // 2] != TISSUE_INDEX["air"]  # sub-planes of a slice lie ~1 mm apart
+    depth = np.stack([ndimage.distance_transform_edt(plane, sampling=res) for plane in middle])[:, None]
     shell = 1 / (1 + np.exp((depth - _u(rng, *SUBCUTANEOUS_FAT["depth_mm"])) / 1.5))
     frac = shell * _u(rng, *SUBCUTANEOUS_FAT["fraction"]) + (1 - shell) * frac[None, None]
     mixed = frac * lut[TISSUE_INDEX["fat"]] + (1 - frac) * lut[TISSUE_INDEX["muscle"]]
