@@ -335,3 +335,19 @@ def test_brain_echo_planar_series_are_axial_stacks():
     assert S.plane_probabilities(head, mprage)[0] < S.plane_probabilities(head, tse)[0] < 0.9
     assert S.plane_probabilities(head, S.Protocol("other", "tof", "gre"))[0] == S.PLANE_P["tof"][0]
     assert all(abs(sum(p) - 1) < 1e-9 for p in S.PLANE_P.values())
+
+
+def test_simulated_bold_has_the_bright_csf_of_real_bold():
+    """Real single BOLD volumes show CSF brighter than grey matter (long T2*, inflow); a simulated
+    BOLD whose CSF was darker than grey matter looked like a b=1000 diffusion image instead."""
+    ratios, te = [], {1.5: [], 3.0: []}
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        proto = S._other(rng, "brain")
+        if proto.kind != "fmri":
+            continue
+        te[proto.field].append(proto.te)
+        s = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, proto.field))
+        ratios.append(s[TISSUE_INDEX["csf"]] / s[TISSUE_INDEX["gm"]])
+    assert len(ratios) > 20 and np.median(ratios) > 1.05, np.percentile(ratios, [10, 50, 90])
+    assert min(te[1.5]) >= 40 and max(te[3.0]) <= 40

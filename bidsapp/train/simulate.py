@@ -162,7 +162,7 @@ class Protocol:
     fat_sat: float = 1.0  # remaining fat signal fraction (1 = none)
     opposed_phase: bool = False
     gd_phase: str = ""  # "" | brain | arterial | venous | delayed
-    flow: str = "none"  # none | void | inflow
+    flow: str = "none"  # none | void | inflow | csf_inflow (BOLD) | tof
     combine: str = "mean"  # how sub-planes of a thick slice combine: mean | min (minIP) | max (MIP)
     thickness: float = 5.0
     res: float = 1.0
@@ -293,6 +293,12 @@ CLASS_PROTOCOLS = {
 }
 
 
+#: BOLD echo time by field (1.5 T, 3 T), ms: near grey matter's T2*, where BOLD sensitivity peaks
+#: (40-60 ms at 1.5 T, 25-40 ms at 3 T). Up to the 0.9.0 candidate every field drew 25-40 ms,
+#: too short at 1.5 T for the bright CSF of real BOLD volumes.
+BOLD_TE = {False: (40.0, 60.0), True: (25.0, 40.0)}
+
+
 def _other(rng, region: str) -> Protocol:
     """Series the model must not force into a class (open set)."""
     kinds = ["pd", "pd_gre", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short",
@@ -315,10 +321,10 @@ def _other(rng, region: str) -> Protocol:
                         **{**g3, "thickness": _u(rng, 20, 60) if mip else g3["thickness"]})
     if kind == "fmri":  # single-band (TR 2-3 s, 3-4 mm) to multiband (TR 0.7-1 s, 2 mm); flip near Ernst for grey matter
         tr = _u(rng, 700, 3000)
-        te = _u(rng, 25, 40)
         flip = float(np.clip(_ernst(tr, 1500.0) * _u(rng, 0.85, 1.2), 35, 90))
-        return Protocol("other", kind, "gre", tr=tr, te=te, flip=flip,
-                        **{**_epi_geometry(rng, thick=(2.0, 4.5), res=(1.8, 4.0)), "snr": _u(rng, 20, 80)})
+        g = {**_epi_geometry(rng, thick=(2.0, 4.5), res=(1.8, 4.0)), "snr": _u(rng, 20, 80)}
+        te = _u(rng, *BOLD_TE[g["field"] >= 2])
+        return Protocol("other", kind, "gre", tr=tr, te=te, flip=flip, flow="csf_inflow", **g)
     if kind == "b0_epi_short":
         return Protocol("other", kind, "gre", tr=_u(rng, 500, 1500), te=_u(rng, 15, 30), flip=_u(rng, 40, 70),
                         **_epi_geometry(rng, thick=(3, 5), res=(2.5, 4.0)))
@@ -480,6 +486,9 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
     # flowing blood: spin-echo flow voids, gradient-echo inflow, TOF bright arteries
     if proto.flow == "void":
         s = np.where(_FLOW, s * _u(rng, 0.0, 0.4), s)
+    elif proto.flow == "csf_inflow":  # 2D BOLD EPI: pulsatile CSF carries unsaturated spins into each slice,
+        s[TISSUE_INDEX["csf"]] *= _u(rng, 1.0, 1.5)  # the bright ventricles and cisterns of real BOLD volumes
+        s = np.where(_FLOW, s * _u(rng, 1.0, 2.5), s)
     elif proto.flow == "inflow":
         s = np.where(_FLOW, s * _u(rng, 1.0, 2.5), s)
     elif proto.flow == "tof":  # saturated stationary tissue, parenchyma darkened further by MT pulses
