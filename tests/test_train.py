@@ -88,3 +88,35 @@ def test_bf16_training_steps_change_float32_weights(tmp_path):
     torch.manual_seed(3)  # train.main seeds torch before building the network: the same initial weights
     initial = train.SliceStackClassifier(len(LABELS), train.ARCH).state_dict()
     assert any(not torch.equal(initial[k], state[k]) for k in initial)
+
+
+def test_held_out_heads_are_the_last_of_each_source_and_never_trained_on():
+    from bidsapp.train import simulate
+    from bidsapp.train.tissues import TISSUE_INDEX
+
+    def anat(name, region="brain"):
+        return simulate.Anatomy(name, region, np.full((4, 4, 4), TISSUE_INDEX["wm"], np.uint8), np.eye(4))
+
+    pool = ([anat(f"brainweb/s{i}") for i in range(5)] + [anat(f"synthseg/t{i}") for i in range(5)]
+            + [anat("phantom/head0"), anat("totalseg/example_ct", "body")])
+    kept, held = simulate.split_heads(pool, 2)
+    assert [a.name for a in held] == ["brainweb/s3", "brainweb/s4", "synthseg/t3", "synthseg/t4"]
+    assert {a.name for a in kept} == {a.name for a in pool} - {a.name for a in held}
+    assert simulate.split_heads(pool, 0) == (pool, [])
+    try:
+        simulate.split_heads(pool, 5)
+    except ValueError as exc:
+        assert "5 of 5" in str(exc)
+    else:
+        raise AssertionError("holding out every head must be refused")
+
+
+def test_holdout_without_heads_to_hold_out_is_a_clear_error(tmp_path):
+    args = ["--anatomy", "phantom", "--out", str(tmp_path / "run"), "--steps", "1", "--batch", "2",
+            "--train-slices", "2", "--val-size", "4", "--workers", "0", "--threads", "1", "--holdout-heads", "1"]
+    try:
+        train.main(args)
+    except SystemExit as exc:
+        assert "--holdout-heads 1" in str(exc) and "brainweb" in str(exc)
+    else:
+        raise AssertionError("a phantom-only run cannot hold heads out")

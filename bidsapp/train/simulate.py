@@ -142,6 +142,23 @@ def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0, n_pelvis: int =
     return out + [make_pelvis_phantom(seed) for seed in range(n_pelvis)]
 
 
+#: Label-map sources whose heads can be held out of training for validation (the body has too few maps).
+HEAD_SOURCES = ("brainweb/", "synthseg/")
+
+
+def split_heads(anatomies: list[Anatomy], n_holdout: int) -> tuple[list[Anatomy], list[Anatomy]]:
+    """(training, held-out) anatomies: the last ``n_holdout`` heads of each ``HEAD_SOURCES`` by name
+    are held out; everything else (procedural heads, body maps) trains. A validation set drawn from
+    held-out heads measures generalisation to unseen anatomy, not to unseen draws of known heads."""
+    held = set()
+    for source in HEAD_SOURCES:
+        names = sorted(a.name for a in anatomies if a.name.startswith(source))
+        if n_holdout and len(names) <= n_holdout:
+            raise ValueError(f"cannot hold out {n_holdout} of {len(names)} {source.rstrip('/')} heads")
+        held.update(names[len(names) - n_holdout:] if n_holdout else [])
+    return [a for a in anatomies if a.name not in held], [a for a in anatomies if a.name in held]
+
+
 # ------------------------------------------------------------------------------------ protocol
 @dataclass(frozen=True)
 class Protocol:

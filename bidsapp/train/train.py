@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -47,13 +48,15 @@ def one_hot(label: str) -> np.ndarray:
 class SimulatedSeries(IterableDataset):
     """An endless stream of simulated (stack, geometry, target); each worker has its own seed."""
 
-    def __init__(self, anatomy_dir: str, n_slices: int, seed: int, spec: InputSpec = SPEC):
+    def __init__(self, anatomy_dir: str, n_slices: int, seed: int, spec: InputSpec = SPEC, holdout_heads: int = 0):
         self.anatomy_dir, self.n_slices, self.seed, self.spec = anatomy_dir, n_slices, seed, spec
+        self.holdout_heads = holdout_heads
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        anatomies = simulate.load_anatomies(self.anatomy_dir, N_PHANTOMS, N_PELVIS)
+        anatomies, _ = simulate.split_heads(simulate.load_anatomies(self.anatomy_dir, N_PHANTOMS, N_PELVIS),
+                                            self.holdout_heads)
         while True:
             sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
             yield sample.stack.astype(np.float32), sample.geometry, one_hot(sample.label)
@@ -164,12 +167,17 @@ def interleave(primary, secondary, p_secondary: float, seed: int):
         yield next(b) if b is not None and rng.random() < p_secondary else next(a)
 
 
-def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec):
+def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0):
     """Fixed simulated series at inference geometry (``spec.n_slices`` slices), passed through the
     training augmentation once: the threshold should be chosen on images that differ from the
-    simulator's clean look the way real scanners do, not on the easiest possible inputs."""
+    simulator's clean look the way real scanners do, not on the easiest possible inputs. With
+    ``holdout_heads``, brain series come from the heads training does not see
+    (``simulate.split_heads``); body series from every body map."""
     rng = np.random.default_rng([seed, 12345])
     anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS, N_PELVIS)
+    if holdout_heads:
+        _, held = simulate.split_heads(anatomies, holdout_heads)
+        anatomies = held + [a for a in anatomies if a.region != "brain"]
     stacks, geometry, labels, kinds = [], [], [], []
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -236,6 +244,9 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2)))
     p.add_argument("--val-size", type=int, default=480)
+    p.add_argument("--holdout-heads", type=int, default=0,
+                   help="keep the last N BrainWeb and the last N SynthSeg heads out of training; the simulated "
+                        "validation set (threshold, card metrics) then draws its brains from them alone")
     p.add_argument("--average-from", type=float, default=0.0,
                    help="ship the mean of the weights saved every %d steps once this fraction of the budget "
                         "has passed, and the final ones (0: the final weights alone)" % CHECKPOINT_EVERY)
@@ -286,9 +297,13 @@ def main(argv=None) -> int:
                     "average": average.state, "average_count": average.count}, ckpt)
 
     log.info("building simulated validation set (%d series)", args.val_size)
-    val_x, val_geometry, val_labels, val_kinds = validation_set(args.anatomy, args.val_size, args.seed, spec)
+    try:
+        val_x, val_geometry, val_labels, val_kinds = validation_set(args.anatomy, args.val_size, args.seed, spec,
+                                                                    args.holdout_heads)
+    except ValueError as exc:  # more heads held out than the anatomy folder has
+        raise SystemExit(f"--holdout-heads {args.holdout_heads}: {exc}") from exc
 
-    stream = SimulatedSeries(args.anatomy, args.train_slices, args.seed + step, spec)
+    stream = SimulatedSeries(args.anatomy, args.train_slices, args.seed + step, spec, args.holdout_heads)
     real = (LabelledSeries(args.finetune_labels, args.finetune_root or ".", args.train_slices, args.seed, spec)
             if args.finetune_labels else None)
     loader = DataLoader(stream, batch_size=None, num_workers=args.workers, persistent_workers=args.workers > 0,
@@ -352,7 +367,8 @@ def main(argv=None) -> int:
                      "replay_fraction": args.replay_fraction, "average_from": args.average_from,
                      "averaged_snapshots": average.count,
                      "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
-                     "finetune_labels": args.finetune_labels, "command": "mrclass-bids-train " + " ".join(argv or [])},
+                     "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
+                     "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv)},
         "data": "simulated from BrainWeb 20 (Aubert-Broche 2006), SynthSeg 20 training label maps (Billot 2023), "
                 "TotalSegmentator example abdomen (Wasserthal 2023); see docs/simulator.md",
         "validation_simulated": metrics,
