@@ -33,7 +33,7 @@ from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.predict import Classifier, mirrored_logits  # noqa: E402
 from bidsapp.train.evaluate import load_any  # noqa: E402
 from bidsapp.train.metrics import choose_threshold, decide_labels, decisions  # noqa: E402
-from bidsapp.train.train import validation_set  # noqa: E402
+from bidsapp.train.train import gamma_curve, validation_set  # noqa: E402
 from bidsapp.volume import network_inputs, volume_geometry  # noqa: E402
 
 DEFAULT_GAMMAS = (1 / 1.4, 1.0, 1.4)
@@ -54,21 +54,22 @@ class Scored:
 
 def gamma_logits(network, stacks: np.ndarray, geometry: np.ndarray, gammas) -> np.ndarray:
     """(B, K, H, W) stacks and (B, F) geometry -> (B, len(gammas), classes) mirrored logits, one
-    row per gamma curve ``sign(x)|x|^gamma`` (gamma 1 is exactly what inference computes)."""
+    row per ``gamma_curve`` (gamma 1 is exactly what inference computes)."""
     x = torch.from_numpy(np.ascontiguousarray(stacks, dtype=np.float32))
     g = torch.from_numpy(np.asarray(geometry, np.float32))
-    return np.stack([mirrored_logits(network, torch.sign(x) * x.abs().pow(gm), g).numpy() for gm in gammas], axis=1)
+    return np.stack([mirrored_logits(network, gamma_curve(x, gm), g).numpy() for gm in gammas], axis=1)
 
 
-def series_logits(network, volumes, spec, gammas) -> np.ndarray:
-    """(series, gammas, classes) logits of real volumes, views averaged as ``Classifier`` does."""
-    out = []
-    for v in volumes:
-        stacks = network_inputs(v, spec)
-        stacks = stacks[None] if stacks.ndim == 3 else stacks
-        geometry = np.repeat(volume_geometry(v)[None], len(stacks), axis=0)
-        out.append(gamma_logits(network, stacks, geometry, gammas).mean(axis=0))
-    return np.stack(out)
+def series_input(volume, spec) -> tuple[np.ndarray, np.ndarray]:
+    """(V, K, H, W) views and (V, F) geometry of one real series, as ``Classifier`` feeds them."""
+    stacks = network_inputs(volume, spec)
+    stacks = stacks[None] if stacks.ndim == 3 else stacks
+    return stacks, np.repeat(volume_geometry(volume)[None], len(stacks), axis=0)
+
+
+def series_logits(network, inputs, gammas) -> np.ndarray:
+    """(series, gammas, classes) logits of real series' ``series_input``, views averaged."""
+    return np.stack([gamma_logits(network, stacks, geometry, gammas).mean(axis=0) for stacks, geometry in inputs])
 
 
 def simulated_logits(network, stacks: np.ndarray, geometry: np.ndarray, gammas, batch: int = 16) -> np.ndarray:
@@ -123,17 +124,17 @@ def main(argv=None) -> int:
     spec = next(iter(models.values())).spec
 
     rows = benchlib.read_labels(data_root)
-    volumes = [load_any(data_root / r["path"]) for r in rows]
+    inputs = [series_input(load_any(data_root / r["path"]), spec) for r in rows]  # once, whatever the models
     truth, names = [r["label"] for r in rows], [r["path"] for r in rows]
     if not args.no_derived:
         for source, kind, volume in derived_maps.derived_volumes(data_root):
-            volumes.append(volume)
+            inputs.append(series_input(volume, spec))
             truth.append(derived_maps.EXPECTED[kind])
             names.append(f"{source} [{kind} map]")
-    print(f"{len(rows)} development series, {len(volumes) - len(rows)} derived maps; "
+    print(f"{len(rows)} development series, {len(inputs) - len(rows)} derived maps; "
           f"simulating {args.val_size} validation series (seed {args.seed})", file=sys.stderr)
     val_x, val_g, val_labels, _ = validation_set(str(args.anatomy), args.val_size, args.seed, spec)
-    real = {n: series_logits(c.network, volumes, spec, args.gammas) for n, c in models.items()}
+    real = {n: series_logits(c.network, inputs, args.gammas) for n, c in models.items()}
     sim = {n: simulated_logits(c.network, val_x, val_g, args.gammas) for n, c in models.items()}
 
     scored = [score(name, members, idx, sim, val_labels, real, truth, names, len(rows))

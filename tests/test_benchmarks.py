@@ -177,7 +177,7 @@ def test_ensemble_probe_scores_what_inference_computes(real_data, tmp_path):
     probe = module("ensemble_probe")
     classifier = Classifier.load("cpu")
     volume = load_any(real_data / "dicom" / "ProstateX-0000_7_ADC")
-    logits = probe.series_logits(classifier.network, [volume], classifier.spec, [0.7, 1.0])
+    logits = probe.series_logits(classifier.network, [probe.series_input(volume, classifier.spec)], [0.7, 1.0])
     assert logits.shape == (1, 2, len(classifier.card["classes"]))
     expected = classifier.classify(volume).probabilities
     assert np.allclose(1 / (1 + np.exp(-logits[0, 1])), list(expected.values()), atol=5e-5)

@@ -62,18 +62,18 @@ class Anatomy:
 
     def __post_init__(self):
         if self.fg_points is None:
-            ijk = np.argwhere(self.tissue != TISSUE_INDEX["air"])
-            rng = np.random.default_rng(0)
-            ijk = ijk[rng.choice(len(ijk), size=min(len(ijk), 20000), replace=False)]
-            self.fg_points = nib.affines.apply_affine(self.affine, ijk)
+            self.fg_points = self._sample_points(self.tissue != TISSUE_INDEX["air"])
 
     @cached_property
     def brain_points(self) -> np.ndarray:
         """(n, 3) world coordinates of a sample of brain voxels: the coverage of a 2D brain series."""
-        ijk = np.argwhere(_IS_BRAIN[self.tissue])
-        if not len(ijk):
-            return self.fg_points
-        ijk = ijk[np.random.default_rng(0).choice(len(ijk), size=min(len(ijk), 20000), replace=False)]
+        brain = _IS_BRAIN[self.tissue]
+        return self._sample_points(brain) if brain.any() else self.fg_points
+
+    def _sample_points(self, mask: np.ndarray, n: int = 20000) -> np.ndarray:
+        """World coordinates of up to ``n`` voxels of ``mask``, a fixed (seeded) sample."""
+        ijk = np.argwhere(mask)
+        ijk = ijk[np.random.default_rng(0).choice(len(ijk), size=min(len(ijk), n), replace=False)]
         return nib.affines.apply_affine(self.affine, ijk)
 
     @cached_property

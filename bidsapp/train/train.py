@@ -93,13 +93,19 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     flip = torch.rand(b) < 0.5
     x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
     gamma = torch.exp(torch.empty(b).uniform_(-0.5, 0.5))[:, None, None, None]
-    x = torch.sign(x) * x.abs().pow(gamma)
+    x = gamma_curve(x, gamma)
     x = monotone_curve(x, knots=6, concentration=3.0)
     sigma = torch.empty(b).uniform_(0.0, 0.7)  # wider erases the cortical ribbon that orders GM/WM
     sharpen = torch.where(torch.rand(b) < 0.3, torch.empty(b).uniform_(0.0, 0.8), torch.zeros(b))
     x = torch.stack([unsharp_mask(blur(x[i], float(sigma[i])), float(sharpen[i])) for i in range(b)])
     noise = torch.empty(b).uniform_(0.0, 0.04)[:, None, None, None] * torch.randn_like(x)
     return x + noise
+
+
+def gamma_curve(x: torch.Tensor, gamma) -> torch.Tensor:
+    """``sign(x)|x|^gamma``: a gamma curve on the percentile-mapped input that keeps the sign of the
+    few values below 0 (training's augmentation; ``benchmarks/ensemble_probe.py`` at test time)."""
+    return torch.sign(x) * x.abs().pow(gamma)
 
 
 def monotone_curve(x: torch.Tensor, knots: int, concentration: float) -> torch.Tensor:
