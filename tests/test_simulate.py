@@ -351,3 +351,16 @@ def test_simulated_bold_has_the_bright_csf_of_real_bold():
         ratios.append(s[TISSUE_INDEX["csf"]] / s[TISSUE_INDEX["gm"]])
     assert len(ratios) > 20 and np.median(ratios) > 1.05, np.percentile(ratios, [10, 50, 90])
     assert min(te[1.5]) >= 40 and max(te[3.0]) <= 40
+
+
+def test_body_fields_of_view_include_organ_targeted_ones_and_brain_ones_do_not():
+    """A third of body series are prostate-sized (PI-RADS: 12-20 cm), the rest trunk surveys."""
+    from bidsapp.train.phantom import make_pelvis_phantom
+
+    pelvis, head = make_pelvis_phantom(0), make_phantom(0)
+    rng = np.random.default_rng(5)
+    body = np.array([S.draw_fov(rng, pelvis) for _ in range(600)])
+    brain = np.array([S.draw_fov(rng, head) for _ in range(200)])
+    assert 0.25 < np.mean(body < 240) < 0.45
+    assert body.min() >= 140 and body.max() <= 420 and np.mean(body > 300) > 0.3
+    assert brain.min() >= 200 and brain.max() <= 260

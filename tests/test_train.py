@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from bidsapp.classes import LABELS
@@ -120,3 +121,34 @@ def test_holdout_without_heads_to_hold_out_is_a_clear_error(tmp_path):
         assert "--holdout-heads 1" in str(exc) and "brainweb" in str(exc)
     else:
         raise AssertionError("a phantom-only run cannot hold heads out")
+
+
+def test_checkpoint_selection_ships_the_best_scored_snapshot_and_survives_a_resume(tmp_path):
+    out = tmp_path / "run"
+    args = ["--anatomy", "phantom", "--out", str(out), "--steps", "2", "--batch", "2", "--train-slices", "2",
+            "--val-size", "6", "--workers", "0", "--threads", "1", "--minutes", "2", "--select-every", "200"]
+    assert train.main(args) == 0
+    rows = (out / "selection.tsv").read_text().splitlines()
+    assert rows[0].split("\t") == ["step", "threshold", "accuracy", "other_rejected"] and len(rows) == 2
+    card = json.loads((out / "mrclass.json").read_text())
+    assert card["training"]["selected_step"] == 2 and card["training"]["select_every"] == 200
+    shipped = torch.load(out / "mrclass.pt", weights_only=True)
+    snapshot = torch.load(out / "snapshots" / "step000002.pt", weights_only=True)
+    assert all(torch.equal(shipped[k], snapshot[k]) for k in snapshot)
+
+    # a resumed run scores its own end too, and ships whichever scored best (the later on a tie)
+    assert train.main(args[:5] + ["4"] + args[6:] + ["--resume"]) == 0
+    selection = train.CheckpointSelection(out, torch.load(out / "checkpoint.pt", weights_only=False)["selection"])
+    assert [r["step"] for r in selection.rows] == [2, 4]
+    best = selection.best()
+    assert json.loads((out / "mrclass.json").read_text())["training"]["selected_step"] == best["step"]
+    assert best["accuracy"] == max(r["accuracy"] for r in selection.rows)
+
+
+def test_checkpoint_selection_and_weight_averaging_are_exclusive(tmp_path):
+    args = ["--anatomy", "phantom", "--out", str(tmp_path), "--steps", "2", "--select-every", "200",
+            "--average-from", "0.5"]
+    with pytest.raises(SystemExit, match="select-every"):
+        train.main(args)
+    with pytest.raises(SystemExit, match="multiple of"):
+        train.main(args[:6] + ["--select-every", "150"])

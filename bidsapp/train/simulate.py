@@ -692,6 +692,21 @@ PLANE_P = {"brain_3d": (0.55, 0.2, 0.25), "brain_2d": (0.75, 0.1, 0.15), "brain_
            "body": (0.75, 0.05, 0.2), "tof": (0.9, 0.05, 0.05)}
 
 
+#: Field of view in mm: (probability, low, high) per region. Body MRI is either a survey of the
+#: trunk or organ-targeted: PI-RADS v2.1 asks 12-20 cm for prostate T2W and 16-22 cm for DWI,
+#: so a uniform 18-42 cm draw showed a whole pelvis where real prostate series show a gland.
+FOV_MM = {
+    "brain": ((1.0, 200, 260),),
+    "body": ((0.65, 240, 420), (0.35, 140, 240)),
+}
+
+
+def draw_fov(rng, anat: Anatomy) -> float:
+    bands = FOV_MM[anat.region]
+    _, low, high = bands[rng.choice(len(bands), p=[b[0] for b in bands])]
+    return _u(rng, low, high)
+
+
 def plane_probabilities(anat: Anatomy, proto: Protocol) -> tuple[float, float, float]:
     if proto.kind in PLANE_P:
         return PLANE_P[proto.kind]
@@ -709,7 +724,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     ``tissue_params`` so that every volume of a 4D series shares slices and tissue values."""
     if geometry is None:
         plane = plane or str(rng.choice(list(_PLANES), p=plane_probabilities(anat, proto)))
-        fov = fov or (_u(rng, 200, 260) if anat.region == "brain" else _u(rng, 180, 420))
+        fov = fov or draw_fov(rng, anat)
         geo = plan_geometry(rng, anat, proto, n_slices, plane, fov)
         scale = np.diag(rng.uniform(0.88, 1.12, size=3))
     else:
