@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe", "sim_vs_real")
+           "ensemble_probe", "sim_vs_real", "snapshot_scores")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -226,3 +226,26 @@ def test_sim_vs_real_pages_show_real_rows_then_simulated_ones(real_data, tmp_pat
         expected = look.strip(network_inputs(load_any(real_data / r["path"]), SPEC))
         assert np.abs(pixels[:size] / 255 - expected).max() <= 0.5 / 255 + 1e-6
         assert pixels[2 * size + 2 * gap:].std() > 0  # a simulated series, not a blank row
+
+
+def test_snapshot_scores_decide_as_the_shipped_snapshot_classifies(real_data, tmp_path):
+    """A --select-every run's one snapshot, scored at its selection threshold, decides every real
+    series as the App's classifier loaded from the run's shipped weights does."""
+    from bidsapp.model.predict import Classifier
+    from bidsapp.train import train
+    from bidsapp.train.evaluate import load_any
+
+    run = tmp_path / "run"
+    assert train.main(["--anatomy", "phantom", "--out", str(run), "--steps", "2", "--batch", "2", "--train-slices", "2",
+                       "--val-size", "6", "--workers", "0", "--threads", "1", "--select-every", "200"]) == 0
+    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
+    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
+        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    out = tmp_path / "scores.json"
+    assert module("snapshot_scores").main([str(run), "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
+    (scored,) = json.loads(out.read_text())["snapshots"]
+    assert scored["step"] == 2 and scored["selected"] and scored["dev_n"] == len(rows)
+    classifier = Classifier.load("cpu", run / "mrclass.pt")
+    assert classifier.threshold == scored["threshold"]
+    right = sum(classifier.classify(load_any(real_data / r["path"])).label == r["label"] for r in rows)
+    assert scored["dev_right"] == right and len(scored["errors"]) == len(rows) - right
