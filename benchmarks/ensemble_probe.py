@@ -67,6 +67,20 @@ def series_input(volume, spec) -> tuple[np.ndarray, np.ndarray]:
     return stacks, np.repeat(volume_geometry(volume)[None], len(stacks), axis=0)
 
 
+def real_inputs(data_root: Path, spec, derived: bool = True) -> tuple[list, list[str], list[str], int]:
+    """Network inputs, true labels and names of the real development series, then of the maps
+    derived from its real DTI (``derived_maps.py``); and how many of them are development series.
+    Each series is preprocessed once, however many models then read it."""
+    rows = benchlib.read_labels(data_root)
+    inputs = [series_input(load_any(data_root / r["path"]), spec) for r in rows]
+    truth, names = [r["label"] for r in rows], [r["path"] for r in rows]
+    for source, kind, volume in (derived_maps.derived_volumes(data_root) if derived else ()):
+        inputs.append(series_input(volume, spec))
+        truth.append(derived_maps.EXPECTED[kind])
+        names.append(f"{source} [{kind} map]")
+    return inputs, truth, names, len(rows)
+
+
 def series_logits(network, inputs, gammas) -> np.ndarray:
     """(series, gammas, classes) logits of real series' ``series_input``, views averaged."""
     return np.stack([gamma_logits(network, stacks, geometry, gammas).mean(axis=0) for stacks, geometry in inputs])
@@ -123,21 +137,14 @@ def main(argv=None) -> int:
         models[name if name not in models else f"{name}#{len(models) + 1}"] = c
     spec = next(iter(models.values())).spec
 
-    rows = benchlib.read_labels(data_root)
-    inputs = [series_input(load_any(data_root / r["path"]), spec) for r in rows]  # once, whatever the models
-    truth, names = [r["label"] for r in rows], [r["path"] for r in rows]
-    if not args.no_derived:
-        for source, kind, volume in derived_maps.derived_volumes(data_root):
-            inputs.append(series_input(volume, spec))
-            truth.append(derived_maps.EXPECTED[kind])
-            names.append(f"{source} [{kind} map]")
-    print(f"{len(rows)} development series, {len(inputs) - len(rows)} derived maps; "
+    inputs, truth, names, n_dev = real_inputs(data_root, spec, derived=not args.no_derived)
+    print(f"{n_dev} development series, {len(inputs) - n_dev} derived maps; "
           f"simulating {args.val_size} validation series (seed {args.seed})", file=sys.stderr)
     val_x, val_g, val_labels, _ = validation_set(str(args.anatomy), args.val_size, args.seed, spec)
     real = {n: series_logits(c.network, inputs, args.gammas) for n, c in models.items()}
     sim = {n: simulated_logits(c.network, val_x, val_g, args.gammas) for n, c in models.items()}
 
-    scored = [score(name, members, idx, sim, val_labels, real, truth, names, len(rows))
+    scored = [score(name, members, idx, sim, val_labels, real, truth, names, n_dev)
               for name, (members, idx) in candidates(list(models), args.gammas).items()]
     print(f"{'candidate':<44}{'threshold':>10}{'sim acc':>9}{'sim other':>10}{'dev':>8}{'derived':>9}")
     for s in scored:

@@ -24,12 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
-import derived_maps  # noqa: E402
-from ensemble_probe import series_input, series_logits  # noqa: E402
+from ensemble_probe import real_inputs, series_logits  # noqa: E402
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.network import SliceStackClassifier  # noqa: E402
-from bidsapp.train.evaluate import load_any  # noqa: E402
 from bidsapp.train.metrics import decide_labels  # noqa: E402
 from bidsapp.volume import SPEC  # noqa: E402
 
@@ -60,14 +58,7 @@ def main(argv=None) -> int:
     card = json.loads((args.run / "mrclass.json").read_text()) if (args.run / "mrclass.json").is_file() else {}
     selected = card.get("training", {}).get("selected_step")
 
-    rows = benchlib.read_labels(data_root)
-    inputs = [series_input(load_any(data_root / r["path"]), SPEC) for r in rows]
-    truth, names = [r["label"] for r in rows], [r["path"] for r in rows]
-    for source, kind, volume in ([] if args.no_derived else derived_maps.derived_volumes(data_root)):
-        inputs.append(series_input(volume, SPEC))
-        truth.append(derived_maps.EXPECTED[kind])
-        names.append(f"{source} [{kind} map]")
-    n_dev = len(rows)
+    inputs, truth, names, n_dev = real_inputs(data_root, SPEC, derived=not args.no_derived)
     other_idx = [i for i in range(n_dev) if truth[i] == OTHER]
 
     results = []
