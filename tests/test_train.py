@@ -152,3 +152,23 @@ def test_checkpoint_selection_and_weight_averaging_are_exclusive(tmp_path):
         train.main(args)
     with pytest.raises(SystemExit, match="multiple of"):
         train.main(args[:6] + ["--select-every", "150"])
+
+
+def test_fine_tuned_card_carries_the_lineage_and_totals_of_its_init_weights(tmp_path):
+    base = ["--anatomy", "phantom", "--steps", "2", "--batch", "2", "--train-slices", "2", "--val-size", "6",
+            "--workers", "0", "--threads", "1"]
+    first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert train.main(base + ["--out", str(first), "--seed", "1"]) == 0
+    assert train.main(base + ["--out", str(second), "--seed", "2", "--init", str(first / "mrclass.pt")]) == 0
+    assert train.main(base[:2] + ["--steps", "1"] + base[4:]
+                      + ["--out", str(third), "--seed", "3", "--init", str(second / "mrclass.pt")]) == 0
+    a, b, c = (json.loads((d / "mrclass.json").read_text()) for d in (first, second, third))
+    assert a["training"]["lineage"] == [] and a["training"]["total_steps"] == 2
+    assert [p["weights_sha256"] for p in c["training"]["lineage"]] == [a["weights_sha256"], b["weights_sha256"]]
+    assert [p["seed"] for p in c["training"]["lineage"]] == [1, 2]
+    assert c["training"]["total_steps"] == 5 and c["training"]["steps"] == 1
+    assert "--init" in c["training"]["lineage"][1]["command"]
+
+    bare = tmp_path / "bare.pt"  # weights without a card: their hash is all the lineage there is
+    bare.write_bytes((first / "mrclass.pt").read_bytes())
+    assert train.lineage(str(bare)) == [{"weights_sha256": a["weights_sha256"], "card": None}]

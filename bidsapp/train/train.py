@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -269,6 +270,36 @@ class CheckpointSelection:
         return {k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
 
 
+def code_commit() -> str | None:
+    """The git commit of the code that simulated the data (``+dirty`` with uncommitted changes),
+    or None outside a git checkout: a model card should say which simulator made its data."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "") if head else None
+
+
+def lineage(init: str | None) -> list[dict]:
+    """The training phases behind the ``--init`` weights, oldest first, read from the model card
+    beside them (``X.json`` for ``X.pt``); each phase as its card recorded it. A fine-tuned
+    model's card then tells its whole recipe, not only the last run's."""
+    if not init:
+        return []
+    card_path = Path(init).with_suffix(".json")
+    if not card_path.is_file():
+        return [{"weights_sha256": sha256(Path(init)), "card": None}]
+    card = json.loads(card_path.read_text())
+    t = card.get("training", {})
+    phase = {"version": card.get("version"), "weights_sha256": card.get("weights_sha256"),
+             **{k: t.get(k) for k in ("seed", "steps", "minutes", "code_commit", "command")}}
+    return [*t.get("lineage", []), phase]
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="mrclass-bids-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -328,6 +359,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--init {args.init}: weights do not fit this network ({unexpected[:3]} ...)")
         if missing:
             log.info("--init: %d tensors not in %s start fresh (%s ...)", len(missing), args.init, missing[0])
+    history = lineage(args.init)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     step, elapsed = 0, 0.0
     average = WeightAverage()
@@ -434,7 +466,10 @@ def main(argv=None) -> int:
                      "selected_step": selection.best()["step"] if args.select_every else step,
                      "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
                      "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
-                     "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv)},
+                     "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv),
+                     "code_commit": code_commit(), "lineage": history,
+                     "total_steps": step + sum(p.get("steps") or 0 for p in history),
+                     "total_minutes": round((time.time() - t0) / 60 + sum(p.get("minutes") or 0 for p in history), 1)},
         "data": "simulated from BrainWeb 20 (Aubert-Broche 2006), SynthSeg 20 training label maps (Billot 2023), "
                 "TotalSegmentator example abdomen (Wasserthal 2023); see docs/simulator.md",
         "validation_simulated": metrics,
