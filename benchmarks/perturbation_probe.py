@@ -7,7 +7,8 @@
 Every known-class series of ``DATA/labels.tsv`` is read as inference reads it (``network_inputs``),
 then classified again after one input-space perturbation at a time: a gamma curve, a blur, an
 unsharp mask (the training augmentation's own ``blur`` and ``unsharp_mask``, at or beyond the
-ranges it draws), a 2x down-and-up sampling, added noise, a global scale. The table gives each
+ranges it draws), a 2x down-and-up sampling, added noise, a global scale, the brightest
+15% of the foreground mirrored below its threshold (a change of tissue order). The table gives each
 series' probability of its true class under each, and a summary per perturbation.
 
 A perturbation that *raises* the true-class probability of real series on average points at a
@@ -49,6 +50,15 @@ def _down_up(x: np.ndarray, factor: int) -> np.ndarray:
     return F.interpolate(t, scale_factor=factor, mode="bilinear").reshape(shape).numpy()
 
 
+def _invert_brightest(x: np.ndarray, percentile: float = 85) -> np.ndarray:
+    """Mirror the brightest tissue below its own threshold (CSF on T2-like images turns darkest
+    of the bright): tissue *order* changes, which no training augmentation does. A probability
+    that does not move says the network does not read that contrast."""
+    fg = x > 0.3 * np.percentile(x, 99)
+    hi = np.percentile(x[fg], percentile) if fg.any() else x.max()
+    return np.where(x > hi, np.maximum(2 * hi - x, 0), x)
+
+
 def perturbations(seed: int) -> dict:
     """Name → function of a (V, K, H, W) network input stack."""
     rng = np.random.default_rng(seed)
@@ -62,6 +72,7 @@ def perturbations(seed: int) -> dict:
         "down-up 2x": lambda x: _down_up(x, 2),
         "noise 5%": lambda x: x + (x > 0.02) * rng.normal(0, 0.05, x.shape),
         "scale 1.25": lambda x: x * 1.25,
+        "brightest 15% inverted": _invert_brightest,
     }
 
 

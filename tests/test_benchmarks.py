@@ -249,3 +249,13 @@ def test_snapshot_scores_decide_as_the_shipped_snapshot_classifies(real_data, tm
     assert classifier.threshold == scored["threshold"]
     right = sum(classifier.classify(load_any(real_data / r["path"])).label == r["label"] for r in rows)
     assert scored["dev_right"] == right and len(scored["errors"]) == len(rows) - right
+
+
+def test_inverting_the_brightest_tissue_reorders_only_the_top_of_the_histogram():
+    probe = module("perturbation_probe")
+    x = np.zeros((1, 2, 8, 8))
+    x[..., :4, :] = 1.0  # tissue
+    x[..., :1, :] = 2.0  # the brightest eighth of the image: a quarter of the foreground
+    out = probe._invert_brightest(x, percentile=70)
+    assert np.all(out[..., 1:4, :] == 1.0) and np.all(out[..., 4:, :] == 0.0)
+    assert np.all(out[..., :1, :] == 0.0)  # mirrored below the tissue level: now the darkest
