@@ -338,6 +338,53 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def init_network(init: str | None, device) -> SliceStackClassifier:
+    """A fresh network, or one started from ``init`` weights. Weights of an older architecture
+    load too (what they lack starts fresh); weights of another network are refused."""
+    net = SliceStackClassifier(len(LABELS), ARCH).to(device)
+    if init:
+        missing, unexpected = net.load_state_dict(
+            {k: v.float() for k, v in torch.load(init, map_location="cpu", weights_only=True).items()}, strict=False)
+        if unexpected:
+            raise SystemExit(f"--init {init}: weights do not fit this network ({unexpected[:3]} ...)")
+        if missing:
+            log.info("--init: %d tensors not in %s start fresh (%s ...)", len(missing), init, missing[0])
+    return net
+
+
+def train_step(net, opt, batch: list, device, bf16: bool) -> float:
+    """One optimiser step on (stack, geometry, target) items, augmented here; the loss."""
+    x, geometry, y = (torch.from_numpy(np.stack([b[i] for b in batch])).to(device) for i in range(3))
+    x = augment(x)  # in float32: only the network runs under autocast
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = net(x, geometry)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def model_card(spec: InputSpec, threshold: float, training: dict, history: list[dict], metrics: dict,
+               weights: Path) -> dict:
+    """What ships beside the weights: classes, threshold, input, recipe and its lineage, metrics."""
+    return {
+        "name": "mrclass-slicestack-resnet",
+        "version": __version__,
+        "classes": list(LABELS),
+        "threshold": threshold,
+        "input": asdict(spec),
+        "architecture": ARCH,
+        "training": {**training, "code_commit": code_commit(), "lineage": history,
+                     "total_steps": training["steps"] + sum(p.get("steps") or 0 for p in history),
+                     "total_minutes": round(training["minutes"] + sum(p.get("minutes") or 0 for p in history), 1)},
+        "data": "simulated from BrainWeb 20 (Aubert-Broche 2006), SynthSeg 20 training label maps (Billot 2023), "
+                "TotalSegmentator example abdomen (Wasserthal 2023); see docs/simulator.md",
+        "validation_simulated": metrics,
+        "weights_sha256": sha256(weights),
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.select_every and (args.average_from or args.select_every % CHECKPOINT_EVERY):
@@ -351,14 +398,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     spec = SPEC
 
-    net = SliceStackClassifier(len(LABELS), ARCH).to(device)
-    if args.init:  # weights of an older architecture load too; what they lack starts fresh
-        missing, unexpected = net.load_state_dict(
-            {k: v.float() for k, v in torch.load(args.init, map_location="cpu", weights_only=True).items()}, strict=False)
-        if unexpected:
-            raise SystemExit(f"--init {args.init}: weights do not fit this network ({unexpected[:3]} ...)")
-        if missing:
-            log.info("--init: %d tensors not in %s start fresh (%s ...)", len(missing), args.init, missing[0])
+    net = init_network(args.init, device)
     history = lineage(args.init)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     step, elapsed = 0, 0.0
@@ -397,10 +437,8 @@ def main(argv=None) -> int:
     loader = DataLoader(stream, batch_size=None, num_workers=args.workers, persistent_workers=args.workers > 0,
                         prefetch_factor=8 if args.workers else None)
     samples = interleave(loader, real, args.finetune_fraction, args.seed + step)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     replay = ReplayBuffer(args.replay_size, args.seed + step)
     budget = args.minutes * 60
-    total_steps_est = args.steps
     t0 = time.time() - elapsed
     net.train()
     losses = []
@@ -410,19 +448,11 @@ def main(argv=None) -> int:
         fresh = [next(samples) for _ in range(args.batch - len(replayed))]
         replay.add(fresh)
         batch = fresh + replayed
-        x, geometry, y = (torch.from_numpy(np.stack([b[i] for b in batch])).to(device) for i in range(3))
-        x = augment(x)
-        frac = min(1.0, max((time.time() - t0) / budget, step / total_steps_est))
+        frac = min(1.0, max((time.time() - t0) / budget, step / args.steps))
         for g in opt.param_groups:  # cosine decay over the time (or step) budget, short warm-up
             g["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            logits = net(x, geometry)
-        loss = loss_fn(logits.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        losses.append(train_step(net, opt, batch, device, args.bf16))
         step += 1
-        losses.append(float(loss.detach()))
         if step % 50 == 0:
             log.info("step %d  loss %.4f  lr %.2e  %.1f min", step, np.mean(losses[-50:]), opt.param_groups[0]["lr"],
                      (time.time() - t0) / 60)
@@ -432,19 +462,17 @@ def main(argv=None) -> int:
             if args.select_every and step % args.select_every == 0:
                 select(step)
             save_checkpoint()
+    if args.select_every and (not selection.rows or selection.rows[-1]["step"] != step):
+        select(step)
+    if args.average_from > 0:
+        average.add(net.state_dict())
+    save_checkpoint()
     if args.select_every:
-        if not selection.rows or selection.rows[-1]["step"] != step:
-            select(step)
-        save_checkpoint()
         net.load_state_dict(selection.best_state())
         log.info("weights: step %d of %d scored snapshots", selection.best()["step"], len(selection.rows))
     elif args.average_from > 0:
-        average.add(net.state_dict())
-        save_checkpoint()
         net.load_state_dict(average.state)
         log.info("weights: mean of %d snapshots from %.0f%% of the budget on", average.count, 100 * args.average_from)
-    else:
-        save_checkpoint()
 
     probs = predict_probs(net, val_x, val_geometry, device)
     threshold = choose_threshold(probs, val_labels)
@@ -452,29 +480,14 @@ def main(argv=None) -> int:
     metrics["calibration"] = calibration(probs, val_labels)
     weights = out / "mrclass.pt"
     torch.save({k: v.half() for k, v in net.state_dict().items()}, weights)
-    card = {
-        "name": "mrclass-slicestack-resnet",
-        "version": __version__,
-        "classes": list(LABELS),
-        "threshold": threshold,
-        "input": asdict(spec),
-        "architecture": ARCH,
-        "training": {"seed": args.seed, "steps": step, "batch_series": args.batch, "train_slices": args.train_slices,
-                     "replay_fraction": args.replay_fraction, "average_from": args.average_from,
-                     "averaged_snapshots": average.count,
-                     "select_every": args.select_every,
-                     "selected_step": selection.best()["step"] if args.select_every else step,
-                     "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
-                     "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
-                     "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv),
-                     "code_commit": code_commit(), "lineage": history,
-                     "total_steps": step + sum(p.get("steps") or 0 for p in history),
-                     "total_minutes": round((time.time() - t0) / 60 + sum(p.get("minutes") or 0 for p in history), 1)},
-        "data": "simulated from BrainWeb 20 (Aubert-Broche 2006), SynthSeg 20 training label maps (Billot 2023), "
-                "TotalSegmentator example abdomen (Wasserthal 2023); see docs/simulator.md",
-        "validation_simulated": metrics,
-        "weights_sha256": sha256(weights),
-    }
+    training = {"seed": args.seed, "steps": step, "batch_series": args.batch, "train_slices": args.train_slices,
+                "replay_fraction": args.replay_fraction, "average_from": args.average_from,
+                "averaged_snapshots": average.count, "select_every": args.select_every,
+                "selected_step": selection.best()["step"] if args.select_every else step,
+                "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
+                "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
+                "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv)}
+    card = model_card(spec, threshold, training, history, metrics, weights)
     (out / "mrclass.json").write_text(json.dumps(card, indent=2))
     log.info("done: %d steps, simulated validation accuracy %.3f at threshold %.2f -> %s",
              step, metrics["accuracy"], threshold, weights)
