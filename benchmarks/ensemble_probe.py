@@ -116,6 +116,14 @@ def score(name: str, members: list[str], gamma_idx: list[int], sim: dict, sim_la
                   sum(right[:n_dev]), n_dev, sum(right[n_dev:]), len(right) - n_dev, errors)
 
 
+def add_real_set_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of a script that scores models on ``real_inputs``."""
+    p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
+    p.add_argument("--no-derived", action="store_true", help="skip the maps derived from real DTI")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, action="append", help="model weights (repeat; default: the shipped model)")
@@ -123,10 +131,7 @@ def main(argv=None) -> int:
     p.add_argument("--anatomy", type=Path, default=benchlib.REPO.parent / "shared" / "data" / "anatomy")
     p.add_argument("--val-size", type=int, default=720)
     p.add_argument("--seed", type=int, default=20261201)
-    p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
-    p.add_argument("--no-derived", action="store_true", help="skip the maps derived from real DTI")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path)
+    add_real_set_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data_root = benchlib.resolve_data(args.data)

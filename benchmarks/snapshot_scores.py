@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
-from ensemble_probe import real_inputs, series_logits  # noqa: E402
+from ensemble_probe import add_real_set_arguments, real_inputs, series_logits  # noqa: E402
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.network import SliceStackClassifier  # noqa: E402
@@ -48,10 +48,7 @@ def load_snapshot(run: Path, step: int, architecture) -> SliceStackClassifier:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a run folder with selection.tsv and snapshots/")
-    p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
-    p.add_argument("--no-derived", action="store_true", help="skip the maps derived from real DTI")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path)
+    add_real_set_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data_root = benchlib.resolve_data(args.data)
