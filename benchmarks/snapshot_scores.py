@@ -29,6 +29,7 @@ from ensemble_probe import add_real_set_arguments, real_inputs, series_logits  #
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.network import SliceStackClassifier  # noqa: E402
 from bidsapp.train.metrics import decide_labels  # noqa: E402
+from bidsapp.train.train import CheckpointSelection  # noqa: E402
 from bidsapp.volume import SPEC  # noqa: E402
 
 
@@ -40,8 +41,7 @@ def read_selection(run: Path) -> list[dict]:
 
 def load_snapshot(run: Path, step: int, architecture) -> SliceStackClassifier:
     net = SliceStackClassifier(len(LABELS), architecture)
-    state = torch.load(run / "snapshots" / f"step{step:06d}.pt", map_location="cpu", weights_only=True)
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    net.load_state_dict(CheckpointSelection(run).state(step))
     return net.eval()
 
 

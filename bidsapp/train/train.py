@@ -251,7 +251,7 @@ class CheckpointSelection:
         metrics = decisions(probs, labels, threshold)
         row = {"step": step, "threshold": threshold, "accuracy": metrics["accuracy"],
                "other_rejected": metrics.get("other_rejected")}
-        path = self.out / "snapshots" / f"step{step:06d}.pt"
+        path = self.snapshot_path(step)
         path.parent.mkdir(exist_ok=True)
         torch.save({k: v.detach().half().cpu() for k, v in state.items()}, path)
         self.rows.append(row)
@@ -265,9 +265,16 @@ class CheckpointSelection:
         """Highest validation accuracy; on a tie the later step (more training, lower rate)."""
         return max(self.rows, key=lambda r: (r["accuracy"], r["step"]))
 
+    def snapshot_path(self, step: int) -> Path:
+        return self.out / "snapshots" / f"step{step:06d}.pt"
+
+    def state(self, step: int) -> dict:
+        """The float32 weights of the snapshot scored at ``step``."""
+        return {k: v.float() for k, v in torch.load(self.snapshot_path(step), map_location="cpu",
+                                                    weights_only=True).items()}
+
     def best_state(self) -> dict:
-        path = self.out / "snapshots" / f"step{self.best()['step']:06d}.pt"
-        return {k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+        return self.state(self.best()["step"])
 
 
 def code_commit() -> str | None:
