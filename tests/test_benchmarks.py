@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe", "sim_vs_real", "snapshot_scores")
+           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -259,3 +259,28 @@ def test_inverting_the_brightest_tissue_reorders_only_the_top_of_the_histogram()
     out = probe._invert_brightest(x, percentile=70)
     assert np.all(out[..., 1:4, :] == 1.0) and np.all(out[..., 4:, :] == 0.0)
     assert np.all(out[..., :1, :] == 0.0)  # mirrored below the tissue level: now the darkest
+
+
+def test_grain_measures_pixel_noise_not_scale_or_anatomy():
+    """Noise raises the grain; multiplying the image does not; smooth anatomy alone reads near zero."""
+    grain = module("epi_grain").grain
+    yy, xx = np.mgrid[0:64, 0:64]
+    head = ((yy - 32) ** 2 + (xx - 32) ** 2 < 26 ** 2) * (1 + 0.3 * np.sin(yy / 6.0))
+    clean = np.stack([head] * 4).astype(np.float32)
+    noisy = clean + np.random.default_rng(0).normal(scale=0.08, size=clean.shape) * (clean > 0)
+    assert grain(clean) < 0.005 < grain(noisy)
+    assert grain(noisy * 37.0) == pytest.approx(grain(noisy), rel=1e-6)
+
+
+def test_simulated_bold_is_as_grainy_as_simulated_diffusion():
+    """Real single BOLD volumes are as grainy as real diffusion; simulated BOLD once was smoother
+    than both, so grain alone told the network "not DWI" in training and "DWI" on real BOLD."""
+    from bidsapp.train.phantom import make_phantom
+
+    bench = module("epi_grain")
+    rng, heads = np.random.default_rng(0), [make_phantom(0)]
+    bold = [bench.simulated_grain(rng, heads, "other", "fmri") for _ in range(16)]
+    dwi = [bench.simulated_grain(rng, heads, "DWI", None) for _ in range(16)]
+    lo, hi = np.percentile(dwi, [10, 90])
+    assert lo < np.median(bold) < hi, (np.median(bold), lo, hi)
+    assert np.percentile(bold, 90) > np.median(dwi)

@@ -315,6 +315,12 @@ CLASS_PROTOCOLS = {
 #: too short at 1.5 T for the bright CSF of real BOLD volumes.
 BOLD_TE = {False: (40.0, 60.0), True: (25.0, 40.0)}
 
+#: SNR of a single BOLD volume, drawn like diffusion's (``_epi_geometry``: 8-40). Real single BOLD
+#: volumes are as grainy as real diffusion ones (``benchmarks/epi_grain.py``: high-frequency residual
+#: 0.010-0.029 of the median tissue signal against 0.006-0.026 for real DWI); BOLD drawn at SNR 20-80
+#: (up to the 0.11.0 candidate) was smoother than both (median 0.007), so grain alone said "diffusion".
+BOLD_SNR = (6.0, 40.0)
+
 
 def _other(rng, region: str) -> Protocol:
     """Series the model must not force into a class (open set)."""
@@ -339,7 +345,7 @@ def _other(rng, region: str) -> Protocol:
     if kind == "fmri":  # single-band (TR 2-3 s, 3-4 mm) to multiband (TR 0.7-1 s, 2 mm); flip near Ernst for grey matter
         tr = _u(rng, 700, 3000)
         flip = float(np.clip(_ernst(tr, 1500.0) * _u(rng, 0.85, 1.2), 35, 90))
-        g = {**_epi_geometry(rng, thick=(2.0, 4.5), res=(1.8, 4.0)), "snr": _u(rng, 20, 80)}
+        g = {**_epi_geometry(rng, thick=(2.0, 4.5), res=(1.8, 4.0)), "snr": _u(rng, *BOLD_SNR)}
         te = _u(rng, *BOLD_TE[g["field"] >= 2])
         return Protocol("other", kind, "gre", tr=tr, te=te, flip=flip, flow="csf_inflow", **g)
     if kind == "b0_epi_short":
