@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain")
+           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -284,3 +284,19 @@ def test_simulated_bold_is_as_grainy_as_simulated_diffusion():
     lo, hi = np.percentile(dwi, [10, 90])
     assert lo < np.median(bold) < hi, (np.median(bold), lo, hi)
     assert np.percentile(bold, 90) > np.median(dwi)
+
+
+def test_geometry_probe_own_size_is_what_inference_computes(real_data):
+    """The probe's first column is the App's own probability; swapping the voxel size moves it,
+    and told a thick-slice diffusion geometry a real DWI volume reads more DWI than at 1 mm."""
+    from bidsapp.model.predict import Classifier
+    from bidsapp.train.evaluate import load_any
+
+    bench = module("geometry_probe")
+    classifier = Classifier.load("cpu")
+    volume = load_any(real_data / "dicom/canon_9000_DTI_PA-ortho")
+    rows = bench.probe(classifier, volume, "DWI")
+    assert [r[0] for r in rows] == ["own"] + [g[0] for g in bench.GEOMETRIES]
+    assert rows[0][1] == pytest.approx(classifier.classify(volume).probabilities["DWI"], abs=1e-4)
+    told = {name: q for name, q, _ in rows}
+    assert told["2x5 DWI-like"] > told["1x1"]
