@@ -60,11 +60,7 @@ def simulated_grain(rng, anatomies, label: str, kind: str | None) -> float:
         proto = simulate._other(rng, "brain") if label == "other" else simulate.CLASS_PROTOCOLS[label](rng, label)
         if kind is None or proto.kind == kind:
             break
-    anat = anatomies[rng.integers(len(anatomies))]
-    stripped = simulate.draw_skull_stripped(rng, anat, proto)
-    anat = simulate._maybe_lesions(rng, anat, stripped)
-    slices, geo = simulate.render(rng, anat, proto, SPEC.n_slices, stripped=stripped)
-    return grain(simulate.normalise_stack(slices, geo.res, geo.res, SPEC))
+    return grain(simulate.simulate_sample(rng, anatomies, SPEC.n_slices, SPEC, label=label, protocol=proto).stack)
 
 
 def main(argv=None) -> int:

@@ -1012,8 +1012,9 @@ def _maybe_lesions(rng, anat: Anatomy, stripped: bool) -> Anatomy:
 
 
 def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC,
-                    label: str | None = None) -> Sample:
-    """One random training example of any class or of the open set (of ``label`` when given)."""
+                    label: str | None = None, protocol: Protocol | None = None) -> Sample:
+    """One random training example of any class or of the open set (of ``label`` when given;
+    acquired with ``protocol`` when given, e.g. one open-set kind for a diagnostic)."""
     if label is None:
         targets = list(TARGET_WEIGHTS)
         w = np.array([TARGET_WEIGHTS[t] for t in targets])
@@ -1024,9 +1025,9 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
         region = "body" if label.startswith("body-") else "brain"
     pool = [a for a in anatomies if a.region == region] or anatomies
     anat = pool[rng.integers(len(pool))]
-    proto = _other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label)
+    proto = protocol or (_other(rng, region) if label == "other" else CLASS_PROTOCOLS[label](rng, label))
     stripped = draw_skull_stripped(rng, anat, proto)
-    if region == "brain":
+    if anat.region == "brain":
         anat = _maybe_lesions(rng, anat, stripped)
     slices, geo = render(rng, anat, proto, n_slices, stripped=stripped)
     geometry = geometry_features(*stored_voxel_size(rng, proto, stripped))
