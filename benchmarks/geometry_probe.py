@@ -24,14 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
+import epi_grain  # noqa: E402
 
 #: Stored voxel sizes told to the network: (name, in-plane mm, slice mm).
 GEOMETRIES = (("1x1", 1.0, 1.0), ("3x3 fMRI-like", 3.0, 3.0), ("4x4", 4.0, 4.0), ("2x5 DWI-like", 2.0, 5.0),
               ("1.2x6", 1.2, 6.0))
 
 #: Default series: the real single BOLD volumes and diffusion series of the development set.
-EPI_SERIES = ("nifti/niivue_register/fmri.nii.gz", "dicom/siemens_12bit_FMRI_AX_ASC/",
-              "nifti/niivue_register/dwi.nii.gz", "dicom/canon_9000_DTI_PA-ortho/", "dicom/philips_dwi_DTI_Biobank/")
+EPI_SERIES = tuple(path for paths in epi_grain.REAL_EPI.values() for path in paths)
 
 
 def probe(classifier, volume, label: str) -> list[tuple[str, float, str]]:
