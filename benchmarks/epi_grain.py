@@ -60,7 +60,7 @@ def simulated_grain(rng, anatomies, label: str, kind: str | None) -> float:
         proto = simulate._other(rng, "brain") if label == "other" else simulate.CLASS_PROTOCOLS[label](rng, label)
         if kind is None or proto.kind == kind:
             break
-    return grain(simulate.simulate_sample(rng, anatomies, SPEC.n_slices, SPEC, label=label, protocol=proto).stack)
+    return grain(simulate.simulate_sample(rng, anatomies, SPEC.n_slices, SPEC, protocol=proto).stack)
 
 
 def main(argv=None) -> int:

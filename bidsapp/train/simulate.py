@@ -1014,7 +1014,10 @@ def _maybe_lesions(rng, anat: Anatomy, stripped: bool) -> Anatomy:
 def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC,
                     label: str | None = None, protocol: Protocol | None = None) -> Sample:
     """One random training example of any class or of the open set (of ``label`` when given;
-    acquired with ``protocol`` when given, e.g. one open-set kind for a diagnostic)."""
+    acquired with ``protocol`` when given, e.g. one open-set kind for a diagnostic, whose label
+    is then the protocol's)."""
+    if protocol is not None:
+        label = protocol.label
     if label is None:
         targets = list(TARGET_WEIGHTS)
         w = np.array([TARGET_WEIGHTS[t] for t in targets])
