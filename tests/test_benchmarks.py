@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe")
+           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -300,3 +300,31 @@ def test_geometry_probe_own_size_is_what_inference_computes(real_data):
     assert rows[0][1] == pytest.approx(classifier.classify(volume).probabilities["DWI"], abs=1e-4)
     told = {name: q for name, q, _ in rows}
     assert told["2x5 DWI-like"] > told["1x1"]
+
+
+def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_path, monkeypatch):
+    cv = module("real_finetune_cv")
+    calls = []
+    real_fine_tune = cv.fine_tune
+
+    def recording(recipe, pool, real, device, log_prefix):
+        calls.append((log_prefix, {item.group for item in real}))
+        return real_fine_tune(recipe, pool, real, device, log_prefix)
+
+    monkeypatch.setattr(cv, "fine_tune", recording)
+    out = tmp_path / "cv"
+    assert cv.main(["--out", str(out), "--data", str(real_data), "--anatomy", "phantom", "--holdout-heads", "0",
+                    "--folds", "2", "--steps", "2", "--batch", "4", "--pool", "6", "--val-size", "8",
+                    "--workers", "1", "--threads", "1", "--no-derived"]) == 0
+    result = json.loads((out / "cv.json").read_text())
+    groups = list(dict.fromkeys(s["group"] for s in result["series"]))
+    assert calls[0] == ("control", set())  # simulated batches only
+    for (prefix, trained_on), group in zip(calls[1:3], groups[:2]):
+        assert prefix == f"fold {group}" and group not in trained_on and trained_on == set(groups) - {group}
+    assert calls[3] == ("all", set(groups))
+    scored = [s for s in result["series"] if s["cv"] is not None]
+    assert {s["group"] for s in scored} == set(groups[:2]) and result["scored"] == len(scored)
+    assert result["totals"]["cv"] == sum(s["cv"] == s["truth"] for s in scored)
+    card = json.loads((out / "all" / "mrclass.json").read_text())
+    assert card["training"]["finetune_series"] == len(result["series"]) and card["training"]["finetune_labels"]
+    assert (out / "pool.npz").is_file()  # cached: a rerun simulates nothing again

@@ -29,21 +29,14 @@ from .. import __version__
 from ..classes import LABELS
 from ..model.network import ARCH, SliceStackClassifier
 from ..model.predict import mirrored_logits, resolve_device, sha256
-from ..volume import SPEC, InputSpec, load_nifti, native_slices, normalise_stack, volume_geometry
+from ..volume import SPEC, InputSpec
 from . import simulate
+from .labelled import LabelledSeries, load_labelled, one_hot
 from .metrics import calibration, choose_threshold, decisions
 
 log = logging.getLogger("mrclass.train")
 N_PHANTOMS = 3  # procedural heads mixed into the real anatomies: shape variety, and the bundled example
 N_PELVIS = 2  # procedural pelvises beside the one abdominal label map: 2 of 3 body series
-
-
-def one_hot(label: str) -> np.ndarray:
-    target = np.zeros(len(LABELS), np.float32)
-    idx = simulate.label_index(label)
-    if idx >= 0:
-        target[idx] = 1.0
-    return target
 
 
 class SimulatedSeries(IterableDataset):
@@ -61,24 +54,6 @@ class SimulatedSeries(IterableDataset):
         while True:
             sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
             yield sample.stack.astype(np.float32), sample.geometry, one_hot(sample.label)
-
-
-class LabelledSeries(IterableDataset):
-    """Real labelled NIfTIs (labels.tsv: path, label) for fine-tuning, random slice positions."""
-
-    def __init__(self, labels_tsv: str, root: str, n_slices: int, seed: int, spec: InputSpec = SPEC):
-        rows = [line.split("\t") for line in Path(labels_tsv).read_text().splitlines()[1:] if line.strip()]
-        self.items = [(Path(root) / r[0], r[3] if len(r) > 3 else r[1]) for r in rows]
-        self.items = [(p, lab) for p, lab in self.items if p.suffix in (".nii", ".gz")]
-        self.n_slices, self.seed, self.spec = n_slices, seed, spec
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, 7])
-        volumes = [(load_nifti(p), lab) for p, lab in self.items]
-        while True:
-            vol, lab = volumes[rng.integers(len(volumes))]
-            slices, (r, c) = native_slices(vol, self.n_slices, self.spec.coverage, rng)
-            yield normalise_stack(slices, r, c, self.spec), volume_geometry(vol), one_hot(lab)
 
 
 def augment(x: torch.Tensor) -> torch.Tensor:
@@ -339,7 +314,7 @@ def parse_args(argv=None):
                         "steps on CPUs with bf16 instructions, slower on those without")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", help="start from these weights (fine-tuning)")
-    p.add_argument("--finetune-labels", help="labels.tsv of the user's real labelled NIfTIs")
+    p.add_argument("--finetune-labels", help="labels.tsv (columns path, label) of the user's real labelled series: NIfTI files or DICOM folders")
     p.add_argument("--finetune-root", help="folder the labels.tsv paths are relative to")
     p.add_argument("--finetune-fraction", type=float, default=0.3)
     return p.parse_args(argv)
@@ -439,8 +414,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--holdout-heads {args.holdout_heads}: {exc}") from exc
 
     stream = SimulatedSeries(args.anatomy, args.train_slices, args.seed + step, spec, args.holdout_heads)
-    real = (LabelledSeries(args.finetune_labels, args.finetune_root or ".", args.train_slices, args.seed, spec)
-            if args.finetune_labels else None)
+    real = (LabelledSeries(load_labelled(args.finetune_labels, args.finetune_root or ".", None), args.train_slices,
+                           args.seed, spec) if args.finetune_labels else None)
     loader = DataLoader(stream, batch_size=None, num_workers=args.workers, persistent_workers=args.workers > 0,
                         prefetch_factor=8 if args.workers else None)
     samples = interleave(loader, real, args.finetune_fraction, args.seed + step)
