@@ -227,19 +227,26 @@ def main(argv=None) -> int:
     def decide(probs, threshold, rows):
         return dict(zip(rows, decide_labels(probs[rows], threshold)))
 
+    def best(probs, rows):  # the best class and its probability, whatever the threshold
+        return {i: (LABELS[int(probs[i].argmax())], round(float(probs[i].max()), 3)) for i in rows}
+
     arms: dict[str, dict] = {}
     start_net = init_network(recipe.weights, device).eval()
     th, metrics, probs = thresholded(start_net, val, inputs, device)
     every = list(range(len(items)))
-    arms["start"] = {"threshold": th, "predicted": decide(probs, th, every), "sim_accuracy": metrics["accuracy"]}
+    arms["start"] = {"threshold": th, "predicted": decide(probs, th, every), "best": best(probs, every),
+                     "sim_accuracy": metrics["accuracy"]}
 
     t0 = time.time()
     net = fine_tune(recipe, pool, [], device, "control")
     th, metrics, probs = thresholded(net, val, inputs, device)
-    arms["control"] = {"threshold": th, "predicted": decide(probs, th, every), "sim_accuracy": metrics["accuracy"],
-                       "minutes": (time.time() - t0) / 60}
+    arms["control"] = {"threshold": th, "predicted": decide(probs, th, every), "best": best(probs, every),
+                       "sim_accuracy": metrics["accuracy"], "minutes": (time.time() - t0) / 60}
+    print(f"start: simulated accuracy {arms['start']['sim_accuracy']:.3f} at {arms['start']['threshold']:.3f}; "
+          f"control: {metrics['accuracy']:.3f} at {th:.3f}", file=sys.stderr, flush=True)
 
     cv_predicted: dict[int, str] = {}
+    cv_best: dict[int, tuple[str, float]] = {}
     fold_rows = []
     for group in groups[:args.folds or None]:
         t0 = time.time()
@@ -248,11 +255,12 @@ def main(argv=None) -> int:
         net = fine_tune(recipe, pool, train, device, f"fold {group}")
         th, metrics, probs = thresholded(net, val, inputs, device)
         cv_predicted |= decide(probs, th, held)
+        cv_best |= best(probs, held)
         fold_rows.append({"group": group, "threshold": th, "sim_accuracy": metrics["accuracy"],
                           "held_out": len(held), "right": sum(cv_predicted[i] == truth[i] for i in held),
                           "minutes": round((time.time() - t0) / 60, 2)})
         print(f"fold {group}: {fold_rows[-1]['right']}/{len(held)} at threshold {th:.3f}", file=sys.stderr, flush=True)
-    arms["cv"] = {"predicted": cv_predicted, "folds": fold_rows}
+    arms["cv"] = {"predicted": cv_predicted, "best": cv_best, "folds": fold_rows}
 
     if not args.no_final:
         t0 = time.time()
@@ -260,15 +268,18 @@ def main(argv=None) -> int:
         th, metrics, probs = thresholded(net, val, inputs, device)
         minutes = (time.time() - t0) / 60
         weights = save_model(net, args.out / "all", recipe, th, metrics, minutes, len(items), data_root / "labels.tsv")
-        arms["all"] = {"threshold": th, "predicted": decide(probs, th, every), "sim_accuracy": metrics["accuracy"],
-                       "weights": str(weights), "note": "training-set numbers"}
+        arms["all"] = {"threshold": th, "predicted": decide(probs, th, every), "best": best(probs, every),
+                       "sim_accuracy": metrics["accuracy"], "weights": str(weights), "note": "training-set numbers"}
 
     scored = [i for i in every if i in cv_predicted]
-    print(f"\n{'series':62s} {'truth':18s} {'start':18s} {'control':18s} {'cv (source held out)':18s}")
+    print(f"\n{'series':52s} {'truth':12s} {'start':24s} {'control':24s} {'cv (source held out)':24s}")
     for i in scored:
-        cells = [arms[a]["predicted"][i] for a in ("start", "control")] + [cv_predicted[i]]
-        marks = ["" if c == truth[i] else " x" for c in cells]
-        print(f"{items[i].name[-62:]:62s} {truth[i]:18s} " + " ".join(f"{c + m:18s}" for c, m in zip(cells, marks)))
+        cells = []
+        for a in ("start", "control", "cv"):
+            decided, (top, p) = arms[a]["predicted"][i], arms[a]["best"][i]
+            cell = f"{decided} ({top} {p:.2f})" if decided != top else f"{decided} {p:.2f}"
+            cells.append(cell + ("" if decided == truth[i] else " x"))
+        print(f"{items[i].name[-52:]:52s} {truth[i]:12s} " + " ".join(f"{c:24s}" for c in cells))
     totals = {a: sum(arms[a]["predicted"][i] == truth[i] for i in scored) for a in ("start", "control")}
     totals["cv"] = sum(cv_predicted[i] == truth[i] for i in scored)
     if "all" in arms:
@@ -280,8 +291,9 @@ def main(argv=None) -> int:
               "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "classes": list(LABELS),
               "series": [{"name": items[i].name, "group": items[i].group, "truth": truth[i],
-                          **{a: arms[a]["predicted"].get(i) for a in arms if "predicted" in arms[a]}} for i in every],
-              "arms": {a: {k: v for k, v in arm.items() if k != "predicted"} for a, arm in arms.items()},
+                          **{a: arms[a]["predicted"].get(i) for a in arms},
+                          "best": {a: arms[a]["best"].get(i) for a in arms}} for i in every],
+              "arms": {a: {k: v for k, v in arm.items() if k not in ("predicted", "best")} for a, arm in arms.items()},
               "totals": totals, "scored": len(scored)}
     benchlib.write_json(args.out / "cv.json", result)
     return 0
