@@ -95,8 +95,11 @@ def simulated_pool(path: Path, anatomy: str, n: int, n_slices: int, seed: int, h
                 return z["stacks"], z["geometry"], z["targets"]
     edges = np.linspace(0, n, workers + 1).round().astype(int)
     jobs = [(anatomy, holdout, n_slices, seed, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-    with mp.get_context("spawn").Pool(len(jobs)) as pool:
-        parts = pool.map(_simulate_chunk, jobs)
+    if len(jobs) == 1:  # in this process: no worker to start (tests, --workers 1)
+        parts = [_simulate_chunk(jobs[0])]
+    else:
+        with mp.get_context("spawn").Pool(len(jobs)) as pool:
+            parts = pool.map(_simulate_chunk, jobs)
     stacks, geometry, targets = (np.concatenate([p[i] for p in parts]) for i in range(3))
     np.savez(path, stacks=stacks, geometry=geometry, targets=targets)
     return stacks, geometry, targets
