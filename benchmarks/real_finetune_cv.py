@@ -32,7 +32,6 @@ source). Output: a table per series, totals per arm, ``OUT/cv.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import sys
@@ -52,9 +51,9 @@ from bidsapp.classes import LABELS  # noqa: E402
 from bidsapp.model.predict import DEFAULT_WEIGHTS, resolve_device  # noqa: E402
 from bidsapp.train import simulate  # noqa: E402
 from bidsapp.train.labelled import LabelledVolume, labelled_sample, load_labelled, one_hot  # noqa: E402
-from bidsapp.train.metrics import calibration, choose_threshold, decide_labels, decisions  # noqa: E402
-from bidsapp.train.train import (N_PELVIS, N_PHANTOMS, init_network, lineage, model_card,  # noqa: E402
-                                 predict_probs, train_step, validation_set)
+from bidsapp.train.metrics import decide_labels  # noqa: E402
+from bidsapp.train.train import (N_PELVIS, N_PHANTOMS, init_network, lineage, save_model,  # noqa: E402
+                                 train_step, validated, validation_set)
 from bidsapp.volume import SPEC  # noqa: E402
 
 
@@ -156,29 +155,19 @@ def fine_tune(recipe: Recipe, pool, real: list[LabelledVolume], device, log_pref
 
 def thresholded(net, val, inputs, device) -> tuple[float, dict, np.ndarray]:
     """(threshold from the simulated validation set, its metrics, real series' probabilities)."""
-    val_x, val_g, val_labels = val
-    p_val = predict_probs(net, val_x, val_g, device)
-    threshold = choose_threshold(p_val, val_labels)
-    metrics = decisions(p_val, val_labels, threshold)
-    metrics["calibration"] = calibration(p_val, val_labels)
+    threshold, metrics = validated(net, *val, device)
     with torch.no_grad():
         p_real = 1 / (1 + np.exp(-series_logits(net, inputs, (1.0,))[:, 0]))
     return threshold, metrics, p_real
 
 
-def save_model(net, out: Path, recipe: Recipe, threshold: float, metrics: dict, minutes: float, n_real: int,
-               labels_tsv: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    weights = out / "mrclass.pt"
-    torch.save({k: v.half() for k, v in net.state_dict().items()}, weights)
-    training = {"seed": recipe.seed, "steps": recipe.steps, "batch_series": recipe.batch,
-                "train_slices": recipe.train_slices, "lr": recipe.lr, "bf16": recipe.bf16,
-                "minutes": round(minutes, 1), "device": "cpu", "finetune_labels": benchlib.display_path(labels_tsv),
-                "finetune_series": n_real, "real_fraction": recipe.real_fraction,
-                "command": "python benchmarks/real_finetune_cv.py " + " ".join(sys.argv[1:])}
-    card = model_card(SPEC, threshold, training, lineage(recipe.weights), metrics, weights)
-    (out / "mrclass.json").write_text(json.dumps(card, indent=2))
-    return weights
+def training_record(recipe: Recipe, minutes: float, n_real: int, labels_tsv: Path) -> dict:
+    """The card's ``training`` entry of the all-sources model."""
+    return {"seed": recipe.seed, "steps": recipe.steps, "batch_series": recipe.batch,
+            "train_slices": recipe.train_slices, "lr": recipe.lr, "bf16": recipe.bf16,
+            "minutes": round(minutes, 1), "device": "cpu", "finetune_labels": benchlib.display_path(labels_tsv),
+            "finetune_series": n_real, "real_fraction": recipe.real_fraction,
+            "command": "python benchmarks/real_finetune_cv.py " + " ".join(sys.argv[1:])}
 
 
 # -------------------------------------------------------------------------------------- driver
@@ -270,7 +259,9 @@ def main(argv=None) -> int:
         net = fine_tune(recipe, pool, items, device, "all")
         th, metrics, probs = thresholded(net, val, inputs, device)
         minutes = (time.time() - t0) / 60
-        weights = save_model(net, args.out / "all", recipe, th, metrics, minutes, len(items), data_root / "labels.tsv")
+        weights = save_model(net, args.out / "all", SPEC, th,
+                             training_record(recipe, minutes, len(items), data_root / "labels.tsv"),
+                             lineage(recipe.weights), metrics)
         arms["all"] = {"threshold": th, "predicted": decide(probs, th, every), "best": best(probs, every),
                        "sim_accuracy": metrics["accuracy"], "weights": str(weights), "note": "training-set numbers"}
 

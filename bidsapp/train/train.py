@@ -367,6 +367,27 @@ def model_card(spec: InputSpec, threshold: float, training: dict, history: list[
     }
 
 
+def validated(net, val_x: np.ndarray, val_geometry: np.ndarray, val_labels: list[str], device) -> tuple[float, dict]:
+    """The open-set threshold training's rule picks on the simulated validation set, and the
+    metrics (calibration included) a model card records there."""
+    probs = predict_probs(net, val_x, val_geometry, device)
+    threshold = choose_threshold(probs, val_labels)
+    metrics = decisions(probs, val_labels, threshold)
+    metrics["calibration"] = calibration(probs, val_labels)
+    return threshold, metrics
+
+
+def save_model(net, out: Path, spec: InputSpec, threshold: float, training: dict, history: list[dict],
+               metrics: dict) -> Path:
+    """``out/mrclass.pt`` (float16) and its card ``out/mrclass.json``; the weights' path."""
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / "mrclass.pt"
+    torch.save({k: v.half() for k, v in net.state_dict().items()}, weights)
+    card = model_card(spec, threshold, training, history, metrics, weights)
+    (out / "mrclass.json").write_text(json.dumps(card, indent=2))
+    return weights
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.select_every and (args.average_from or args.select_every % CHECKPOINT_EVERY):
@@ -456,12 +477,7 @@ def main(argv=None) -> int:
         net.load_state_dict(average.state)
         log.info("weights: mean of %d snapshots from %.0f%% of the budget on", average.count, 100 * args.average_from)
 
-    probs = predict_probs(net, val_x, val_geometry, device)
-    threshold = choose_threshold(probs, val_labels)
-    metrics = decisions(probs, val_labels, threshold)
-    metrics["calibration"] = calibration(probs, val_labels)
-    weights = out / "mrclass.pt"
-    torch.save({k: v.half() for k, v in net.state_dict().items()}, weights)
+    threshold, metrics = validated(net, val_x, val_geometry, val_labels, device)
     training = {"seed": args.seed, "steps": step, "batch_series": args.batch, "train_slices": args.train_slices,
                 "replay_fraction": args.replay_fraction, "average_from": args.average_from,
                 "averaged_snapshots": average.count, "select_every": args.select_every,
@@ -469,8 +485,7 @@ def main(argv=None) -> int:
                 "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
                 "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
                 "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv)}
-    card = model_card(spec, threshold, training, history, metrics, weights)
-    (out / "mrclass.json").write_text(json.dumps(card, indent=2))
+    weights = save_model(net, out, spec, threshold, training, history, metrics)
     log.info("done: %d steps, simulated validation accuracy %.3f at threshold %.2f -> %s",
              step, metrics["accuracy"], threshold, weights)
     return 0
