@@ -328,3 +328,18 @@ def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_pa
     card = json.loads((out / "all" / "mrclass.json").read_text())
     assert card["training"]["finetune_series"] == len(result["series"]) and card["training"]["finetune_labels"]
     assert (out / "pool.npz").is_file()  # cached: a rerun simulates nothing again
+    assert result["verdict"] is None  # a partial cross-validation decides nothing
+    assert set(result["sim_per_class_sensitivity"]) == {"start", "control", "all"}
+
+
+def test_real_finetune_shipping_rule_needs_every_condition():
+    rule = module("real_finetune_cv").ShippingRule(margin=3, sim_tolerance=0.03)
+    totals = {"shipped": 24, "start": 21, "control": 18, "cv": 24}
+    sim = {"control": 0.800, "all": 0.831}
+    assert rule.verdict(totals, sim)["ship"]
+    assert not rule.verdict({**totals, "start": 22}, sim)["ship"]  # beats the start by 2 only
+    assert not rule.verdict({**totals, "control": 22}, sim)["ship"]
+    assert not rule.verdict({**totals, "shipped": 25}, sim)["ship"]  # worse than what users have now
+    assert rule.verdict(totals, {"control": 0.80, "all": 0.77})["ship"]  # exactly the tolerance
+    verdict = rule.verdict(totals, {"control": 0.80, "all": 0.769})
+    assert not verdict["ship"] and [ok for ok in verdict["checks"].values()] == [True, True, True, False]
