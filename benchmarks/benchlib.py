@@ -40,11 +40,10 @@ def resolve_data(path: Path | None) -> Path:
 
 
 def read_labels(root: Path) -> list[dict]:
-    """Rows of ``labels.tsv`` (tab-separated, header line) that name a path."""
-    lines = (root / "labels.tsv").read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
-    return [r for r in rows if r.get("path")]
+    """Rows of ``root/labels.tsv`` that name a path, checked (``labels_file.read_label_rows``)."""
+    from bidsapp.train.labels_file import read_label_rows
+
+    return read_label_rows(root / "labels.tsv")
 
 
 def display_path(path: Path | str) -> str:

@@ -59,4 +59,5 @@ def test_native_plane_ablation_changes_only_3d_volumes(real_data, tmp_path):
 def test_unknown_label_is_a_usage_error(real_data, tmp_path, capsys):
     labels = _labels(tmp_path, [(ROWS[0][0], "T3w")])
     assert evaluate.main([str(real_data), "--labels", str(labels)]) == 2
-    assert "T3w" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "T3w" in err and f"{labels}:2:" in err  # the line to fix

@@ -14,7 +14,6 @@ classification apart).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..classes import ALL_LABELS
 from ..model.predict import Classifier
-from ..volume import load_dicom, load_nifti
+from .labels_file import load_any, read_label_rows
 from .metrics import ranking, summarise
 
 
@@ -39,18 +37,6 @@ class Outcome:
     best_label: str
     load_s: float
     classify_s: float
-
-
-def read_labels(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return [row for row in csv.DictReader(fh, delimiter="\t") if row.get("path")]
-
-
-def load_any(path: Path):
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return load_dicom(files)
-    return load_nifti(path)
 
 
 def evaluate(root: Path, rows: list[dict], clf: Classifier, threshold: float | None,
@@ -107,10 +93,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write outcomes and metrics as JSON")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = read_labels(args.labels or args.root / "labels.tsv")
-    unknown = {r["label"] for r in rows} - set(ALL_LABELS)
-    if unknown:
-        print(f"unknown labels in labels file: {sorted(unknown)}", file=sys.stderr)
+    try:
+        rows = read_label_rows(args.labels or args.root / "labels.tsv")
+    except ValueError as err:
+        print(f"mrclass-bids-evaluate: {err}", file=sys.stderr)
         return 2
     clf = Classifier.load(args.device, args.weights)
     outcomes = evaluate(args.root, rows, clf, args.threshold, all_views=not args.native_plane)

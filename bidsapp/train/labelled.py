@@ -3,7 +3,7 @@
 A ``labels.tsv`` (tab-separated, header line, columns ``path`` and ``label``; the format of the
 real development set) names NIfTI files or DICOM series folders relative to a root. Users' own
 labelled data are as often DICOM as NIfTI, so both load the way the App loads them
-(``evaluate.load_any``). A column such as ``source_repo`` or ``site`` groups series that share a
+(``labels_file.load_any``). A column such as ``source_repo`` or ``site`` groups series that share a
 scanner or a preprocessing pipeline, so a cross-validation can hold a whole source out.
 
 Each draw is a fresh set of slice positions along a fresh view (any of ``volume.view_axes``:
@@ -13,7 +13,6 @@ as at inference; the training augmentation is applied afterwards by ``train.trai
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from ..classes import ALL_LABELS, LABELS
+from ..classes import LABELS
 from ..records import Volume
 from ..volume import SPEC, InputSpec, native_slices, normalise_stack, view_axes, volume_geometry
 from . import simulate
+from .labels_file import load_any, read_label_rows
 
 log = logging.getLogger("mrclass.train")
 
@@ -39,28 +39,8 @@ class LabelledVolume:
     volume: Volume
 
 
-def read_label_rows(labels_tsv: str | Path, group_column: str | None = None) -> list[dict]:
-    """Rows of a labels.tsv, each checked: a missing column or an unknown label stops with its line."""
-    path = Path(labels_tsv)
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        needed = {"path", "label"} | ({group_column} if group_column else set())
-        if missing := needed - set(reader.fieldnames or ()):
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))} (has {reader.fieldnames})")
-        rows = []
-        for line_no, row in enumerate(reader, start=2):
-            if not (row.get("path") or "").strip():
-                continue
-            if row["label"] not in ALL_LABELS:
-                raise ValueError(f"{path}:{line_no}: unknown label {row['label']!r} (one of {' '.join(ALL_LABELS)})")
-            rows.append(row)
-    return rows
-
-
 def load_labelled(labels_tsv: str | Path, root: str | Path, group_column: str | None = None) -> list[LabelledVolume]:
     """Every labelled series under ``root``, loaded once (NIfTI files and DICOM folders)."""
-    from .evaluate import load_any  # evaluate imports the classifier; only loading is needed here
-
     items = []
     for row in read_label_rows(labels_tsv, group_column):
         source = Path(root) / row["path"]
