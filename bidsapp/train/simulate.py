@@ -249,12 +249,19 @@ def _flair(rng, label: str) -> Protocol:
 DIFFUSION_RES = {"brain": (1.2, 3.5), "body": (1.5, 3.5)}
 
 
+#: Largest share of b=0 signal in a DWI target (the mean of a 4D series whose b-values were lost):
+#: DTI protocols acquire one b=0 per 6-64 directions (1.5-14%). Up to 0.8.0's simulator it was 30%,
+#: and above about 16% CSF outshines grey matter, so a sixth of DWI targets showed BOLD's
+#: bright-CSF contrast: the network learned that CSF does not tell BOLD from diffusion.
+B0_MIX_MAX = 0.12
+
+
 def _dwi(rng, label: str) -> Protocol:
-    # Part b=0 (a 4D series' mean when its b-values are lost), never a b=0 image alone: that is a
-    # T2-weighted EPI, and labelling it DWI (8% up to 0.7.0) taught that any EPI with bright CSF
-    # is diffusion, which is how single real BOLD volumes were named DWI.
+    # Part b=0 (see B0_MIX_MAX), never a b=0 image alone: that is a T2-weighted EPI, and labelling
+    # it DWI (8% up to 0.7.0) taught that any EPI with bright CSF is diffusion, which is how single
+    # real BOLD volumes were named DWI.
     r = rng.random()
-    b0_mix = _u(rng, 0.0, 0.3) if r < 0.35 else 0.0
+    b0_mix = _u(rng, 0.0, B0_MIX_MAX) if r < 0.35 else 0.0
     return Protocol(label, "dwi", "dwi", tr=_u(rng, 3000, 9000), te=_u(rng, 60, 110), b=_u(rng, 500, 1500),
                     b0_mix=b0_mix, raw_direction=bool(rng.random() < 0.35),
                     **_epi_geometry(rng, res=DIFFUSION_RES["brain"]))
