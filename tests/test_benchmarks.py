@@ -16,7 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv")
+           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv",
+           "occlusion_probe")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -300,6 +301,24 @@ def test_geometry_probe_own_size_is_what_inference_computes(real_data):
     assert rows[0][1] == pytest.approx(classifier.classify(volume).probabilities["DWI"], abs=1e-4)
     told = {name: q for name, q, _ in rows}
     assert told["2x5 DWI-like"] > told["1x1"]
+
+
+def test_occlusion_maps_light_up_where_the_logit_is_read():
+    """A fake network whose logit is the signal inside one square: blanking a patch over the
+    square lowers it (positive drop there), elsewhere nothing moves; per-slice logits are kept."""
+    bench = module("occlusion_probe")
+    stack = np.ones((2, 32, 32), np.float32)
+    stack[1] *= 2.0
+
+    def slice_logit(batch):
+        return batch[:, 8:16, 8:16].sum(axis=(1, 2))
+
+    base, drops = bench.occlusion_maps(slice_logit, stack, patch=8, stride=4)
+    assert base.tolist() == [64.0, 128.0]
+    assert drops[0, 10, 10] > 0 and drops[1, 10, 10] > drops[0, 10, 10]
+    assert np.all(drops[:, 24:, 24:] == 0) and drops.min() == 0
+    png = bench.page(stack, drops, shown=2)
+    assert png.dtype == np.uint8 and png.shape == (2 * 32 + 4, 2 * 32)
 
 
 def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_path, monkeypatch):
