@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
            "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv",
-           "occlusion_probe")
+           "occlusion_probe", "contrast_order")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -319,6 +319,21 @@ def test_occlusion_maps_light_up_where_the_logit_is_read():
     assert np.all(drops[:, 24:, 24:] == 0) and drops.min() == 0
     png = bench.page(stack, drops, shown=2)
     assert png.dtype == np.uint8 and png.shape == (2 * 32 + 4, 2 * 32)
+
+
+def test_contrast_order_reads_the_physics_of_each_target():
+    """T2w shows CSF above grey matter, FLAIR nulls it, T1w puts white matter above grey; the open
+    set is reported per kind, so a kind with another class's tissue order can be found."""
+    from bidsapp.train import simulate as S
+
+    bench = module("contrast_order")
+    rng = np.random.default_rng(0)
+    shares = {}
+    for label in ("T2w", "FLAIR", "T1w"):
+        shares |= bench.order_shares(lambda r, lab=label: S.CLASS_PROTOCOLS[lab](r, lab), 60, rng)
+    shares |= bench.order_shares(lambda r: S._other(r, "brain"), 200, rng)
+    assert shares["T2w"][0] > 0.9 and shares["FLAIR"][0] < 0.1 and shares["T1w"][1] < 0.1
+    assert shares["other:fmri"][0] > 0.9 and all(k in shares for k in ("other:pd", "other:tof"))
 
 
 def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_path, monkeypatch):
