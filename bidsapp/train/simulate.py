@@ -251,7 +251,7 @@ DIFFUSION_RES = {"brain": (1.2, 3.5), "body": (1.5, 3.5)}
 
 #: Largest share of b=0 signal in a DWI target (the mean of a 4D series whose b-values were lost):
 #: DTI protocols acquire one b=0 per 6-64 directions (1.5-14%). Up to 0.8.0's simulator it was 30%,
-#: and above about 16% CSF outshines grey matter, so a sixth of DWI targets showed BOLD's
+#: and above about 16% CSF outshines grey matter, so one DWI target in nine (11%) showed BOLD's
 #: bright-CSF contrast: the network learned that CSF does not tell BOLD from diffusion.
 B0_MIX_MAX = 0.12
 
