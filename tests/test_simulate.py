@@ -378,3 +378,39 @@ def test_body_fields_of_view_include_organ_targeted_ones_and_brain_ones_do_not()
     assert 0.25 < np.mean(body < 240) < 0.45
     assert body.min() >= 140 and body.max() <= 420 and np.mean(body > 300) > 0.3
     assert brain.min() >= 200 and brain.max() <= 260
+
+
+def _brain_cube() -> S.Anatomy:
+    """1 mm map: a 60 mm cube of white matter in air (skull stripping keeps all of it)."""
+    tissue = np.full((80, 80, 80), TISSUE_INDEX["air"], np.uint8)
+    tissue[10:70, 10:70, 10:70] = TISSUE_INDEX["wm"]
+    return S.Anatomy("cube", "brain", tissue, np.eye(4))
+
+
+def test_partial_slabs_cut_stripped_brains_with_a_straight_edge_across_the_slices(monkeypatch):
+    anat, proto = _brain_cube(), S.Protocol("T2w", "tse_t2", "se", is3d=False, thickness=2.0)
+    removed, crossing = [], 0
+    for seed in range(12):
+        shown = {}
+        for p in (0.0, 1.0):  # same draws up to the cut: the rendering with and without it
+            monkeypatch.setitem(S.PARTIAL_SLAB, "p", p)
+            img, geo = S.render(np.random.default_rng(seed), anat, proto, 6, plane="sagittal", fov=100,
+                                stripped=True, storage=False)
+            shown[p] = img > 0
+        assert not (shown[1.0] & ~shown[0.0]).any()  # a cut only removes brain
+        cut = shown[0.0] & ~shown[1.0]
+        removed.append(cut.sum() / shown[0.0].sum())
+        crossing += any(cut[k].any() and shown[1.0][k].any() for k in range(len(cut)))
+    lo, hi = S.PARTIAL_SLAB["cut"]
+    assert lo / 2 < np.median(removed) < hi + 0.1
+    assert crossing >= 10  # the edge runs through slices that keep brain on its other side
+
+
+def test_only_stripped_series_are_cut(monkeypatch):
+    anat, proto = _brain_cube(), S.Protocol("T2w", "tse_t2", "se", is3d=False, thickness=2.0)
+    shown = []
+    for p in (0.0, 1.0):
+        monkeypatch.setitem(S.PARTIAL_SLAB, "p", p)
+        shown.append(S.render(np.random.default_rng(0), anat, proto, 6, plane="sagittal", fov=100,
+                              stripped=False, storage=False)[0])
+    np.testing.assert_array_equal(shown[0], shown[1])

@@ -772,7 +772,37 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
+        if rng.random() < PARTIAL_SLAB["p"]:
+            img[~slab_coverage(rng, anat, proto, geo, scale)] = 0.0
     return (_storage(rng, img, stripped) if storage else img), geo
+
+
+#: Skull-stripped research series are mostly co-registered to a 1 mm template (BraTS-like), and a
+#: source slab that did not cover the whole brain leaves a flat cut across it there: the missing
+#: vertex or skull base of a 2D axial stack, or a half brain of a coronal or oblique slab (the
+#: deepmedic pat0006 pair). Share of stripped series so cut, and the share of the brain cut away.
+#: 0.13.0, never shown one, lost up to 0.6 of the true-class probability of real stripped series
+#: when a third of the brain was cut from them (benchmarks/coverage_probe.py).
+PARTIAL_SLAB = {"p": 0.3, "cut": (0.08, 0.5)}
+
+
+def slab_coverage(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale: np.ndarray | None = None) -> np.ndarray:
+    """(n, H, W) bool: the pixels a source slab covered, a half-space cutting off
+    ``PARTIAL_SLAB["cut"]`` of the brain. The cut plane is tilted more than 45 degrees from the
+    slices, so it crosses them as a straight edge: a cut parallel to the slices only removes
+    slices, which inference skips anyway (``volume.native_slices`` reads the foreground extent).
+    Half of the cuts are near-axial (a 2D axial stack's top or bottom), the rest any direction."""
+    while True:
+        edge = rng.normal(size=3)
+        if rng.random() < 0.5:
+            edge = np.array([0.0, 0.0, np.sign(edge[2])]) + 0.2 * edge
+        edge /= np.linalg.norm(edge)
+        if abs(edge @ geo.normal) < 0.7:
+            break
+    brain = anat.brain_points @ edge
+    level = np.quantile(brain, _u(rng, *PARTIAL_SLAB["cut"]))
+    mid = [vox[len(vox) // 2] for vox in slice_voxels(anat, proto, geo, scale)]  # (H, W, 3) voxel coords
+    return np.stack([nib.affines.apply_affine(anat.affine, v) @ edge >= level for v in mid])
 
 
 #: Where gradient-echo EPI (BOLD) loses signal to air next to tissue, which a spin echo (b=0
