@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
            "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv",
-           "occlusion_probe", "contrast_order")
+           "occlusion_probe", "contrast_order", "coverage_probe")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -377,3 +377,19 @@ def test_real_finetune_shipping_rule_needs_every_condition():
     assert rule.verdict(totals, {"control": 0.80, "all": 0.77})["ship"]  # exactly the tolerance
     verdict = rule.verdict(totals, {"control": 0.80, "all": 0.769})
     assert not verdict["ship"] and [ok for ok in verdict["checks"].values()] == [True, True, True, False]
+
+
+def test_coverage_probe_cuts_the_named_share_of_a_stripped_brain_and_nothing_else():
+    bench = module("coverage_probe")
+    data = np.full((40, 40, 40), -2.0, np.float32)  # a z-scored brain's constant background
+    data[5:35, 5:35, 5:35] = np.random.default_rng(0).uniform(0, 1, (30, 30, 30))
+    assert bench.stripped_background(data) is None  # the cube fills 42% of the grid
+    grid = np.full((60, 60, 60), -2.0, np.float32)
+    grid[10:40, 10:40, 10:40] = data[5:35, 5:35, 5:35]
+    assert bench.stripped_background(grid) == -2.0
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    out = bench.cut(grid, affine, -2.0, (0, 0, 1), 0.3)
+    kept = out != -2.0
+    assert abs(kept.sum() / (grid != -2.0).sum() - 0.7) < 0.04
+    assert not kept[:, :, 31:].any() and kept[10:40, 10:40, 10:31].all()  # the top went, the rest stayed
+    np.testing.assert_array_equal(out[kept], grid[kept])
