@@ -46,6 +46,20 @@ def read_labels(root: Path) -> list[dict]:
     return read_label_rows(root / "labels.tsv")
 
 
+def class_sensitivities(metrics: dict, labels) -> dict[str, float | None]:
+    """Sensitivity of each of ``labels`` in ``metrics["per_class"]`` (``train.metrics.decisions``),
+    to 4 places; None for a class the scored set did not contain."""
+    per_class = metrics["per_class"]
+    return {lab: (None if (v := per_class.get(lab, {}).get("sensitivity")) is None else round(v, 4)) for lab in labels}
+
+
+def unchecked_sensitivities(sensitivities: dict[str, float | None], real_truth) -> str:
+    """One line: the simulated sensitivity of every class no real series (``real_truth``) checks
+    (SWI, the body phases), which a model can trade away unseen by its real score."""
+    return "  ".join(f"{lab} -" if v is None else f"{lab} {v:.2f}"
+                     for lab, v in sensitivities.items() if lab not in set(real_truth))
+
+
 def display_path(path: Path | str) -> str:
     """``path`` relative to the repository root when it is near it (``../shared/data/real``)."""
     try:

@@ -115,8 +115,7 @@ def score(name: str, members: list[str], gamma_idx: list[int], sim: dict, sim_la
     predicted = decide_labels(probs(real), threshold)
     right = [p == t for p, t in zip(predicted, real_truth)]
     errors = [f"{n}: {t} -> {p}" for n, t, p in zip(real_names, real_truth, predicted) if p != t]
-    sensitivity = {lab: (round(v["sensitivity"], 4) if v.get("sensitivity") is not None else None)
-                   for lab, v in d["per_class"].items()}
+    sensitivity = benchlib.class_sensitivities(d, d["per_class"])
     return Scored(name, threshold, round(d["accuracy"], 4), round(d["other_rejected"] or 0.0, 4),
                   sum(right[:n_dev]), n_dev, sum(right[n_dev:]), len(right) - n_dev, errors, sensitivity)
 
@@ -160,11 +159,9 @@ def main(argv=None) -> int:
     for s in scored:
         print(f"{s.candidate:<44}{s.threshold:>10.3f}{s.simulated_accuracy:>9.3f}{s.simulated_other_rejected:>10.3f}"
               f"{s.dev_right:>5}/{s.dev_n:<2}{s.derived_right:>6}/{s.derived_n}")
-    unreal = [lab for lab in LABELS if lab not in truth]
     print("simulated sensitivity of classes without real series:")
     for s in scored:
-        print(f"  {s.candidate:<42}" + "  ".join(
-            f"{lab} {v:.2f}" if (v := s.simulated_sensitivity.get(lab)) is not None else f"{lab} -" for lab in unreal))
+        print(f"  {s.candidate:<42}" + benchlib.unchecked_sensitivities(s.simulated_sensitivity, truth))
     if args.json:
         args.json.write_text(json.dumps({"gammas": args.gammas, "val_size": args.val_size, "seed": args.seed,
                                          "classes": list(LABELS) + [OTHER], "candidates": [asdict(s) for s in scored]},

@@ -103,10 +103,6 @@ def card_threshold(weights: str) -> float:
     return float(json.loads(Path(weights).with_suffix(".json").read_text())["threshold"])
 
 
-def per_class_sensitivity(metrics: dict, labels: list[str]) -> dict[str, float | None]:
-    return {lab: metrics["per_class"].get(lab, {}).get("sensitivity") for lab in labels}
-
-
 # ------------------------------------------------------------------------------- simulated data
 def _simulate_chunk(job: tuple[str, int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     anatomy, holdout, n_slices, seed, start, stop = job
@@ -323,11 +319,9 @@ def main(argv=None) -> int:
     print("\nright of", len(scored), ":", "  ".join(f"{a} {n}" for a, n in totals.items()))
     print("thresholds:", "  ".join(f"{a} {arms[a]['threshold']:.3f}"
                                    for a in ("shipped", "start", "control", "all") if a in arms))
-    unreal = [lab for lab in LABELS if lab not in truth]  # classes no real series can check
     print("simulated sensitivity of classes without real series:")
     for arm, m in sim_metrics.items():
-        print(f"  {arm:8s} " + "  ".join(f"{lab} {v:.2f}" if v is not None else f"{lab} -"
-                                         for lab, v in per_class_sensitivity(m, unreal).items()))
+        print(f"  {arm:8s} " + benchlib.unchecked_sensitivities(benchlib.class_sensitivities(m, LABELS), truth))
     verdict = None
     if "all" in arms and not args.folds:
         verdict = ShippingRule().verdict(totals, {a: arms[a]["sim_accuracy"] for a in ("control", "all")})
@@ -343,7 +337,7 @@ def main(argv=None) -> int:
                           "best": {a: arms[a]["best"].get(i) for a in arms}} for i in every],
               "arms": {a: {k: v for k, v in arm.items() if k not in ("predicted", "best")} for a, arm in arms.items()},
               "totals": totals, "scored": len(scored), "verdict": verdict,
-              "sim_per_class_sensitivity": {a: per_class_sensitivity(m, list(LABELS)) for a, m in sim_metrics.items()}}
+              "sim_per_class_sensitivity": {a: benchlib.class_sensitivities(m, LABELS) for a, m in sim_metrics.items()}}
     benchlib.write_json(args.out / "cv.json", result)
     return 0
 

@@ -393,3 +393,11 @@ def test_coverage_probe_cuts_the_named_share_of_a_stripped_brain_and_nothing_els
     assert abs(kept.sum() / (grid != -2.0).sum() - 0.7) < 0.04
     assert not kept[:, :, 31:].any() and kept[10:40, 10:40, 10:31].all()  # the top went, the rest stayed
     np.testing.assert_array_equal(out[kept], grid[kept])
+
+
+def test_sensitivities_of_classes_no_real_series_checks_are_listed_alone():
+    bench = module("benchlib")
+    metrics = {"per_class": {"T1w": {"sensitivity": 0.91234}, "SWI": {"sensitivity": 0.8}, "body-T1w": {}}}
+    sens = bench.class_sensitivities(metrics, ["T1w", "SWI", "body-T1w", "DWI"])
+    assert sens == {"T1w": 0.9123, "SWI": 0.8, "body-T1w": None, "DWI": None}
+    assert bench.unchecked_sensitivities(sens, ["T1w", "DWI", "other"]) == "SWI 0.80  body-T1w -"
