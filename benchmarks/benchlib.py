@@ -146,8 +146,9 @@ def model_identity() -> dict:
     weights = REPO / "bidsapp" / "model" / "weights" / "mrclass.pt"
     if not weights.is_file():
         return {"model": None}
-    card_path = weights.with_suffix(".json")
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    from bidsapp.model.card import read_card
+
+    card = read_card(weights) or {}
     training = card.get("training", {})
     return {
         "model": f"{card.get('name', 'mrclass')} {card.get('version', '?')}",

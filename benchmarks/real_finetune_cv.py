@@ -32,7 +32,6 @@ source). Output: a table per series, totals per arm, ``OUT/cv.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import sys
@@ -49,6 +48,7 @@ import derived_maps  # noqa: E402
 from ensemble_probe import series_input, series_logits  # noqa: E402
 
 from bidsapp.classes import LABELS  # noqa: E402
+from bidsapp.model.card import read_card  # noqa: E402
 from bidsapp.model.predict import DEFAULT_WEIGHTS, resolve_device  # noqa: E402
 from bidsapp.train import simulate  # noqa: E402
 from bidsapp.train.labelled import LabelledVolume, labelled_sample, load_labelled, one_hot  # noqa: E402
@@ -100,7 +100,7 @@ class ShippingRule:
 
 def card_threshold(weights: str) -> float:
     """The open-set threshold written in the card beside ``weights``."""
-    return float(json.loads(Path(weights).with_suffix(".json").read_text())["threshold"])
+    return float(read_card(weights)["threshold"])
 
 
 # ------------------------------------------------------------------------------- simulated data

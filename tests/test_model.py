@@ -103,3 +103,12 @@ def test_shared_classifier_freezes_what_it_loaded_out_of_the_collectors_sight():
     clf = shared_classifier("cpu")
     assert gc.get_freeze_count() > 100_000  # the modules, the network and its weights
     assert clf is shared_classifier("cpu")
+
+
+def test_weights_without_their_card_are_a_clear_error(tmp_path):
+    import shutil
+
+    lone = tmp_path / "lone.pt"
+    shutil.copy(DEFAULT_WEIGHTS, lone)
+    with pytest.raises(FileNotFoundError, match="model card not found beside the weights: .*lone.json"):
+        Classifier.load("cpu", lone)

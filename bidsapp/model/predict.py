@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..classes import LABELS, OTHER
 from ..records import Classification, Volume
 from ..timeseries import time_series_reason
 from ..volume import InputSpec, network_inputs, to_network_input, volume_geometry
+from .card import card_path, read_card
 from .network import SliceStackClassifier
 
 WEIGHTS_DIR = Path(str(resources.files("bidsapp.model") / "weights"))
@@ -88,7 +88,9 @@ class Classifier:
         weights = Path(weights) if weights else DEFAULT_WEIGHTS
         if not weights.is_file():
             raise FileNotFoundError(f"model weights not found: {weights}")
-        card = json.loads(weights.with_suffix(".json").read_text())
+        card = read_card(weights)
+        if card is None:
+            raise FileNotFoundError(f"model card not found beside the weights: {card_path(weights)}")
         if tuple(card["classes"]) != LABELS:
             raise ValueError(f"{weights}: model classes {card['classes']} differ from this package's {LABELS}")
         dev = resolve_device(device)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from .. import __version__
 from ..classes import LABELS
+from ..model.card import read_card
 from ..model.network import ARCH, SliceStackClassifier
 from ..model.predict import mirrored_logits, resolve_device, sha256
 from ..volume import SPEC, InputSpec
@@ -272,10 +273,9 @@ def lineage(init: str | None) -> list[dict]:
     model's card then tells its whole recipe, not only the last run's."""
     if not init:
         return []
-    card_path = Path(init).with_suffix(".json")
-    if not card_path.is_file():
+    card = read_card(init)
+    if card is None:
         return [{"weights_sha256": sha256(Path(init)), "card": None}]
-    card = json.loads(card_path.read_text())
     t = card.get("training", {})
     phase = {"version": card.get("version"), "weights_sha256": card.get("weights_sha256"),
              **{k: t.get(k) for k in ("seed", "steps", "minutes", "code_commit", "command")}}
