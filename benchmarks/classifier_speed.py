@@ -75,14 +75,14 @@ def run_worker(args) -> int:
     threads = args.threads[0]
     torch.set_num_threads(threads)
     from bidsapp.model.predict import Classifier
-    from bidsapp.volume import load_dicom, load_nifti, network_inputs, volume_geometry
+    from bidsapp.train.labels_file import load_any
+    from bidsapp.volume import network_inputs, volume_geometry
 
     def network_input(vol, spec):
         return network_inputs(vol, spec), volume_geometry(vol)
 
     def load(row):
-        p = args.data / row["path"]
-        return load_dicom(benchlib.series_files(p)) if p.is_dir() else load_nifti(p)
+        return load_any(args.data / row["path"])
 
     t0 = time.perf_counter()
     clf = Classifier.load("cpu", args.weights)
