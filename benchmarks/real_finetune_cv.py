@@ -32,7 +32,6 @@ source). Output: a table per series, totals per arm, ``OUT/cv.json``.
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import sys
 import time
@@ -54,7 +53,7 @@ from bidsapp.train import simulate  # noqa: E402
 from bidsapp.train.labelled import LabelledVolume, labelled_sample, load_labelled, one_hot  # noqa: E402
 from bidsapp.train.metrics import decide_labels  # noqa: E402
 from bidsapp.train.train import (N_PELVIS, N_PHANTOMS, init_network, lineage, save_model,  # noqa: E402
-                                 train_step, validated, validation_set)
+                                 train_step, validated, validation_set, warm_cosine_lr)
 from bidsapp.volume import SPEC  # noqa: E402
 
 
@@ -170,8 +169,8 @@ def fine_tune(recipe: Recipe, pool, real: list[LabelledVolume], device, log_pref
     warmup = max(1, recipe.steps // 10)
     t0 = time.time()
     for step in range(recipe.steps):
-        for g in opt.param_groups:  # short warm-up, cosine to zero
-            g["lr"] = recipe.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+        for g in opt.param_groups:
+            g["lr"] = warm_cosine_lr(recipe.lr, step, warmup, step / recipe.steps)
         batch = []
         for i in rng.integers(len(stacks), size=recipe.batch - n_real):
             rows = np.sort(rng.choice(stacks.shape[1], size=recipe.train_slices, replace=False))

@@ -172,3 +172,12 @@ def test_fine_tuned_card_carries_the_lineage_and_totals_of_its_init_weights(tmp_
     bare = tmp_path / "bare.pt"  # weights without a card: their hash is all the lineage there is
     bare.write_bytes((first / "mrclass.pt").read_bytes())
     assert train.lineage(str(bare)) == [{"weights_sha256": a["weights_sha256"], "card": None}]
+
+
+def test_learning_rate_warms_up_then_falls_to_zero_by_the_budget():
+    from bidsapp.train.train import warm_cosine_lr
+
+    assert warm_cosine_lr(1e-3, 0, 100, 0.0) == pytest.approx(1e-5)
+    assert warm_cosine_lr(1e-3, 99, 100, 0.0) == pytest.approx(1e-3)
+    assert warm_cosine_lr(1e-3, 500, 100, 0.5) == pytest.approx(5e-4)
+    assert warm_cosine_lr(1e-3, 900, 100, 1.0) == pytest.approx(0.0, abs=1e-12)

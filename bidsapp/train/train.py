@@ -267,6 +267,12 @@ def code_commit() -> str | None:
     return head + ("+dirty" if dirty else "") if head else None
 
 
+def warm_cosine_lr(base: float, step: int, warmup_steps: int, frac: float) -> float:
+    """Learning rate at optimiser ``step``: a linear warm-up over ``warmup_steps``, then a cosine
+    from ``base`` to zero as ``frac`` (the share of the budget spent) runs from 0 to 1."""
+    return base * min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
 def lineage(init: str | None) -> list[dict]:
     """The training phases behind the ``--init`` weights, oldest first, read from the model card
     beside them (``X.json`` for ``X.pt``); each phase as its card recorded it. A fine-tuned
@@ -452,8 +458,8 @@ def main(argv=None) -> int:
         replay.add(fresh)
         batch = fresh + replayed
         frac = min(1.0, max((time.time() - t0) / budget, step / args.steps))
-        for g in opt.param_groups:  # cosine decay over the time (or step) budget, short warm-up
-            g["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac))
+        for g in opt.param_groups:  # cosine decay over the time (or step) budget
+            g["lr"] = warm_cosine_lr(args.lr, step, 100, frac)
         losses.append(train_step(net, opt, batch, device, args.bf16))
         step += 1
         if step % 50 == 0:
