@@ -53,6 +53,9 @@ class Scored:
     #: simulated sensitivity of every class; those no real series checks (SWI, body phases) can be
     #: traded away unseen by the real columns
     simulated_sensitivity: dict[str, float | None]
+    #: with ``--bootstrap``: the 5th, 50th and 95th percentile of the threshold chosen on resampled
+    #: validation sets, and the real series right (development set + derived maps) at each
+    threshold_spread: dict[str, tuple[float, int]] | None = None
 
 
 def gamma_logits(network, stacks: np.ndarray, geometry: np.ndarray, gammas) -> np.ndarray:
@@ -105,7 +108,7 @@ def candidates(names: list[str], gammas) -> dict[str, tuple[list[str], list[int]
 
 
 def score(name: str, members: list[str], gamma_idx: list[int], sim: dict, sim_labels: list[str],
-          real: dict, real_truth: list[str], real_names: list[str], n_dev: int) -> Scored:
+          real: dict, real_truth: list[str], real_names: list[str], n_dev: int, bootstrap: int = 0) -> Scored:
     def probs(logits):
         return torch.sigmoid(torch.from_numpy(np.mean([logits[m][:, gamma_idx].mean(1) for m in members], 0))).numpy()
 
@@ -116,8 +119,23 @@ def score(name: str, members: list[str], gamma_idx: list[int], sim: dict, sim_la
     right = [p == t for p, t in zip(predicted, real_truth)]
     errors = [f"{n}: {t} -> {p}" for n, t, p in zip(real_names, real_truth, predicted) if p != t]
     sensitivity = benchlib.class_sensitivities(d, d["per_class"])
+    spread = None
+    if bootstrap:
+        spread = {q: (th, sum(p == t for p, t in zip(decide_labels(probs(real), th), real_truth)))
+                  for q, th in threshold_quantiles(p_sim, sim_labels, bootstrap).items()}
     return Scored(name, threshold, round(d["accuracy"], 4), round(d["other_rejected"] or 0.0, 4),
-                  sum(right[:n_dev]), n_dev, sum(right[n_dev:]), len(right) - n_dev, errors, sensitivity)
+                  sum(right[:n_dev]), n_dev, sum(right[n_dev:]), len(right) - n_dev, errors, sensitivity, spread)
+
+
+def threshold_quantiles(p_sim: np.ndarray, sim_labels: list[str], n: int, seed: int = 0) -> dict[str, float]:
+    """5th, 50th, 95th percentile of ``choose_threshold`` over ``n`` bootstrap resamples of a
+    simulated validation set: how far the open-set threshold moves with the draw of that set (its
+    bar rests on the upper tail of the set's few hundred "other" series)."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(sim_labels)
+    chosen = [choose_threshold(p_sim[i], list(labels[i])) for i in (rng.integers(len(labels), size=len(labels))
+                                                                     for _ in range(n))]
+    return {f"p{q}": float(np.percentile(chosen, q, method="nearest")) for q in (5, 50, 95)}
 
 
 def add_real_set_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,6 +153,9 @@ def main(argv=None) -> int:
     p.add_argument("--anatomy", type=Path, default=benchlib.REPO.parent / "shared" / "data" / "anatomy")
     p.add_argument("--val-size", type=int, default=720)
     p.add_argument("--seed", type=int, default=20261201)
+    p.add_argument("--bootstrap", type=int, default=0,
+                   help="resample the validation set N times: the spread of each candidate's threshold, "
+                        "and the real series right at its 5th/50th/95th percentile")
     add_real_set_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -153,7 +174,7 @@ def main(argv=None) -> int:
     real = {n: series_logits(c.network, inputs, args.gammas) for n, c in models.items()}
     sim = {n: simulated_logits(c.network, val_x, val_g, args.gammas) for n, c in models.items()}
 
-    scored = [score(name, members, idx, sim, val_labels, real, truth, names, n_dev)
+    scored = [score(name, members, idx, sim, val_labels, real, truth, names, n_dev, args.bootstrap)
               for name, (members, idx) in candidates(list(models), args.gammas).items()]
     print(f"{'candidate':<44}{'threshold':>10}{'sim acc':>9}{'sim other':>10}{'dev':>8}{'derived':>9}")
     for s in scored:
@@ -162,6 +183,10 @@ def main(argv=None) -> int:
     print("simulated sensitivity of classes without real series:")
     for s in scored:
         print(f"  {s.candidate:<42}" + benchlib.unchecked_sensitivities(s.simulated_sensitivity, truth))
+    if args.bootstrap:
+        print(f"threshold over {args.bootstrap} resampled validation sets (real right of {len(truth)} at it):")
+        for s in scored:
+            print(f"  {s.candidate:<42}" + "  ".join(f"{q} {th:.3f} ({right})" for q, (th, right) in s.threshold_spread.items()))
     if args.json:
         args.json.write_text(json.dumps({"gammas": args.gammas, "val_size": args.val_size, "seed": args.seed,
                                          "classes": list(LABELS) + [OTHER], "candidates": [asdict(s) for s in scored]},

@@ -202,6 +202,30 @@ def test_ensemble_probe_scores_what_inference_computes(real_data, tmp_path):
     assert all(c["dev_n"] == len(rows) and c["derived_n"] == 0 for c in found.values())
 
 
+def test_threshold_quantiles_spread_with_the_open_sets_upper_tail():
+    """A validation set whose "other" series sit at known top probabilities: every bootstrap
+    threshold refuses 90% of them, and a set with few "other" series spreads its threshold more."""
+    from bidsapp.classes import LABELS
+
+    probe = module("ensemble_probe")
+    rng = np.random.default_rng(1)
+
+    def validation(n_other: int):
+        top = np.concatenate([rng.uniform(0.0, 0.8, n_other), np.full(200, 0.95)])
+        probs = np.zeros((len(top), len(LABELS)))
+        probs[:, LABELS.index("T1w")] = top
+        return probs, ["other"] * n_other + ["T1w"] * 200
+
+    spreads = {}
+    for n_other in (30, 600):
+        probs, labels = validation(n_other)
+        q = probe.threshold_quantiles(probs, labels, 100)
+        assert q["p5"] <= q["p50"] <= q["p95"]
+        assert 0.6 <= q["p50"] <= 0.8  # near the 90th percentile of U(0, 0.8): 0.72
+        spreads[n_other] = q["p95"] - q["p5"]
+    assert spreads[30] > spreads[600]
+
+
 def test_sim_vs_real_pages_show_real_rows_then_simulated_ones(real_data, tmp_path):
     """One page per class: a row per real series, then the simulated rows asked for, each five
     slices of the network input wide; the real row is that series' input as inference makes it."""
