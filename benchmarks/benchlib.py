@@ -39,6 +39,25 @@ def resolve_data(path: Path | None) -> Path:
     return root.resolve()
 
 
+def add_probe_arguments(p) -> None:
+    """The options of a probe of one model on the real development set."""
+    p.add_argument("--data", type=Path, help=f"real development set (default {default_data()})")
+    p.add_argument("--weights", help="model weights (default: the shipped model)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="write the result as JSON")
+
+
+def probe_setup(args):
+    """(real development set, loaded classifier) for ``add_probe_arguments``' options, torch held
+    to ``--threads``."""
+    import torch
+
+    from bidsapp.model.predict import Classifier
+
+    torch.set_num_threads(args.threads)
+    return resolve_data(args.data), Classifier.load("cpu", args.weights)
+
+
 def read_labels(root: Path) -> list[dict]:
     """Rows of ``root/labels.tsv`` that name a path, checked (``labels_file.read_label_rows``)."""
     from bidsapp.train.labels_file import read_label_rows

@@ -93,22 +93,13 @@ def probe(classifier, data: Path) -> tuple[list[dict], dict]:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, help=f"real development set (default {benchlib.default_data()})")
-    p.add_argument("--weights", help="model weights (default: the shipped model)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path, help="write the result as JSON")
+    benchlib.add_probe_arguments(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    from bidsapp.model.predict import Classifier
-
-    torch.set_num_threads(args.threads)
-    data = benchlib.resolve_data(args.data)
-    classifier = Classifier.load("cpu", args.weights)
+    data, classifier = benchlib.probe_setup(args)
     rows, summary = probe(classifier, data)
     names = ["whole", *CUTS]
     print(f"true-class probability of each skull-stripped real series, whole and cut (threshold {classifier.threshold:g})")

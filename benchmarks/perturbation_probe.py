@@ -99,19 +99,14 @@ def probe(classifier: Classifier, data: Path, seed: int) -> tuple[list[dict], di
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, help=f"real development set (default {benchlib.default_data()})")
-    p.add_argument("--weights", help="model weights (default: the shipped model)")
+    benchlib.add_probe_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path, help="write the result as JSON")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    data = benchlib.resolve_data(args.data)
-    classifier = Classifier.load("cpu", args.weights)
+    data, classifier = benchlib.probe_setup(args)
     rows, summary = probe(classifier, data, args.seed)
     names = list(summary)
     print("true-class probability of each known real series under each perturbation")
