@@ -791,7 +791,8 @@ def slab_coverage(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale
     ``PARTIAL_SLAB["cut"]`` of the brain. The cut plane is tilted more than 45 degrees from the
     slices, so it crosses them as a straight edge: a cut parallel to the slices only removes
     slices, which inference skips anyway (``volume.native_slices`` reads the foreground extent).
-    Half of the cuts are near-axial (a 2D axial stack's top or bottom), the rest any direction."""
+    Half of the cuts drawn are near-axial (a 2D axial stack's missing top or bottom, seen across
+    sagittal or coronal slices; axial slices reject them), the rest any direction."""
     while True:
         edge = rng.normal(size=3)
         if rng.random() < 0.5:
