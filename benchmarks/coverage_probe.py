@@ -53,12 +53,16 @@ def stripped_background(data: np.ndarray) -> float | None:
     return float(values[best]) if counts[best] > STRIPPED_BACKGROUND * data.size else None
 
 
-def cut(data: np.ndarray, affine: np.ndarray, background: float, towards, share: float) -> np.ndarray:
-    """``data`` with the ``share`` of its foreground farthest along ``towards`` (RAS world
-    millimetres) set to ``background``."""
+def voxel_world(shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """(voxels, 3) RAS world millimetres of every voxel of a grid, in C order."""
+    return nib.affines.apply_affine(affine, np.indices(shape).reshape(3, -1).T)
+
+
+def cut(data: np.ndarray, world: np.ndarray, background: float, towards, share: float) -> np.ndarray:
+    """``data`` with the ``share`` of its foreground farthest along ``towards`` set to
+    ``background``; ``world`` is ``voxel_world`` of its grid."""
     direction = np.asarray(towards, float) / np.linalg.norm(towards)
-    ijk = np.indices(data.shape).reshape(3, -1).T
-    along = (nib.affines.apply_affine(affine, ijk) @ direction).reshape(data.shape)
+    along = (world @ direction).reshape(data.shape)
     level = np.quantile(along[data != background], 1.0 - share)
     return np.where(along > level, background, data).astype(data.dtype)
 
@@ -76,8 +80,9 @@ def probe(classifier, data: Path) -> tuple[list[dict], dict]:
         if background is None or volume.n_volumes > 1:
             continue
         p = {"whole": classifier.classify(volume).probabilities[row["label"]]}
+        world = voxel_world(volume.data.shape, volume.affine)  # once per series, for every cut
         for name, (towards, share) in CUTS.items():
-            shown = replace(volume, data=cut(volume.data, volume.affine, background, towards, share))
+            shown = replace(volume, data=cut(volume.data, world, background, towards, share))
             p[name] = classifier.classify(shown).probabilities[row["label"]]
         rows.append({"path": row["path"], "label": row["label"], "true_class_probability": p})
     summary = {}

@@ -115,13 +115,14 @@ def score(name: str, members: list[str], gamma_idx: list[int], sim: dict, sim_la
     p_sim = probs(sim)
     threshold = choose_threshold(p_sim, sim_labels)
     d = decisions(p_sim, sim_labels, threshold)
-    predicted = decide_labels(probs(real), threshold)
+    p_real = probs(real)
+    predicted = decide_labels(p_real, threshold)
     right = [p == t for p, t in zip(predicted, real_truth)]
     errors = [f"{n}: {t} -> {p}" for n, t, p in zip(real_names, real_truth, predicted) if p != t]
     sensitivity = benchlib.class_sensitivities(d, d["per_class"])
     spread = None
     if bootstrap:
-        spread = {q: (th, sum(p == t for p, t in zip(decide_labels(probs(real), th), real_truth)))
+        spread = {q: (th, sum(p == t for p, t in zip(decide_labels(p_real, th), real_truth)))
                   for q, th in threshold_quantiles(p_sim, sim_labels, bootstrap).items()}
     return Scored(name, threshold, round(d["accuracy"], 4), round(d["other_rejected"] or 0.0, 4),
                   sum(right[:n_dev]), n_dev, sum(right[n_dev:]), len(right) - n_dev, errors, sensitivity, spread)

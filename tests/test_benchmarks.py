@@ -412,7 +412,7 @@ def test_coverage_probe_cuts_the_named_share_of_a_stripped_brain_and_nothing_els
     grid[10:40, 10:40, 10:40] = data[5:35, 5:35, 5:35]
     assert bench.stripped_background(grid) == -2.0
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
-    out = bench.cut(grid, affine, -2.0, (0, 0, 1), 0.3)
+    out = bench.cut(grid, bench.voxel_world(grid.shape, affine), -2.0, (0, 0, 1), 0.3)
     kept = out != -2.0
     assert abs(kept.sum() / (grid != -2.0).sum() - 0.7) < 0.04
     assert not kept[:, :, 31:].any() and kept[10:40, 10:40, 10:31].all()  # the top went, the rest stayed
