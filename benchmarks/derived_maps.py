@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -39,6 +40,23 @@ from bidsapp.volume import volume_from_array  # noqa: E402
 
 #: What each derived image is, as a class label.
 EXPECTED = {"ADC": "ADC", "trace": "DWI", "FA": "other"}
+
+
+@dataclass(frozen=True)
+class DerivedMap:
+    """One map made from a labelled real DWI series, as the App would load it."""
+
+    source: str  # the DWI series' path in labels.tsv
+    kind: str  # a key of EXPECTED
+    volume: Volume
+
+    @property
+    def name(self) -> str:
+        return f"{self.source} [{self.kind} map]"
+
+    @property
+    def expected(self) -> str:
+        return EXPECTED[self.kind]
 
 
 def raw_diffusion(source: Path, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -90,9 +108,9 @@ def derived_maps(data: np.ndarray, b: np.ndarray, g: np.ndarray) -> dict[str, np
     return {"ADC": adc, "trace": np.round(trace).clip(0, 32767).astype(np.int16), "FA": fa}
 
 
-def derived_volumes(data_root: Path) -> Iterator[tuple[str, str, Volume]]:
-    """(source series, map kind, volume) for every map derivable from the labelled brain DWI,
-    each read as the App loads a NIfTI (RAS-reoriented)."""
+def derived_volumes(data_root: Path) -> Iterator[DerivedMap]:
+    """Every map derivable from the labelled brain DWI, each read as the App loads a NIfTI
+    (RAS-reoriented)."""
     for row in benchlib.read_labels(data_root):
         if row["label"] != "DWI":  # brain raw diffusion: the maps the set lacks
             continue
@@ -103,15 +121,15 @@ def derived_volumes(data_root: Path) -> Iterator[tuple[str, str, Volume]]:
         data, b, g, affine = raw
         for kind, image in derived_maps(data, b, g).items():
             canonical = nib.as_closest_canonical(nib.Nifti1Image(image, affine))  # as load_nifti reads it
-            yield row["path"], kind, volume_from_array(np.asarray(canonical.dataobj), canonical.affine)
+            yield DerivedMap(row["path"], kind, volume_from_array(np.asarray(canonical.dataobj), canonical.affine))
 
 
 def check(classifier: Classifier, data_root: Path) -> list[dict]:
     rows = []
-    for source, kind, volume in derived_volumes(data_root):
-        c = classifier.classify(volume)
+    for m in derived_volumes(data_root):
+        c = classifier.classify(m.volume)
         top = sorted(c.probabilities.items(), key=lambda kv: -kv[1])[:3]
-        rows.append({"source": source, "map": kind, "expected": EXPECTED[kind], "label": c.label,
+        rows.append({"source": m.source, "map": m.kind, "expected": m.expected, "label": c.label,
                      "confidence": c.confidence, "top3": top})
     return rows
 

@@ -80,10 +80,10 @@ def real_inputs(data_root: Path, spec, derived: bool = True) -> tuple[list, list
     rows = benchlib.read_labels(data_root)
     inputs = [series_input(load_any(data_root / r["path"]), spec) for r in rows]
     truth, names = [r["label"] for r in rows], [r["path"] for r in rows]
-    for source, kind, volume in (derived_maps.derived_volumes(data_root) if derived else ()):
-        inputs.append(series_input(volume, spec))
-        truth.append(derived_maps.EXPECTED[kind])
-        names.append(f"{source} [{kind} map]")
+    for m in (derived_maps.derived_volumes(data_root) if derived else ()):
+        inputs.append(series_input(m.volume, spec))
+        truth.append(m.expected)
+        names.append(m.name)
     return inputs, truth, names, len(rows)
 
 

@@ -150,8 +150,8 @@ def real_items(data_root: Path, group_column: str, derived: bool) -> list[Labell
     """The development series and the maps derived from its DTI, each with its source."""
     items = load_labelled(data_root / "labels.tsv", data_root, group_column)
     group_of = {item.name: item.group for item in items}
-    for source, kind, volume in (derived_maps.derived_volumes(data_root) if derived else ()):
-        items.append(LabelledVolume(f"{source} [{kind} map]", derived_maps.EXPECTED[kind], group_of[source], volume))
+    for m in (derived_maps.derived_volumes(data_root) if derived else ()):
+        items.append(LabelledVolume(m.name, m.expected, group_of[m.source], m.volume))
     return items
 
 
