@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--anatomy", type=Path, default=benchlib.REPO.parent / "shared" / "data" / "anatomy")
     p.add_argument("--val-size", type=int, default=720)
     p.add_argument("--seed", type=int, default=20261201)
+    p.add_argument("--val-cache", type=Path, help="keep the simulated validation set in this folder, and read it "
+                                                  "from there when the same set was simulated before")
     p.add_argument("--bootstrap", type=int, default=0,
                    help="resample the validation set N times: the spread of each candidate's threshold, "
                         "and the real series right at its 5th/50th/95th percentile")
@@ -171,7 +173,8 @@ def main(argv=None) -> int:
     inputs, truth, names, n_dev = real_inputs(data_root, spec, derived=not args.no_derived)
     print(f"{n_dev} development series, {len(inputs) - n_dev} derived maps; "
           f"simulating {args.val_size} validation series (seed {args.seed})", file=sys.stderr)
-    val_x, val_g, val_labels, _ = validation_set(str(args.anatomy), args.val_size, args.seed, spec)
+    val_x, val_g, val_labels, _ = validation_set(str(args.anatomy), args.val_size, args.seed, spec,
+                                                 cache=args.val_cache)
     real = {n: series_logits(c.network, inputs, args.gammas) for n, c in models.items()}
     sim = {n: simulated_logits(c.network, val_x, val_g, args.gammas) for n, c in models.items()}
 

@@ -34,6 +34,7 @@ from ..volume import SPEC, InputSpec
 from . import simulate
 from .labelled import LabelledSeries, load_labelled, one_hot
 from .metrics import calibration, choose_threshold, decisions
+from .validation_cache import cached_validation_set
 
 log = logging.getLogger("mrclass.train")
 N_PHANTOMS = 3  # procedural heads mixed into the real anatomies: shape variety, and the bundled example
@@ -150,12 +151,20 @@ def interleave(primary, secondary, p_secondary: float, seed: int):
         yield next(b) if b is not None and rng.random() < p_secondary else next(a)
 
 
-def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0):
+def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0,
+                   cache: Path | None = None):
     """Fixed simulated series at inference geometry (``spec.n_slices`` slices), passed through the
     training augmentation once: the threshold should be chosen on images that differ from the
     simulator's clean look the way real scanners do, not on the easiest possible inputs. With
     ``holdout_heads``, brain series come from the heads training does not see
-    (``simulate.split_heads``); body series from every body map."""
+    (``simulate.split_heads``); body series from every body map. With ``cache``, the set is read
+    from (or written to) that folder (``validation_cache``)."""
+    params = {"n": n, "seed": seed, "spec": asdict(spec), "holdout_heads": holdout_heads}
+    return cached_validation_set(cache, params, anatomy_dir,
+                                 lambda: _simulate_validation_set(anatomy_dir, n, seed, spec, holdout_heads))
+
+
+def _simulate_validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int):
     rng = np.random.default_rng([seed, 12345])
     anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS, N_PELVIS)
     if holdout_heads:
@@ -305,6 +314,9 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2)))
     p.add_argument("--val-size", type=int, default=480)
+    p.add_argument("--val-cache", type=Path,
+                   help="folder to keep simulated validation sets in: a set with the same size, seed, input, "
+                        "anatomy and simulator code is read from there instead of simulated again")
     p.add_argument("--holdout-heads", type=int, default=0,
                    help="keep the last N BrainWeb and the last N SynthSeg heads out of training; the simulated "
                         "validation set (threshold, card metrics) then draws its brains from them alone")
@@ -436,7 +448,7 @@ def main(argv=None) -> int:
     log.info("building simulated validation set (%d series)", args.val_size)
     try:
         val_x, val_geometry, val_labels, val_kinds = validation_set(args.anatomy, args.val_size, args.seed, spec,
-                                                                    args.holdout_heads)
+                                                                    args.holdout_heads, args.val_cache)
     except ValueError as exc:  # more heads held out than the anatomy folder has
         raise SystemExit(f"--holdout-heads {args.holdout_heads}: {exc}") from exc
 
