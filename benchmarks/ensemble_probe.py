@@ -33,7 +33,8 @@ from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.predict import Classifier, mirrored_logits  # noqa: E402
 from bidsapp.train.evaluate import load_any  # noqa: E402
 from bidsapp.train.metrics import choose_threshold, decide_labels, decisions  # noqa: E402
-from bidsapp.train.train import gamma_curve, validation_set  # noqa: E402
+from bidsapp.train.augment import gamma_curve  # noqa: E402
+from bidsapp.train.validation import validation_set  # noqa: E402
 from bidsapp.volume import network_inputs, volume_geometry  # noqa: E402
 
 DEFAULT_GAMMAS = (1 / 1.4, 1.0, 1.4)

@@ -74,14 +74,13 @@ def main(argv=None) -> int:
 
     from bidsapp.train import simulate
     from bidsapp.train.evaluate import load_any
-    from bidsapp.train.train import N_PELVIS, N_PHANTOMS
     from bidsapp.volume import SPEC, network_inputs
 
     print("real series (grain)")
     for name, paths in REAL_EPI.items():
         for path in paths:
             print(f"  {name:5s} {grain(network_inputs(load_any(data_root / path), SPEC)):.3f}  {path}")
-    anatomies = [a for a in simulate.load_anatomies(args.anatomy, N_PHANTOMS, N_PELVIS) if a.region == "brain"]
+    anatomies = [a for a in simulate.training_anatomies(args.anatomy) if a.region == "brain"]
     rng = np.random.default_rng(args.seed)
     print(f"simulated series ({args.n} each; grain percentiles 10 / 50 / 90)")
     for name, label, kind in SIMULATED:

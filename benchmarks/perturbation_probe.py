@@ -33,7 +33,7 @@ import benchlib  # noqa: E402
 from bidsapp.classes import LABELS  # noqa: E402
 from bidsapp.model.predict import Classifier  # noqa: E402
 from bidsapp.train.evaluate import load_any  # noqa: E402
-from bidsapp.train.train import blur, unsharp_mask  # noqa: E402
+from bidsapp.train.augment import blur, unsharp_mask  # noqa: E402
 from bidsapp.volume import network_inputs, volume_geometry  # noqa: E402
 
 

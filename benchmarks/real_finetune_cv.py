@@ -52,8 +52,8 @@ from bidsapp.model.predict import DEFAULT_WEIGHTS, resolve_device  # noqa: E402
 from bidsapp.train import simulate  # noqa: E402
 from bidsapp.train.labelled import LabelledVolume, labelled_sample, load_labelled, one_hot  # noqa: E402
 from bidsapp.train.metrics import decide_labels  # noqa: E402
-from bidsapp.train.train import (N_PELVIS, N_PHANTOMS, init_network, lineage, save_model,  # noqa: E402
-                                 train_step, validated, validation_set, warm_cosine_lr)
+from bidsapp.train.train import init_network, lineage, save_model, train_step, validated, warm_cosine_lr  # noqa: E402
+from bidsapp.train.validation import validation_set  # noqa: E402
 from bidsapp.volume import SPEC  # noqa: E402
 
 
@@ -105,7 +105,7 @@ def card_threshold(weights: str) -> float:
 # ------------------------------------------------------------------------------- simulated data
 def _simulate_chunk(job: tuple[str, int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     anatomy, holdout, n_slices, seed, start, stop = job
-    anatomies, _ = simulate.split_heads(simulate.load_anatomies(anatomy, N_PHANTOMS, N_PELVIS), holdout)
+    anatomies, _ = simulate.split_heads(simulate.training_anatomies(anatomy), holdout)
     stacks, geometry, targets = [], [], []
     for i in range(start, stop):
         s = simulate.simulate_sample(np.random.default_rng([seed, 31, i]), anatomies, n_slices, SPEC)

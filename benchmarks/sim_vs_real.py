@@ -29,7 +29,6 @@ import benchlib  # noqa: E402
 from bidsapp.report.figures import png_bytes  # noqa: E402
 from bidsapp.train import simulate  # noqa: E402
 from bidsapp.train.evaluate import load_any  # noqa: E402
-from bidsapp.train.train import N_PELVIS, N_PHANTOMS  # noqa: E402
 from bidsapp.volume import SPEC, network_inputs  # noqa: E402
 
 #: Slices shown per series, and the top of the display window in network units.
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
     data_root = benchlib.resolve_data(args.data)
     rows = benchlib.read_labels(data_root)
     classes = args.classes or list(dict.fromkeys(r["label"] for r in rows))
-    anatomies = simulate.load_anatomies(args.anatomy, N_PHANTOMS, N_PELVIS)
+    anatomies = simulate.training_anatomies(args.anatomy)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     for label in classes:

@@ -107,6 +107,16 @@ def _crop_to_content(tissue: np.ndarray, affine: np.ndarray, pad: int = 4):
     return np.ascontiguousarray(tissue[crop]), shifted
 
 
+N_PHANTOMS = 3  # procedural heads mixed into the real anatomies: shape variety, and the bundled example
+N_PELVIS = 2  # procedural pelvises beside the one abdominal label map: 2 of 3 body series
+
+
+def training_anatomies(anatomy_dir: str | Path) -> list[Anatomy]:
+    """The anatomies training and its validation set draw from: the label maps plus
+    ``N_PHANTOMS`` procedural heads and ``N_PELVIS`` procedural pelvises."""
+    return load_anatomies(anatomy_dir, N_PHANTOMS, N_PELVIS)
+
+
 def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0, n_pelvis: int = 0) -> list[Anatomy]:
     """BrainWeb and SynthSeg heads and the TotalSegmentator abdomen (CT values fill fat/muscle/bone),
     plus ``n_phantoms`` procedural heads and ``n_pelvis`` procedural pelvises (the label maps have

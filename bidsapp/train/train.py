@@ -32,13 +32,12 @@ from ..model.network import ARCH, SliceStackClassifier
 from ..model.predict import mirrored_logits, resolve_device, sha256
 from ..volume import SPEC, InputSpec
 from . import simulate
+from .augment import augment
 from .labelled import LabelledSeries, load_labelled, one_hot
 from .metrics import calibration, choose_threshold, decisions
-from .validation_cache import cached_validation_set
+from .validation import validation_set
 
 log = logging.getLogger("mrclass.train")
-N_PHANTOMS = 3  # procedural heads mixed into the real anatomies: shape variety, and the bundled example
-N_PELVIS = 2  # procedural pelvises beside the one abdominal label map: 2 of 3 body series
 
 
 class SimulatedSeries(IterableDataset):
@@ -51,72 +50,11 @@ class SimulatedSeries(IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        anatomies, _ = simulate.split_heads(simulate.load_anatomies(self.anatomy_dir, N_PHANTOMS, N_PELVIS),
+        anatomies, _ = simulate.split_heads(simulate.training_anatomies(self.anatomy_dir),
                                             self.holdout_heads)
         while True:
             sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
             yield sample.stack.astype(np.float32), sample.geometry, one_hot(sample.label)
-
-
-def augment(x: torch.Tensor) -> torch.Tensor:
-    """Input-space augmentation of a (batch, slices, H, W) batch, per series.
-
-    Left-right mirror (anatomy is near-symmetric); monotonic intensity curves (gamma, then a random
-    piecewise-linear one), mild blur or sharpening, and noise
-    (scanners and reconstructions differ in contrast curve, sharpness and noise floor, and the
-    class must be read from tissue *order*, not from the simulator's exact look). Real series
-    lost confidence under a gamma of 0.6 or 1.6 and under an unsharp mask, both outside what
-    this drew before (0.70-1.42, blur only)."""
-    b = x.shape[0]
-    flip = torch.rand(b) < 0.5
-    x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
-    gamma = torch.exp(torch.empty(b).uniform_(-0.5, 0.5))[:, None, None, None]
-    x = gamma_curve(x, gamma)
-    x = monotone_curve(x, knots=6, concentration=3.0)
-    sigma = torch.empty(b).uniform_(0.0, 0.7)  # wider erases the cortical ribbon that orders GM/WM
-    sharpen = torch.where(torch.rand(b) < 0.3, torch.empty(b).uniform_(0.0, 0.8), torch.zeros(b))
-    x = torch.stack([unsharp_mask(blur(x[i], float(sigma[i])), float(sharpen[i])) for i in range(b)])
-    noise = torch.empty(b).uniform_(0.0, 0.04)[:, None, None, None] * torch.randn_like(x)
-    return x + noise
-
-
-def gamma_curve(x: torch.Tensor, gamma) -> torch.Tensor:
-    """``sign(x)|x|^gamma``: a gamma curve on the percentile-mapped input that keeps the sign of the
-    few values below 0 (training's augmentation; ``benchmarks/ensemble_probe.py`` at test time)."""
-    return torch.sign(x) * x.abs().pow(gamma)
-
-
-def monotone_curve(x: torch.Tensor, knots: int, concentration: float) -> torch.Tensor:
-    """Map each series' intensities through its own random increasing piecewise-linear curve on
-    [0, 1] (extended linearly beyond). Tissue *order* survives; the exact contrast levels, which
-    differ between scanners and the simulator, do not, so the network cannot lean on them."""
-    b = x.shape[0]
-    steps = torch.distributions.Dirichlet(torch.full((knots,), concentration)).sample((b,)).to(x)  # (b, K), sum 1
-    ends = torch.cumsum(steps, dim=1)
-    starts = ends - steps
-    seg = (x * knots).floor().clamp(0, knots - 1).long()  # (b, k, H, W) segment per pixel
-    flat = seg.reshape(b, -1)
-    start = torch.gather(starts, 1, flat).reshape_as(x)
-    slope = torch.gather(steps * knots, 1, flat).reshape_as(x)
-    return start + slope * (x - seg.to(x) / knots)
-
-
-def blur(stack: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of each (H, W) slice of a (n, H, W) stack; sigma in pixels."""
-    if sigma < 0.3:
-        return stack
-    r = int(round(2.5 * sigma))
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=stack.dtype) ** 2) / (2 * sigma**2))
-    k = (k / k.sum()).to(stack.device)
-    s = stack[:, None]
-    s = torch.nn.functional.conv2d(s, k.view(1, 1, 1, -1), padding=(0, r))
-    s = torch.nn.functional.conv2d(s, k.view(1, 1, -1, 1), padding=(r, 0))
-    return s[:, 0]
-
-
-def unsharp_mask(stack: torch.Tensor, amount: float) -> torch.Tensor:
-    """Unsharp mask (edge-enhancing reconstruction filters, zero-filled k-space)."""
-    return stack if amount <= 0 else stack + amount * (stack - blur(stack, 1.0))
 
 
 class ReplayBuffer:
@@ -149,38 +87,6 @@ def interleave(primary, secondary, p_secondary: float, seed: int):
     a, b = iter(primary), iter(secondary) if secondary is not None else None
     while True:
         yield next(b) if b is not None and rng.random() < p_secondary else next(a)
-
-
-def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0,
-                   cache: Path | None = None):
-    """Fixed simulated series at inference geometry (``spec.n_slices`` slices), passed through the
-    training augmentation once: the threshold should be chosen on images that differ from the
-    simulator's clean look the way real scanners do, not on the easiest possible inputs. With
-    ``holdout_heads``, brain series come from the heads training does not see
-    (``simulate.split_heads``); body series from every body map. With ``cache``, the set is read
-    from (or written to) that folder (``validation_cache``)."""
-    params = {"n": n, "seed": seed, "spec": asdict(spec), "holdout_heads": holdout_heads}
-    return cached_validation_set(cache, params, anatomy_dir,
-                                 lambda: _simulate_validation_set(anatomy_dir, n, seed, spec, holdout_heads))
-
-
-def _simulate_validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int):
-    rng = np.random.default_rng([seed, 12345])
-    anatomies = simulate.load_anatomies(anatomy_dir, N_PHANTOMS, N_PELVIS)
-    if holdout_heads:
-        _, held = simulate.split_heads(anatomies, holdout_heads)
-        anatomies = held + [a for a in anatomies if a.region != "brain"]
-    stacks, geometry, labels, kinds = [], [], [], []
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    for _ in range(n):
-        sample = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
-        stacks.append(augment(torch.from_numpy(sample.stack)[None])[0].numpy().astype(np.float16))
-        geometry.append(sample.geometry)
-        labels.append(sample.label)
-        kinds.append(sample.protocol.kind)
-    torch.random.set_rng_state(generator_state)
-    return np.stack(stacks), np.stack(geometry), labels, kinds
 
 
 def predict_probs(net, stacks: np.ndarray, geometry: np.ndarray, device, batch: int = 16) -> np.ndarray:

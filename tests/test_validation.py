@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from bidsapp.train import validation_cache
-from bidsapp.train.train import validation_set
+from bidsapp.train import validation
+from bidsapp.train.validation import validation_set
 from bidsapp.volume import SPEC
 
 
@@ -22,21 +22,21 @@ def counting_build(calls: list):
 def test_second_request_reads_the_file_without_building(tmp_path):
     calls = []
     params = {"n": 3, "seed": 1}
-    first = validation_cache.cached_validation_set(tmp_path, params, "phantom", counting_build(calls))
-    second = validation_cache.cached_validation_set(tmp_path, params, "phantom", counting_build(calls))
+    first = validation.cached(tmp_path, params, "phantom", counting_build(calls))
+    second = validation.cached(tmp_path, params, "phantom", counting_build(calls))
     assert len(calls) == 1
     assert np.array_equal(first[0], second[0]) and second[0].dtype == np.float16
     assert np.array_equal(first[1], second[1])
     assert second[2] == ["T1w", "other", "FLAIR"] and second[3] == ["t1_mprage", "tof", "flair"]
-    assert [p.name for p in tmp_path.iterdir()] == [f"validation-{validation_cache.cache_key(params, 'phantom')}.npz"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"validation-{validation.cache_key(params, 'phantom')}.npz"]
 
 
 def test_other_parameters_or_no_folder_build_again(tmp_path):
     calls = []
-    validation_cache.cached_validation_set(tmp_path, {"n": 3, "seed": 1}, "phantom", counting_build(calls))
-    validation_cache.cached_validation_set(tmp_path, {"n": 3, "seed": 2}, "phantom", counting_build(calls))
+    validation.cached(tmp_path, {"n": 3, "seed": 1}, "phantom", counting_build(calls))
+    validation.cached(tmp_path, {"n": 3, "seed": 2}, "phantom", counting_build(calls))
     assert len(calls) == 2 and len(list(tmp_path.iterdir())) == 2
-    validation_cache.cached_validation_set(None, {"n": 3, "seed": 1}, "phantom", counting_build(calls))
+    validation.cached(None, {"n": 3, "seed": 1}, "phantom", counting_build(calls))
     assert len(calls) == 3 and len(list(tmp_path.iterdir())) == 2
 
 
@@ -45,28 +45,28 @@ def test_an_interrupted_build_leaves_no_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        validation_cache.cached_validation_set(tmp_path, {"n": 3}, "phantom", failing)
+        validation.cached(tmp_path, {"n": 3}, "phantom", failing)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_key_follows_simulator_code_and_anatomy_files(tmp_path, monkeypatch):
     package = tmp_path / "package"
-    for name in validation_cache.SOURCES:
+    for name in validation.SOURCES:
         (package / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(validation_cache._PACKAGE / name, package / name)
-    monkeypatch.setattr(validation_cache, "_PACKAGE", package)
+        shutil.copy(validation._PACKAGE / name, package / name)
+    monkeypatch.setattr(validation, "_PACKAGE", package)
     anatomy = tmp_path / "anatomy"
     (anatomy / "brainweb").mkdir(parents=True)
     (anatomy / "brainweb" / "subject04.nii.gz").write_bytes(b"x" * 10)
     params = {"n": 3}
-    key = validation_cache.cache_key(params, str(anatomy))
-    assert validation_cache.cache_key(params, str(anatomy)) == key
+    key = validation.cache_key(params, str(anatomy))
+    assert validation.cache_key(params, str(anatomy)) == key
     with open(package / "train" / "simulate.py", "a") as f:
         f.write("\n# a changed simulator\n")
-    changed_code = validation_cache.cache_key(params, str(anatomy))
+    changed_code = validation.cache_key(params, str(anatomy))
     assert changed_code != key
     (anatomy / "brainweb" / "subject05.nii.gz").write_bytes(b"y")
-    assert validation_cache.cache_key(params, str(anatomy)) != changed_code
+    assert validation.cache_key(params, str(anatomy)) != changed_code
 
 
 def test_training_validation_set_round_trips_through_the_cache(tmp_path):
