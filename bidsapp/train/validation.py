@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..volume import InputSpec
 from . import simulate
@@ -52,7 +53,7 @@ def simulate_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_h
     stacks, geometry, labels, kinds = [], [], [], []
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    for _ in range(n):
+    for _ in tqdm(range(n), desc="simulating validation set", unit="series", mininterval=30, leave=False):
         sample = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
         stacks.append(augment(torch.from_numpy(sample.stack)[None])[0].numpy().astype(np.float16))
         geometry.append(sample.geometry)
