@@ -244,7 +244,22 @@ def test_low_flip_reference_is_proton_density_weighted_unlike_body_t1w():
     t1 = fluid_over_muscle(lambda rng: S.CLASS_PROTOCOLS["body-T1w"](rng, "body-T1w"), "body_gre_t1")
     pd = fluid_over_muscle(lambda rng: S._other(rng, "body"), "pd_gre")
     assert len(t1) > 50 and len(pd) > 5
-    assert t1.max() < 0.85 < pd.min()
+    assert t1.max() < pd.min() and np.median(pd) > np.median(t1) + 0.4, (t1.max(), pd.min())
+
+
+def test_body_open_set_is_body_acquisitions_with_pd_references_common():
+    """Body "other" draws what a body protocol holds beside its classes: no TOF, BOLD, ASL or FA
+    map, and proton-density references (the real ProstateX one was named body T1w) far more
+    often than in the brain, whose open set is unchanged."""
+    def kinds(region):
+        rng = np.random.default_rng(4)
+        return [S._other(rng, region).kind for _ in range(600)]
+
+    body, brain = kinds("body"), kinds("brain")
+    assert not {"tof", "fmri", "asl", "fa"} & set(body)
+    assert {"tof", "fmri", "asl", "fa"} <= set(brain)
+    pd_share = {name: np.mean([k in ("pd", "pd_gre") for k in ks]) for name, ks in (("body", body), ("brain", brain))}
+    assert pd_share["body"] > 0.35 and pd_share["body"] > 1.7 * pd_share["brain"], pd_share
 
 
 def test_lesions_are_no_class_cue_and_stripped_brains_mostly_carry_one():

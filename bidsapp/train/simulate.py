@@ -339,11 +339,22 @@ BOLD_TE = {False: (40.0, 60.0), True: (25.0, 40.0)}
 BOLD_SNR = (6.0, 40.0)
 
 
+#: Open-set kinds and their sampling weights by region (brain, body). Body "other" series are
+#: what a body protocol holds beside its classes: proton-density references (the DCE T1-mapping
+#: GRE, PD TSE), scouts, field maps; brain-only acquisitions (TOF, BOLD, ASL, FA maps) are not
+#: drawn there. Up to 0.14.0 both regions shared the brain weights, so a body PD gradient echo was
+#: one body "other" in fifteen, and the real ProstateX PD reference was named body T1w (0.56).
+OTHER_KINDS = {
+    "pd": (3.0, 3.0), "pd_gre": (1.5, 3.0), "tof": (2.0, 0.0), "fmri": (3.0, 0.0), "fmap_phase": (2.0, 1.0),
+    "fmap_mag": (1.0, 1.0), "asl": (2.0, 0.0), "localizer": (2.0, 2.0), "noise": (1.0, 1.0), "ct": (2.0, 2.0),
+    "b0_epi_short": (1.0, 1.0), "fa": (1.5, 0.0),
+}
+
+
 def _other(rng, region: str) -> Protocol:
-    """Series the model must not force into a class (open set)."""
-    kinds = ["pd", "pd_gre", "tof", "fmri", "fmap_phase", "fmap_mag", "asl", "localizer", "noise", "ct", "b0_epi_short",
-             "fa"]
-    weights = np.array([3, 1.5, 2, 3, 2, 1, 2, 2, 1, 2, 1, 1.5], float)
+    """Series the model must not force into a class (open set), drawn by ``OTHER_KINDS``."""
+    kinds = list(OTHER_KINDS)
+    weights = np.array([OTHER_KINDS[k][region == "body"] for k in kinds])
     kind = str(rng.choice(kinds, p=weights / weights.sum()))
     g = _geometry(rng, p3d=0.3)
     if kind == "pd":  # long TR, short TE: up to TE 30 it shaded into T2w, an ambiguous target
