@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
            "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv",
-           "occlusion_probe", "contrast_order", "coverage_probe")
+           "occlusion_probe", "contrast_order", "coverage_probe", "face_slices")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
@@ -358,6 +358,23 @@ def test_contrast_order_reads_the_physics_of_each_target():
     shares |= bench.order_shares(lambda r: S._other(r, "brain"), 200, rng)
     assert shares["T2w"][0] > 0.9 and shares["FLAIR"][0] < 0.1 and shares["T1w"][1] < 0.1
     assert shares["other:fmri"][0] > 0.9 and all(k in shares for k in ("other:pd", "other:tof"))
+
+
+def test_face_slices_tells_a_face_slice_from_a_brain_slice():
+    """A slice of fat and muscle is face, a brain inside its scalp ring is not, an empty slice is
+    neither; training's draws on a phantom head give flags for axial slices, 2D ones among them."""
+    from bidsapp.train.phantom import make_phantom
+    from bidsapp.train.simulate import TISSUE_INDEX as T
+
+    bench = module("face_slices")
+    brain = np.full((32, 32), T["skin"])
+    brain[4:28, 4:28] = T["gm"]
+    face = np.where(np.arange(32)[None, :] < 16, T["fat"], T["muscle"]) * np.ones((32, 1), int)
+    face[10:12, 10:12] = T["gm"]
+    empty = np.full((32, 32), T["air"])
+    assert bench.face_dominated(np.stack([brain, face, empty]), 0.4).tolist() == [False, True, False]
+    flags = bench.axial_face_shares([make_phantom(0)], "T2w", 12, np.random.default_rng(0), 0.4)
+    assert flags["all"] and len(flags["2D"]) <= len(flags["all"])
 
 
 def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_path, monkeypatch):
