@@ -21,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+#: The label maps the simulator draws from (the default of every probe's ``--anatomy``).
+ANATOMY = REPO.parent / "shared" / "data" / "anatomy"
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, action="append", help="model weights (repeat; default: the shipped model)")
     p.add_argument("--gammas", type=float, nargs="+", default=list(DEFAULT_GAMMAS))
-    p.add_argument("--anatomy", type=Path, default=benchlib.REPO.parent / "shared" / "data" / "anatomy")
+    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
     p.add_argument("--val-size", type=int, default=720)
     p.add_argument("--seed", type=int, default=20261201)
     p.add_argument("--val-cache", type=Path, help="keep the simulated validation set in this folder, and read it "

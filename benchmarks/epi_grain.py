@@ -66,7 +66,7 @@ def simulated_grain(rng, anatomies, label: str, kind: str | None) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
-    p.add_argument("--anatomy", default=str(benchlib.REPO.parent / "shared" / "data" / "anatomy"))
+    p.add_argument("--anatomy", default=str(benchlib.ANATOMY))
     p.add_argument("--n", type=int, default=40, help="simulated series per kind")
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args(argv)

@@ -35,7 +35,7 @@ def face_dominated(tissue: np.ndarray, limit: float) -> np.ndarray:
 
     brain = _IS_BRAIN[tissue].sum(axis=(1, 2))
     head = (tissue != TISSUE_INDEX["air"]).sum(axis=(1, 2))
-    return (head > 0) & (brain < limit * np.maximum(head, 1))
+    return (head > 0) & (brain < limit * head)
 
 
 def axial_face_shares(anatomies, label: str, n: int, rng, limit: float, n_slices: int = 4) -> dict[str, list[bool]]:
@@ -60,7 +60,7 @@ def axial_face_shares(anatomies, label: str, n: int, rng, limit: float, n_slices
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--anatomy", default=str(benchlib.REPO.parent / "shared" / "data" / "anatomy"))
+    p.add_argument("--anatomy", default=str(benchlib.ANATOMY))
     p.add_argument("--draws", type=int, default=400, help="series drawn per brain class")
     p.add_argument("--limit", type=float, default=0.4, help="brain share of the head below which a slice is face")
     p.add_argument("--seed", type=int, default=1)
@@ -72,9 +72,12 @@ def main(argv=None) -> int:
     print(f"{'class':<8}{'axial slices':>14}{'face share':>12}{'2D slices':>12}{'2D face share':>15}")
     for label in (c for c in S.CLASS_PROTOCOLS if not c.startswith("body") and c != "ADC"):
         f = axial_face_shares(anatomies, label, args.draws, rng, args.limit)
-        share = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731
         print(f"{label:<8}{len(f['all']):>14}{share(f['all']):>12}{len(f['2D']):>12}{share(f['2D']):>15}")
     return 0
+
+
+def share(flags: list[bool]) -> str:
+    return f"{np.mean(flags):.3f}" if flags else "-"
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="run folder (pool/validation caches, cv.json, all/)")
     p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
-    p.add_argument("--anatomy", type=Path, default=benchlib.REPO.parent / "shared" / "data" / "anatomy")
+    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="weights every arm starts from")
     p.add_argument("--group-column", default="source_repo", help="labels.tsv column naming a series' source")
     p.add_argument("--steps", type=int, default=200)

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
     p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
-    p.add_argument("--anatomy", default=str(benchlib.REPO.parent / "shared" / "data" / "anatomy"),
+    p.add_argument("--anatomy", default=str(benchlib.ANATOMY),
                    help='label maps (or "phantom")')
     p.add_argument("--classes", nargs="+", help="classes to show (default: every class of the real set)")
     p.add_argument("--per-class", type=int, default=4, help="simulated series per class")
