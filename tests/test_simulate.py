@@ -85,6 +85,24 @@ def test_load_anatomies_reads_label_maps_and_refuses_an_empty_folder(tmp_path):
         S.load_anatomies(tmp_path / "missing", n_phantoms=1)
 
 
+def test_air_cavities_inside_the_head_get_a_mucosa_lining_and_the_outer_skin_does_not(tmp_path):
+    """BrainWeb draws sinuses as air lined by skin; loading lines them with mucosa, as in real heads."""
+    import nibabel as nib
+
+    zz, yy, xx = np.mgrid[:40, :40, :40] - 19.5
+    labels = np.where(zz**2 + yy**2 + xx**2 < 18**2, 5, 0).astype(np.uint8)  # a ball of muscle
+    labels[(zz**2 + yy**2 + xx**2 < 17**2)] = 3  # white matter under a 1-voxel shell
+    labels[(zz - 8) ** 2 + yy**2 + xx**2 < 7**2] = 9  # connective tissue around ...
+    labels[(zz - 8) ** 2 + yy**2 + xx**2 < 4**2] = 0  # ... an air cavity
+    (tmp_path / "brainweb").mkdir()
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "brainweb" / "subject00_crisp.nii.gz")
+    tissue = S.load_anatomies(tmp_path)[0].tissue
+    mucosa = tissue == TISSUE_INDEX["mucosa"]
+    dist = np.sqrt(((np.argwhere(mucosa) - (27.5, 19.5, 19.5)) ** 2).sum(1))  # from the cavity's centre
+    assert mucosa.sum() > 200 and dist.max() < 7  # a lining round the cavity, inside the connective tissue
+    assert (tissue == TISSUE_INDEX["muscle"]).sum() == (labels == 5).sum()  # the outer shell is untouched
+
+
 def test_mprage_readout_keeps_real_t1_contrast():
     """The readout train (not a pure inversion recovery) sets MPRAGE contrast: white matter above
     grey, CSF dark, and fat bright but within a few times white matter, at both field strengths."""
@@ -315,9 +333,9 @@ def test_fa_maps_join_the_open_set_with_bright_white_matter():
 
 
 def _head_over_neck() -> S.Anatomy:
-    """1 mm map: a neck of lumped soft tissue (z < 40) under a head whose brain fills z 45-75."""
-    tissue = np.full((40, 40, 80), TISSUE_INDEX["head_soft"], np.uint8)
-    tissue[10:30, 10:30, 45:76] = TISSUE_INDEX["wm"]
+    """1 mm map: a neck of lumped soft tissue (z < 60) under a head whose brain fills z 65-95."""
+    tissue = np.full((40, 40, 100), TISSUE_INDEX["head_soft"], np.uint8)
+    tissue[10:30, 10:30, 65:96] = TISSUE_INDEX["wm"]
     return S.Anatomy("head-over-neck", "brain", tissue, np.eye(4))
 
 
@@ -330,8 +348,10 @@ def test_2d_brain_series_cover_the_brain_and_3d_volumes_the_whole_map():
         for coverage in (True, False):
             z = centre[2] + S._slice_positions(rng, anat, normal, centre, 12, brain_coverage=coverage)
             lowest[coverage].append(z.min())
-    assert min(lowest[True]) >= 45 - 15  # brain's lower edge, less at most 15 mm of skull base
-    assert min(lowest[False]) < 25  # the whole map reaches well into the neck
+    # brain's lower edge less at most BRAIN_COVERAGE_BELOW_MM of skull base, and the face only sometimes
+    assert min(lowest[True]) >= 65 - S.BRAIN_COVERAGE_BELOW_MM
+    assert np.median(lowest[True]) > 65 - 0.75 * S.BRAIN_COVERAGE_BELOW_MM
+    assert min(lowest[False]) < 65 - S.BRAIN_COVERAGE_BELOW_MM  # the whole map reaches into the neck
     rng = np.random.default_rng(0)
     proto2d = S.Protocol("T2w", "tse_t2", "se", is3d=False)
     drawn = [S._brain_coverage(rng, anat, proto2d) for _ in range(400)]

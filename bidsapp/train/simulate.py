@@ -97,6 +97,29 @@ def _to_tissue(labels: np.ndarray, table: dict[int, str], default: str = "soft")
     return lut[labels]
 
 
+#: Tissues BrainWeb draws around its air cavities, where real heads have mucosa.
+_CAVITY_WALL = _idx("skin", "connective", "muscle", "fat")
+
+
+def _line_air_cavities(tissue: np.ndarray, depth: int = 3, lining: int = 2) -> np.ndarray:
+    """``tissue`` (RAS voxels, ~1 mm) with the air cavities inside the head lined by mucosa.
+
+    BrainWeb draws the paranasal sinuses and the nasal cavity as air lined by skin; real sinuses are
+    lined by mucosa, bright on T2w and FLAIR, which is what separates a skull-base FLAIR slice from a
+    T1w one (SynthSeg's maps carry it as label 509). An air voxel is internal where, in its axial
+    slice, it lies at least ``depth`` voxels inside the closed outline of the head; the soft tissue
+    within ``lining`` voxels of internal air becomes mucosa."""
+    air = tissue == TISSUE_INDEX["air"]
+    internal = np.zeros_like(air)
+    for k in range(tissue.shape[2]):
+        head = np.pad(~air[:, :, k], depth)
+        head = ndimage.binary_fill_holes(ndimage.binary_closing(head, iterations=2))
+        inside = ndimage.binary_erosion(head, iterations=depth)[depth:-depth, depth:-depth]
+        internal[:, :, k] = inside & air[:, :, k]
+    wall = ndimage.binary_dilation(internal, iterations=lining) & np.isin(tissue, _CAVITY_WALL)
+    return np.where(wall, np.uint8(TISSUE_INDEX["mucosa"]), tissue).astype(tissue.dtype)
+
+
 def _crop_to_content(tissue: np.ndarray, affine: np.ndarray, pad: int = 4):
     nz = np.argwhere(tissue != TISSUE_INDEX["air"])
     lo = np.maximum(nz.min(axis=0) - pad, 0)
@@ -131,7 +154,7 @@ def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0, n_pelvis: int =
     for f in sorted((root / "brainweb").glob("*.nii.gz")):
         img = nib.as_closest_canonical(nib.load(str(f)))
         t, aff = _crop_to_content(_to_tissue(np.asanyarray(img.dataobj).astype(np.int32), BRAINWEB), img.affine)
-        out.append(Anatomy(f"brainweb/{f.name}", "brain", t, aff))
+        out.append(Anatomy(f"brainweb/{f.name}", "brain", _line_air_cavities(t), aff))
     for f in sorted((root / "synthseg").glob("*.nii.gz")):
         img = nib.as_closest_canonical(nib.load(str(f)))
         t, aff = _crop_to_content(_to_tissue(np.asanyarray(img.dataobj).astype(np.int32), SYNTHSEG), img.affine)
@@ -625,6 +648,9 @@ def sample_tissue_slices(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry
 #: SynthSeg's maps reach the third cervical vertebra: over the whole map, a third of simulated
 #: axial 2D slices showed neck and face, which real 2D brain series hardly contain.
 BRAIN_COVERAGE_P = 0.85
+#: How far (mm, drawn uniformly up to this) brain coverage reaches below the brain and above it.
+BRAIN_COVERAGE_BELOW_MM = 45.0
+BRAIN_COVERAGE_ABOVE_MM = 10.0
 
 
 def _brain_coverage(rng, anat: Anatomy, proto: Protocol) -> bool:
@@ -641,7 +667,7 @@ def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray,
     lo, hi = np.percentile(proj, [2, 98])
     if brain_coverage:
         b_lo, b_hi = np.percentile((anat.brain_points - centre) @ normal, [2, 98])
-        lo, hi = max(lo, b_lo - _u(rng, 0, 15)), min(hi, b_hi + _u(rng, 0, 10))
+        lo, hi = max(lo, b_lo - _u(rng, 0, BRAIN_COVERAGE_BELOW_MM)), min(hi, b_hi + _u(rng, 0, BRAIN_COVERAGE_ABOVE_MM))
     if anat.region == "body":  # a body series covers 12-30 cm of a longer trunk
         length = min(hi - lo, _u(rng, 120, 300))
         start = _u(rng, lo, max(lo, hi - length))
