@@ -43,7 +43,7 @@ _INDEX_TAGS = [
     "Rows",
     "Columns",
     "Modality",
-]
+] + header.TALLY_TAGS  # per-series physics from every file, in this same pass
 
 # Transfer syntaxes whose pixel data element has a declared length: a file ending before it is cut.
 _NATIVE_SYNTAXES = {ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian}
@@ -240,9 +240,11 @@ class _Indexed:
     ds_intact: bool = False
     image: bool = True  # False for non-image objects (SR, PR, KO, ...)
     problems: list[str] = field(default_factory=list)
+    tally: header.SeriesTally = field(default_factory=header.SeriesTally)
 
     def add(self, path: Path, ds: pydicom.Dataset, problem: str | None) -> None:
         self.paths.append(path)
+        self.tally.add(ds)
         if problem:
             self.problems.append(problem)
         if self.ds is None or (not problem and not self.ds_intact):
@@ -341,7 +343,7 @@ def discover_dicom(root: Path) -> Discovery:
                 source=source,
                 files=tuple(paths),
                 kind="dicom",
-                header=_dicom_facts(paths[0]),
+                header=entry.tally.apply(_dicom_facts(paths[0])),
             )
         )
     return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems)

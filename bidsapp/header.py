@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import struct
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bidsapp.classes import ALL_LABELS, OTHER
@@ -178,6 +179,101 @@ def _scanning_sequence(ds: Any) -> str:
     return "\\".join(p for p in parts if p)
 
 
+# Vendor private tags that name the pulse sequence when SequenceName is empty (scanner-written).
+_PRIVATE_SEQUENCE_NAMES = (("GE", (0x0019, 0x109C)), ("PHILIPS", (0x2001, 0x1020)))
+# Siemens writes the coil elements in use here ("HE1-4", "BO1,2;SP5") when ReceiveCoilName is empty.
+_SIEMENS_COIL_ELEMENTS = (0x0051, 0x100F)
+
+
+def _vendor_text(ds: Any, manufacturer: str, tags: tuple[tuple[str, tuple[int, int]], ...]) -> str:
+    vendor = manufacturer.upper()
+    for name, tag in tags:
+        if name in vendor.split() or vendor.startswith(name):
+            return _text(_private(ds, tag))
+    return ""
+
+
+def _sequence_name(ds: Any, manufacturer: str) -> str:
+    return (_text(_get(ds, "SequenceName")) or _text(_get(ds, "PulseSequenceName"))
+            or _vendor_text(ds, manufacturer, _PRIVATE_SEQUENCE_NAMES))
+
+
+def _receive_coil(ds: Any, manufacturer: str) -> str:
+    coil = _text(_get(ds, "ReceiveCoilName"))
+    if not coil and "SIEMENS" in manufacturer.upper():
+        coil = _text(_private(ds, _SIEMENS_COIL_ELEMENTS))
+    return coil.upper()
+
+
+def _frames(ds: Any) -> list[Any]:
+    try:
+        return list(ds.get("PerFrameFunctionalGroupsSequence") or ())
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def _frame_value(frame: Any, sequence: str, keyword: str) -> Any:
+    try:
+        items = frame.get(sequence) or ()
+        return items[0].get(keyword) if items else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _normal(orientation: Any) -> tuple[float, float, float] | None:
+    """The slice normal of an ImageOrientationPatient, rounded so that one plane gives one key."""
+    try:
+        r = [float(v) for v in orientation]
+        if len(r) != 6:
+            return None
+        n = (r[1] * r[5] - r[2] * r[4], r[2] * r[3] - r[0] * r[5], r[0] * r[4] - r[1] * r[3])
+        sign = -1.0 if max(n, key=abs) < 0 else 1.0  # a plane read in either direction is one plane
+        return tuple(round(sign * v, 1) + 0.0 for v in n)
+    except (TypeError, ValueError):
+        return None
+
+
+def _position(position: Any) -> tuple[float, ...] | None:
+    try:
+        values = tuple(round(float(v), 1) for v in position)
+        return values if len(values) == 3 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _enhanced_facts(ds: Any) -> dict[str, Any]:
+    """Per-frame physics of an enhanced multi-frame object (classic tags are empty there)."""
+    frames = _frames(ds)
+    if not frames:
+        return {}
+    types: list[str] = []
+    contrasts: set[str] = set()
+    echoes: set[float] = set()
+    per_position: dict[tuple, int] = defaultdict(int)
+    normals: set[tuple] = set()
+    for frame in frames:
+        types += _strings(_frame_value(frame, "MRImageFrameTypeSequence", "FrameType"))
+        contrast = _text(_frame_value(frame, "MRImageFrameTypeSequence", "AcquisitionContrast")).upper()
+        if contrast:
+            contrasts.add(contrast)
+        echo = _float(_frame_value(frame, "MREchoSequence", "EffectiveEchoTime"))
+        if echo is not None:
+            echoes.add(echo)
+        position = _position(_frame_value(frame, "PlanePositionSequence", "ImagePositionPatient"))
+        if position is not None:
+            per_position[position] += 1
+        normal = _normal(_frame_value(frame, "PlaneOrientationSequence", "ImageOrientationPatient"))
+        if normal is not None:
+            normals.add(normal)
+    return {
+        "frame_types": tuple(dict.fromkeys(types)),
+        "acquisition_contrast": tuple(sorted(contrasts)),
+        "echo_times": tuple(sorted(echoes)),
+        "n_volumes": max(per_position.values()) if per_position else None,
+        "n_orientations": len(normals) or None,
+    }
+
+
 def facts_from_dicom(ds: Any) -> HeaderFacts:
     """Header facts of one DICOM object (one file of a series); never raises."""
     manufacturer = _text(_get(ds, "Manufacturer"))
@@ -188,6 +284,9 @@ def facts_from_dicom(ds: Any) -> HeaderFacts:
     if inversion is None:
         inversion = _get(ds, "InversionTimes")
     image_type = _strings(_get(ds, "ImageType")) or _strings(_get(ds, "FrameType"))
+    enhanced = _enhanced_facts(ds)
+    echo_time = _float(echo)
+    contrast = _text(_get(ds, "AcquisitionContrast")).upper()
     return HeaderFacts(
         series_description=_text(_get(ds, "SeriesDescription")),
         protocol_name=_text(_get(ds, "ProtocolName")),
@@ -195,7 +294,7 @@ def facts_from_dicom(ds: Any) -> HeaderFacts:
         sequence_variant=_text(_get(ds, "SequenceVariant")).upper(),
         image_type=image_type,
         repetition_time=_float(_get(ds, "RepetitionTime")),
-        echo_time=_float(echo),
+        echo_time=echo_time,
         inversion_time=_float(inversion),
         flip_angle=_float(_get(ds, "FlipAngle")),
         b_values=_b_values(ds, manufacturer),
@@ -205,29 +304,100 @@ def facts_from_dicom(ds: Any) -> HeaderFacts:
         field_strength=_float(_get(ds, "MagneticFieldStrength")),
         body_part=_text(_get(ds, "BodyPartExamined")).upper(),
         modality=_text(_get(ds, "Modality")).upper() or "MR",
+        sequence_name=_sequence_name(ds, manufacturer),
+        scan_options=_text(_get(ds, "ScanOptions")).upper(),
+        mr_acquisition_type=_text(_get(ds, "MRAcquisitionType")).upper(),
+        echo_train_length=_int(_get(ds, "EchoTrainLength")),
+        echo_times=enhanced.get("echo_times") or ((echo_time,) if echo_time is not None else ()),
+        frame_types=tuple(dict.fromkeys(image_type + enhanced.get("frame_types", ()))),
+        acquisition_contrast=enhanced.get("acquisition_contrast") or ((contrast,) if contrast else ()),
+        n_volumes=enhanced.get("n_volumes") or _int(_get(ds, "NumberOfTemporalPositions")),
+        n_orientations=enhanced.get("n_orientations"),
+        receive_coil=_receive_coil(ds, manufacturer),
     )
 
 
+#: What discovery reads of every file (besides its own index tags), so a series' physics is
+#: known from all its files in the one pass that opens them: echoes, b-values, image types,
+#: slice positions and orientations (``SeriesTally``).
+TALLY_TAGS = [
+    "ImageType",
+    "EchoTime",
+    "DiffusionBValue",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "Manufacturer",
+    0x0019100C,  # Siemens b-value
+    0x00431039,  # GE b-value
+    0x20011003,  # Philips b-value
+]
+
+
+@dataclass
+class SeriesTally:
+    """Per-series physics gathered file by file during discovery (``TALLY_TAGS`` of each file).
+
+    The first file alone misleads: a classic DWI file holds one b-value, a field map's first
+    file one echo, a 3-plane localizer's first file one orientation, a BOLD run's one volume."""
+
+    files: int = 0
+    types: dict[str, None] = field(default_factory=dict)
+    echoes: set[float] = field(default_factory=set)
+    b_values: set[float] = field(default_factory=set)
+    per_position: dict[tuple, int] = field(default_factory=lambda: defaultdict(int))
+    normals: set[tuple] = field(default_factory=set)
+    mosaic: bool = False
+
+    def add(self, ds: Any) -> None:
+        """Count one file's index dataset in; never raises."""
+        self.files += 1
+        for token in _strings(_get(ds, "ImageType")):
+            self.types[token] = None
+        self.mosaic = self.mosaic or "MOSAIC" in self.types
+        echo = _float(_get(ds, "EchoTime"))
+        if echo is not None:
+            self.echoes.add(echo)
+        self.b_values.update(_b_values(ds, _text(_get(ds, "Manufacturer"))))
+        position = _position(_get(ds, "ImagePositionPatient"))
+        if position is not None:
+            self.per_position[position] += 1
+        normal = _normal(_get(ds, "ImageOrientationPatient"))
+        if normal is not None:
+            self.normals.add(normal)
+
+    def apply(self, facts: HeaderFacts) -> HeaderFacts:
+        """``facts`` (of one file, or of an enhanced object) widened to the whole series."""
+        if not self.files:
+            return facts
+        volumes = self.files if self.mosaic else (max(self.per_position.values()) if self.per_position else None)
+        return replace(
+            facts,
+            b_values=tuple(sorted(self.b_values.union(facts.b_values))),
+            echo_times=tuple(sorted(self.echoes.union(facts.echo_times))),
+            frame_types=tuple(dict.fromkeys(facts.frame_types + tuple(self.types))),
+            n_volumes=max(v for v in (volumes, facts.n_volumes, 1) if v is not None),
+            n_orientations=max(len(self.normals), facts.n_orientations or 0) or None,
+        )
+
+
 def facts_from_datasets(datasets: Iterable[Any]) -> HeaderFacts:
-    """Facts of a whole series: the first object's facts with the b-values of all objects.
+    """Facts of a whole series: the first object's facts widened by every object's tally.
 
     One file of a classic DWI series often holds b=0 only; the union tells DWI from EPI.
     """
     first: HeaderFacts | None = None
-    b_values: set[float] = set()
+    tally = SeriesTally()
     for ds in datasets:
-        facts = facts_from_dicom(ds)
-        first = first or facts
-        b_values.update(facts.b_values)
-    if first is None:
-        return HeaderFacts()
-    return replace(first, b_values=tuple(sorted(b_values)))
+        first = first or facts_from_dicom(ds)
+        tally.add(ds)
+    return tally.apply(first) if first is not None else HeaderFacts()
 
 
-def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = ()) -> HeaderFacts:
+def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = (), n_volumes: int | None = None) -> HeaderFacts:
     """Header facts of a BIDS / dcm2niix JSON sidecar (times in s → ms); never raises.
 
-    ``b_values`` come from the ``.bval`` file when there is one (the sidecar has none).
+    ``b_values`` come from the ``.bval`` file when there is one (the sidecar has none), and
+    ``n_volumes`` from the image's own shape.
     """
     if not isinstance(meta, Mapping):
         meta = {}
@@ -256,6 +426,15 @@ def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = ()) ->
         field_strength=_float(meta.get("MagneticFieldStrength")),
         body_part=_text(meta.get("BodyPartExamined")).upper(),
         modality=_text(meta.get("Modality")).upper() or "MR",
+        sequence_name=_text(meta.get("SequenceName")) or _text(meta.get("PulseSequenceName")),
+        scan_options=_text(meta.get("ScanOptions")).upper(),
+        mr_acquisition_type=_text(meta.get("MRAcquisitionType")).upper(),
+        echo_train_length=_int(meta.get("EchoTrainLength")),
+        echo_times=tuple(sorted({t for k in ("EchoTime", "EchoTime1", "EchoTime2")
+                                 if (t := _s_to_ms(meta.get(k))) is not None})),
+        frame_types=_strings(meta.get("ImageType")),
+        n_volumes=n_volumes,
+        receive_coil=_text(meta.get("ReceiveCoilName")).upper(),
     )
 
 

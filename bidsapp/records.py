@@ -32,6 +32,17 @@ class HeaderFacts:
     body_part: str = ""
     modality: str = "MR"
     input_name: str = ""  # a BIDS input's file name: an earlier sorting's claim, checked when nothing else speaks
+    # Acquisition physics beyond the first file (``header.SeriesTally`` fills the per-series ones)
+    sequence_name: str = ""  # SequenceName / PulseSequenceName / the vendor's private sequence name
+    scan_options: str = ""
+    mr_acquisition_type: str = ""  # "2D" | "3D"
+    echo_train_length: int | None = None
+    echo_times: tuple[float, ...] = ()  # distinct echo times of the whole series (ms)
+    frame_types: tuple[str, ...] = ()  # every ImageType / FrameType token of every file and frame
+    acquisition_contrast: tuple[str, ...] = ()  # enhanced MR AcquisitionContrast values
+    n_volumes: int | None = None  # repetitions of the same slice positions (time points, echoes, b-values)
+    n_orientations: int | None = None  # distinct slice orientations (3-plane localizers have 3)
+    receive_coil: str = ""  # ReceiveCoilName, or Siemens' coil element string
 
 
 @dataclass(frozen=True)
