@@ -97,6 +97,7 @@ def convert_participant(
     *,
     device: str = "cpu",
     threshold: float | None = None,
+    decide_by: str = "both",
     relabels: dict[str, str] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[handoff.SeriesOutcome]:
@@ -118,6 +119,8 @@ def convert_participant(
     results.mkdir(parents=True)
     series_map = results.parent / f"sub-{subject}_series.json"
     handoff.write_series_map(series_map, {s.series_uid: (s.subject, s.session) for s in series})
+    series_facts = results.parent / f"sub-{subject}_facts.json"
+    handoff.write_series_facts(series_facts, {s.series_uid: s.header for s in series})
     remove_partials(Path(out_dir), subject)
     # heudiconv reuses its cached conversion table on reruns (left by an interrupted run); the
     # verdicts must be fresh.
@@ -130,6 +133,8 @@ def convert_participant(
         handoff.ENV_SERIES_MAP: str(series_map),
         handoff.ENV_DEVICE: device,
         handoff.ENV_WORK_DIR: str(scratch),
+        handoff.ENV_SERIES_FACTS: str(series_facts),
+        handoff.ENV_DECIDE_BY: decide_by,
         "PATH": search_path(),  # nipype runs dcm2niix by name
     }
     if threshold is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.classes import region_of
+from bidsapp.header import text_field
 from bidsapp.naming import image_core
 from bidsapp.records import SeriesResult
 
@@ -33,7 +34,11 @@ TSV_COLUMNS = (
     "label",
     "confidence",
     "decided_by",
-    "header_label",
+    "low_confidence",
+    "content_label",
+    "physics_label",
+    "text_label",
+    "header_label",  # the text witness' label under its first name (kept for existing readers)
     "header_agrees",
     "bids_path",
     "status",
@@ -217,6 +222,10 @@ def result_row(result: SeriesResult) -> dict:
         "label": c.label if c else None,
         "confidence": c.confidence if c else None,
         "decided_by": c.decided_by if c else None,
+        "low_confidence": c.low_confidence if c else None,
+        "content_label": c.content_label or None if c else None,
+        "physics_label": c.physics_label if c else None,
+        "text_label": result.header_label,
         "header_label": result.header_label,
         "header_agrees": result.header_agrees,
         "bids_path": result.bids_path,
@@ -275,8 +284,10 @@ def mrclass_sidecar(result: SeriesResult, model_card: dict, source_uri: str) -> 
         "Threshold": c.threshold if c else None,
         "BestLabel": c.best_label if c else None,
         "DecidedBy": c.decided_by if c else None,
+        "LowConfidence": c.low_confidence if c else None,
         "HeaderLabel": result.header_label,
         "HeaderAgrees": result.header_agrees,
+        "Witnesses": witnesses(result),
         "Status": result.status,
         "Message": result.message,
         "SeriesInstanceUID": result.series.series_uid,
@@ -289,6 +300,22 @@ def mrclass_sidecar(result: SeriesResult, model_card: dict, source_uri: str) -> 
             "SHA256": model_card.get("sha256"),
         },
     }
+
+
+def witnesses(result: SeriesResult) -> dict:
+    """The three witnesses of the decision: content and physics decide, text only testifies."""
+    c, h = result.classification, result.series.header
+    return {
+        "content": {"Label": (c.content_label or c.label) if c else None,
+                    "Probabilities": {k: round(float(v), 6) for k, v in c.probabilities.items()} if c else {}},
+        "physics": {"Label": c.physics_label if c else "unknown", "Reasons": list(c.physics_reasons) if c else [],
+                    "Fields": _jsonable(c.physics_fields) if c else {}},
+        "text": {"Label": result.header_label, "Field": text_field(h)},
+    }
+
+
+def _jsonable(values: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in (values or {}).items()}
 
 
 def sidecar_path(root: Path, bids_path: str) -> Path:

@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import nibabel as nib
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -397,7 +398,8 @@ def discover_bids(root: Path) -> Discovery:
                     source=rel.as_posix(),
                     files=(path,) + sidecars,
                     kind="nifti",
-                    header=replace(_sidecar_facts(stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".bval")),
+                    header=replace(_sidecar_facts(stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".bval"),
+                                                  _n_volumes(path)),
                                    input_name=_name_claim(stem.name)),
                 )
             )
@@ -410,7 +412,16 @@ def _name_claim(stem: str) -> str:
     return "_".join(p for p in stem.split("_") if not p.startswith(("sub-", "ses-")))
 
 
-def _sidecar_facts(path: Path, bval: Path) -> HeaderFacts:
+def _n_volumes(path: Path) -> int | None:
+    """Volumes of a NIfTI from its header alone (no pixels read); None when unreadable."""
+    try:
+        shape = nib.load(str(path)).shape
+    except Exception:  # noqa: BLE001  (classification reports an unreadable file)
+        return None
+    return int(shape[3]) if len(shape) > 3 else 1
+
+
+def _sidecar_facts(path: Path, bval: Path, n_volumes: int | None = None) -> HeaderFacts:
     """Facts from the JSON sidecar and .bval next to a NIfTI; empty facts when there are none."""
     data: object = {}
     b_values: list[str] = []
@@ -421,7 +432,7 @@ def _sidecar_facts(path: Path, bval: Path) -> HeaderFacts:
             b_values = bval.read_text(encoding="utf-8").split()
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable sidecar next to %s (%s)", path.name, _one_line(exc))
-    return header.facts_from_sidecar(data if isinstance(data, dict) else {}, b_values)
+    return header.facts_from_sidecar(data if isinstance(data, dict) else {}, b_values, n_volumes)
 
 
 # --------------------------------------------------------------------------- entry

@@ -24,6 +24,8 @@ ENV_DEVICE = "MRCLASS_DEVICE"  # "cpu" | "cuda"
 ENV_THRESHOLD = "MRCLASS_THRESHOLD"  # float, overrides the model card's threshold
 ENV_WORK_DIR = "MRCLASS_WORK_DIR"  # scratch for dcm2niix inside volume.load_dicom
 ENV_RELABEL = "MRCLASS_RELABEL"  # JSON file {SeriesInstanceUID: label}: a person's corrections
+ENV_SERIES_FACTS = "MRCLASS_SERIES_FACTS"  # JSON file {SeriesInstanceUID: HeaderFacts}: discovery's per-series physics
+ENV_DECIDE_BY = "MRCLASS_DECIDE_BY"  # "both" | "content" (``bidsapp.decide``)
 
 
 @dataclass
@@ -48,10 +50,15 @@ class SeriesOutcome:
     @classmethod
     def from_dict(cls, d: dict) -> "SeriesOutcome":
         d = dict(d)
-        h = d.pop("header")
-        header = HeaderFacts(**{k: tuple(v) if isinstance(v, list) else v for k, v in h.items()})
+        header = facts_from_dict(d.pop("header"))
         c = d.pop("classification")
+        if c:
+            c["physics_reasons"] = tuple(c.get("physics_reasons", ()))
         return cls(header=header, classification=Classification(**c) if c else None, **d)
+
+
+def facts_from_dict(h: dict) -> HeaderFacts:
+    return HeaderFacts(**{k: tuple(v) if isinstance(v, list) else v for k, v in h.items()})
 
 
 def outcome_path(results_dir: Path, series_uid: str, files: list[str]) -> Path:
@@ -101,3 +108,19 @@ def write_relabels(path: Path, mapping: dict[str, str]) -> None:
 
 def write_series_map(path: Path, mapping: dict[str, tuple[str, str | None]]) -> None:
     Path(path).write_text(json.dumps({k: list(v) for k, v in sorted(mapping.items())}, indent=1), encoding="utf-8")
+
+
+def write_series_facts(path: Path, facts: dict[str, HeaderFacts]) -> None:
+    """Discovery's per-series facts (echoes, b-values, volumes of every file) for the heuristic."""
+    Path(path).write_text(json.dumps({k: dataclasses.asdict(v) for k, v in sorted(facts.items())}), encoding="utf-8")
+
+
+def series_facts() -> dict[str, HeaderFacts]:
+    value = os.environ.get(ENV_SERIES_FACTS)
+    if not value:
+        return {}
+    return {uid: facts_from_dict(h) for uid, h in json.loads(Path(value).read_text(encoding="utf-8")).items()}
+
+
+def decide_by() -> str:
+    return os.environ.get(ENV_DECIDE_BY) or "both"

@@ -1,21 +1,14 @@
-"""Header facts (DICOM or BIDS sidecar) and a metadata-based label guess.
-
-The guess is a *cross-check* for the content classifier, not a classifier: it is only as good
-as what the scanner operator typed and what the vendor stored. So it says "unknown" rather
-than guess when the header is silent, and the report flags disagreements for a person to judge.
+"""Header facts (DICOM or BIDS sidecar) and the text witness.
 
 Reading never raises: a missing or malformed value becomes ``None`` / ``""`` / ``()``.
 
-Rule precedence (first matching rule in ``RULES`` wins):
-
-1. non-MR modality → other;
-2. ImageType flags (ADC, TRACEW, DIFFUSION, PERFUSION, phase, ...): written by the scanner,
-   more reliable than free text;
-3. keywords on SeriesDescription + ProtocolName, "other" words first (localizer, BOLD, field map,
-   PD, ...). A keyword rule carries the physics compatible with it; a value that is present and
-   outside that range vetoes the rule (absent values never veto). So "T1" with IR/TI 2500 ms/
-   TE 120 ms does not become T1w: keywords lose only when the physics contradicts them;
-4. physics alone (sequence, TR/TE/TI, b-values, contrast agent) when no keyword fired.
+The **text witness** is what a person typed or a file is called (SeriesDescription,
+ProtocolName, a BIDS input's file name): it is compared with the decision and flagged, never
+decides (``bidsapp.decide``). Scanner-written physics is the other witness, ``bidsapp.physics``.
+Rule precedence (first matching rule in ``RULES`` wins): non-MR modality → other; keywords,
+"other" words first (localizer, BOLD, field map, PD, ...). A keyword rule carries the physics
+compatible with it; a value that is present and outside that range vetoes the rule (absent
+values never veto), so "T1" with IR/TI 2500 ms/TE 120 ms is no T1w claim.
 
 The rules produce a region-free *kind* (T1w, T2w-fs, arterial, ...); ``REGIONAL`` maps it to a
 class label for the region (brain by default, body when BodyPartExamined or body words say so).
@@ -513,16 +506,7 @@ T1_PHYS: dict[str, Range] = {"te": (None, 50.0), "ti": (None, 1500.0)}
 T2_PHYS: dict[str, Range] = {"te": (40.0, None), "ti": (None, 1500.0)}
 
 RULES: tuple[Rule, ...] = (
-    # 2. scanner-written ImageType flags
-    Rule("ADC", "ImageType says ADC", flags=frozenset({"ADC"})),
-    Rule(OTHER, "ImageType says derived diffusion map (FA/eADC/tensor)",
-         flags=frozenset({"FA", "EXP", "EADC", "TENSOR", "COLFA"})),
-    Rule("DWI", "ImageType says diffusion", flags=frozenset({"TRACEW", "TRACE", "DIFFUSION"})),
-    Rule("SWI", "ImageType says SWI / minIP", flags=frozenset({"SWI", "MNIP"})),
-    Rule(OTHER, "ImageType says perfusion / localizer / phase / field map",
-         flags=frozenset({"PERFUSION", "ASL", "CBF", "LOCALIZER", "P", "PHASE", "B0", "FIELD_MAP",
-                          "FIELDMAP", "PROJECTION IMAGE"})),
-    # 3. keywords, "other" words first
+    # keywords, "other" words first
     Rule(OTHER, "description names a non-target series", words=W_OTHER),
     Rule(OTHER, "description names a phase image", words=W_PHASE, unless=W_NOT_PHASE),
     Rule("ADC", "description says ADC", words=W_ADC),
@@ -541,26 +525,6 @@ RULES: tuple[Rule, ...] = (
     Rule("T1w", "description says T1", words=W_T1, **T1_PHYS),
     Rule("T1wce", "description says post-contrast", words=W_CONTRAST, unless=W_PRE + "|" + W_T2,
          region="brain", **T1_PHYS),
-    # 4. physics only
-    Rule("DWI", "EPI with b > 0", sequence=frozenset({"EP"}), diffusion=True, strict=True),
-    Rule("FLAIR", "inversion recovery, TI > 1500 ms", sequence=frozenset({"IR"}), ti=(1500.0, None),
-         strict=True),
-    Rule("T2w-fs", "short-TI inversion recovery (STIR)", sequence=frozenset({"IR"}),
-         ti=(80.0, 260.0), te=(30.0, None), strict=True),
-    Rule(OTHER, "EPI with short TE and no b-value: BOLD / ASL", sequence=frozenset({"EP"}),
-         te=(None, 50.0), strict=True),
-    Rule("DWI", "spin-echo EPI with long TE (b=0 volume)", sequence=frozenset({"EP"}),
-         te=(50.0, None), strict=True),
-    Rule("SWI", "gradient echo, long TE, short TR", sequence=frozenset({"GR"}), tr=(20.0, 80.0),
-         te=(15.0, None), region="brain", strict=True),
-    Rule("T1wce", "short TR/TE with a contrast agent", tr=(None, 800.0), te=(None, 30.0),
-         contrast=True, strict=True),
-    Rule("T1w", "IR-prepared short TE (MPRAGE-like)", sequence=frozenset({"IR"}),
-         ti=(300.0, 1300.0), te=(None, 30.0), strict=True),
-    Rule("T1w", "short TR, short TE", tr=(None, 800.0), te=(None, 30.0), strict=True),
-    Rule("T2w", "long TR, long TE", tr=(2000.0, None), te=(80.0, None), strict=True),
-    Rule(OTHER, "long TR, short TE: proton density", tr=(2000.0, None), te=(None, 30.0),
-         sequence=frozenset({"SE"}), strict=True),
 )
 
 # kind → label per region; a kind missing for a region gives "unknown".
@@ -662,7 +626,16 @@ def header_guess(facts: HeaderFacts, rules: Iterable[Rule] = RULES) -> HeaderGue
         return HeaderGuess(UNKNOWN, "brain", f"header rules failed: {exc}")
 
 
+def text_field(facts: HeaderFacts) -> str:
+    """Which typed field the text witness read: what ``header_guess`` matched its words on."""
+    if facts.series_description.strip():
+        return "SeriesDescription"
+    if facts.protocol_name.strip():
+        return "ProtocolName"
+    return "FileName" if facts.input_name else ""
+
+
 def header_label(facts: HeaderFacts) -> str:
-    """A header-based guess: one of ``classes.ALL_LABELS`` or ``"unknown"``."""
+    """The text witness' claim: one of ``classes.ALL_LABELS`` or ``"unknown"``."""
     label = header_guess(facts).label
     return label if label in ALL_LABELS else UNKNOWN

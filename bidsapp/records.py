@@ -87,8 +87,14 @@ class Classification:
     open_set_rejected: bool  # True when the best probability fell below its threshold
     threshold: float  # the threshold applied to the best class
     best_label: str = ""  # the highest-probability class, even when rejected
-    decided_by: str = "model"  # "model", or "person" when ``--relabel`` set the label (the rest stays the model's)
+    decided_by: str = "content"  # which witnesses carried the label (``decide.DECIDERS``), or "person" (``--relabel``)
     reason: str = ""  # why the series is "other" when its probabilities alone do not say (e.g. a time series)
+    # The witnesses beside the decision (``bidsapp.decide``): content's own label, physics' testimony.
+    content_label: str = ""
+    physics_label: str = "unknown"  # allowed classes joined by "|", or "unknown" when physics is silent
+    physics_reasons: tuple[str, ...] = ()
+    physics_fields: dict = field(default_factory=dict)
+    low_confidence: bool = False  # the content barely chose between the classes physics allows
 
 
 @dataclass(frozen=True)

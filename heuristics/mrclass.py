@@ -24,7 +24,7 @@ import logging
 import os
 from typing import NamedTuple
 
-from bidsapp import handoff, header, naming, relabel
+from bidsapp import decide, handoff, header, naming, physics, relabel
 from bidsapp.classes import OTHER
 from bidsapp.naming import sanitize_label
 from bidsapp.linkbids import dimension_problem
@@ -109,10 +109,28 @@ def _classify(series_files: list[str]):
     return volume, classification
 
 
+def _series_facts(wrapper, series_files: list[str], uid: str) -> header.HeaderFacts:
+    """The series' facts: discovery's (every file tallied) when the App drives us; standalone,
+    the first file's widened by a header-only read of the others (echoes, b-values, volumes)."""
+    known = handoff.series_facts().get(uid)
+    if known is not None:
+        return known
+    import pydicom
+
+    tally = header.SeriesTally()
+    for path in series_files:
+        try:
+            tally.add(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=header.TALLY_TAGS))
+        except Exception:  # noqa: BLE001  (an unreadable file tells nothing; conversion reports it)
+            continue
+    return tally.apply(header.facts_from_dicom(wrapper.dcm_data))
+
+
 def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
-    """Classify one series from its pixels; never raises (errors become status "error")."""
-    facts = header.facts_from_dicom(wrapper.dcm_data)
+    """Classify one series from its pixels and its physics (``bidsapp.decide``); never raises
+    (errors become status "error")."""
     uid = str(wrapper.dcm_data.get("SeriesInstanceUID", ""))
+    facts = _series_facts(wrapper, series_files, uid)
     convertible = True
     outcome = handoff.SeriesOutcome(
         series_uid=uid,
@@ -123,6 +141,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
     )
     try:
         volume, c = _classify(series_files)
+        c = decide.fuse(c, physics.witness(facts), handoff.decide_by())
         if uid in (corrections := handoff.relabels()):
             c = relabel.apply(c, corrections[uid])
         b_values = volume.b_values or facts.b_values

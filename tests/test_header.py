@@ -127,17 +127,24 @@ def _mr(**tags) -> Dataset:
     return ds
 
 
-def test_empty_description_falls_back_on_physics():
+def test_empty_description_makes_no_text_claim_physics_speaks_instead():
+    """Without typed text the text witness says nothing; the scanner's physics still does."""
+    from bidsapp.physics import witness
+
     cases = {
-        "T1w": _mr(SeriesDescription="", ScanningSequence="GR", RepetitionTime=7.5, EchoTime=3.1),
-        "T2w": _mr(SeriesDescription="", ScanningSequence="SE", RepetitionTime=4500, EchoTime=95),
+        "T1w": _mr(SeriesDescription="", ScanningSequence="GR", SequenceVariant="SP", RepetitionTime=7.5,
+                   EchoTime=3.1, FlipAngle=15, BodyPartExamined="HEAD"),
+        "T2w": _mr(SeriesDescription="", ScanningSequence="SE", RepetitionTime=4500, EchoTime=95,
+                   BodyPartExamined="HEAD"),
         "FLAIR": _mr(ScanningSequence=["SE", "IR"], RepetitionTime=9000, EchoTime=120, InversionTime=2500),
-        "DWI": _mr(ScanningSequence=["SE", "EP"], RepetitionTime=6000, EchoTime=80, DiffusionBValue=1000),
-        "other": _mr(ScanningSequence="EP", RepetitionTime=2000, EchoTime=30),
+        "DWI": _mr(ScanningSequence=["SE", "EP"], RepetitionTime=6000, EchoTime=80, DiffusionBValue=1000,
+                   ImageType=["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"], BodyPartExamined="BRAIN"),
     }
     for expected, ds in cases.items():
-        assert header_label(facts_from_dicom(ds)) == expected, expected
-    assert header_label(facts_from_dicom(_mr())) == UNKNOWN  # nothing to go on: no guess
+        facts = facts_from_dicom(ds)
+        assert header_label(facts) == UNKNOWN, expected
+        assert expected in witness(facts).labels, expected
+    assert witness(facts_from_dicom(_mr())).silent  # nothing to go on: no testimony
 
 
 def test_bids_file_name_is_the_claim_when_no_description_speaks():
@@ -169,9 +176,10 @@ def test_misleading_description_physics_veto():
     """
     ds = _mr(SeriesDescription="T1 AX", ScanningSequence=["SE", "IR"], RepetitionTime=9000,
              EchoTime=120, InversionTime=2500)
-    guess = header_guess(facts_from_dicom(ds))
-    assert guess.label == "FLAIR"
-    assert "TI" in guess.why
+    from bidsapp.physics import witness
+
+    assert header_guess(facts_from_dicom(ds)).label == UNKNOWN  # the typed "T1" is vetoed, not believed
+    assert witness(facts_from_dicom(ds)).labels == ("FLAIR",)  # and the scanner says what it is
     # without the contradicting physics, the keyword stands
     assert header_label(facts_from_dicom(_mr(SeriesDescription="T1 AX"))) == "T1w"
     # T1-FLAIR (TI ~ 900 ms, short TE) is T1-weighted, not FLAIR
@@ -237,8 +245,10 @@ def test_enhanced_multiframe():
     facts = facts_from_dicom(ds)
     assert facts.repetition_time == 5000 and facts.echo_time == 85 and facts.flip_angle == 90
     assert facts.b_values == (0, 1000, 2000)
-    assert facts.scanning_sequence == "SE\\EP"
-    assert header_label(facts) == "DWI"
+    assert facts.scanning_sequence == "SE\\EP" and facts.echo_times == (85,)
+    from bidsapp.physics import witness
+
+    assert witness(facts).labels == ("DWI", "body-DWI")  # no coil or body part: either region
 
 
 def _raw(tag: int, vr: str | None, value: bytes) -> RawDataElement:

@@ -53,7 +53,7 @@ def test_apply_keeps_the_models_record():
     person = relabel.apply(model, "FLAIR")
     assert (person.label, person.confidence, person.decided_by) == ("FLAIR", 1.0, "person")
     assert (person.probabilities, person.best_label, person.open_set_rejected) == (probs, "T2w", True)
-    assert model.decided_by == "model"
+    assert model.decided_by == "content"
 
 
 # --------------------------------------------------------------------------- stale outputs
@@ -178,7 +178,7 @@ def test_dicom_relabel_names_by_the_persons_label(dicom_relabel):
     assert second["03_t2_tse_tra"]["bids_path"].endswith("_FLAIR.nii.gz")
     assert second["01_localizer"]["bids_path"].startswith("sourcedata/unclassified/")
     untouched = set(first) - {"03_t2_tse_tra", "01_localizer"}
-    assert all(second[s]["decided_by"] == "model" and second[s]["label"] == first[s]["label"] for s in untouched)
+    assert all(second[s]["decided_by"] in ("content", "content+physics", "physics") and second[s]["label"] == first[s]["label"] for s in untouched)
 
 
 def test_dicom_rerun_leaves_no_file_of_an_old_name(dicom_relabel):

@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="minimum best-class probability to accept a label, else 'other' (default: the model card's)",
     )
     p.add_argument(
+        "--decide-by",
+        choices=["both", "content"],
+        default="both",
+        help="both (default): image content and the scanner's acquisition physics decide together "
+        "(physics rules classes out, content chooses); content: the image alone, as for a bare NIfTI. "
+        "Typed text (SeriesDescription, file names) never decides: it is only compared and flagged",
+    )
+    p.add_argument(
         "--relabel",
         metavar="TSV",
         help="a person's corrections: a TSV with columns series_uid and label (e.g. the rows of "

@@ -171,17 +171,21 @@ def run_participants(args, src: Path, out: Path) -> int:
                     bar.update(max(0, min(classified, n) - (bar.n - start)))
 
                 outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device,
-                                                    threshold=args.threshold, relabels=corrections,
+                                                    threshold=args.threshold, decide_by=args.decide_by,
+                                                    relabels=corrections,
                                                     on_progress=advance)
                 results = results_from_outcomes(series, outcomes, out, problems)
                 advance(len(series))
                 written, images_of = all_written(out, outcomes), lambda first: series_images(out, first)
             else:
+                from bidsapp.decide import fuse
                 from bidsapp.linkbids import sort_participant
+                from bidsapp.physics import witness
                 from bidsapp.volume import load_nifti
 
                 def classify(s):
                     c = classifier.classify(load_nifti(s.files[0]), threshold=args.threshold)
+                    c = fuse(c, witness(s.header), args.decide_by)
                     return relabel.apply(c, corrections[s.series_uid]) if s.series_uid in corrections else c
 
                 results = sort_participant(series, out, classify, progress=lambda s: bar.update(1))

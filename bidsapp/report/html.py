@@ -23,7 +23,9 @@ from pathlib import Path
 import jinja2
 
 from bidsapp.classes import ALL_LABELS, OTHER, region_of
+from bidsapp.decide import disagree
 from bidsapp.derivatives import atomic_write_text
+from bidsapp.header import text_field
 from bidsapp.naming import IMAGE_SUFFIXES
 from bidsapp.records import SeriesResult
 
@@ -46,7 +48,7 @@ class Flags:
 
 
 def flags_for(label: str, confidence: float | None, header_label: str, status: str,
-              decided_by: str = "model") -> Flags:
+              decided_by: str = "content") -> Flags:
     """Same rule for both pages: the header guess counts only when it made one, and a label a
     person set (``--relabel``) is not questioned again."""
     error = status == "error"
@@ -93,6 +95,12 @@ class Card:
     message: str
     figure: str  # path relative to the HTML page, "" when none
     figure_note: str  # why there is no figure
+    content_label: str = ""  # the witnesses beside the decision (bidsapp.decide)
+    physics_label: str = UNKNOWN
+    physics_reason: str = ""
+    text_field: str = ""
+    witnesses_disagree: bool = False
+    coin_toss: bool = False  # content barely chose between the classes physics allows
 
 
 def _card(result: SeriesResult, figure: str, figure_note: str) -> Card:
@@ -117,12 +125,18 @@ def _card(result: SeriesResult, figure: str, figure_note: str) -> Card:
         threshold=clf.threshold if clf else None,
         header_label=result.header_label or UNKNOWN,
         flags=flags_for(label, clf.confidence if clf else None, result.header_label, result.status,
-                        clf.decided_by if clf else "model"),
+                        clf.decided_by if clf else "content"),
         bids_path=result.bids_path,
         status=result.status,
         message=result.message,
         figure=figure,
         figure_note=figure_note,
+        content_label=(clf.content_label or clf.label) if clf else "",
+        physics_label=clf.physics_label if clf else UNKNOWN,
+        physics_reason="; ".join(clf.physics_reasons[:1]) if clf else "",
+        text_field=text_field(series.header),
+        witnesses_disagree=bool(clf and disagree(clf)),
+        coin_toss=bool(clf and clf.low_confidence),
     )
 
 
