@@ -8,7 +8,8 @@ Physics rules classes out; content chooses among what is left (ARCHITECTURE.md s
 * otherwise (content refused, or named a class physics rules out): the allowed class content
   finds most likely, carried by physics. Where physics allows several classes of one kind
   (T1w or T1wce; a body T1w phase; body T2w with or without fat saturation) content must choose,
-  and a margin below ``LOW_MARGIN`` between its first two choices is flagged, not trusted.
+  and a margin below ``LOW_MARGIN`` between its first two choices is flagged, not trusted (so
+  is a lift onto a class content gives under half its threshold).
 
 Typed text (SeriesDescription, ProtocolName, file names) is no witness here: it never decides.
 """
@@ -53,8 +54,10 @@ def fuse(content: Classification, physics: PhysicsVerdict, decide_by: str = "bot
     if content.label in allowed:
         return replace(record, decided_by="content+physics", low_confidence=low)
     pick = ranked[0]
+    # lifted into a kind content must choose within, on an image that hardly looks like it
+    faint = len(ranked) > 1 and p.get(pick, 0.0) < content.threshold / 2
     return replace(record, label=pick, confidence=round(p.get(pick, 0.0), 4), open_set_rejected=False,
-                   decided_by="physics", reason="", low_confidence=low)
+                   decided_by="physics", reason="", low_confidence=low or faint)
 
 
 def disagree(c: Classification) -> bool:

@@ -50,7 +50,8 @@ def _p(label, kind, seq, **kw) -> simulate.Protocol:
 
 SERIES: tuple[ExampleSeries, ...] = (
     ExampleSeries(1, "localizer", "other", _p("other", "localizer", "gre", tr=8, te=3, flip=40, thickness=8.0, res=1.8),
-                  plane="sagittal", n_slices=3, tags={"ScanningSequence": "GR", "SequenceVariant": "SP"}),
+                  plane="sagittal", n_slices=3, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
+                  tags={"ScanningSequence": "GR", "SequenceVariant": "SP"}),
     ExampleSeries(2, "t1_mprage_sag", "T1w", _p("T1w", "mprage", "mprage", tr=2300, te=3, ti=900, flip=9, thickness=1.2, is3d=True),
                   plane="sagittal", n_slices=110, tags={"ScanningSequence": "GR\\IR", "SequenceVariant": "SP\\MP"}),
     ExampleSeries(3, "t2_tse_tra", "T2w", _p("T2w", "tse_t2", "se", tr=5000, te=100, flow="void"),

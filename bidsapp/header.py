@@ -70,7 +70,9 @@ def _float_from_bytes(raw: bytes) -> float | None:
     """Private tags read without a dictionary arrive as bytes: text (IS/DS) or binary (FL/FD)."""
     text = raw.replace(b"\x00", b"").strip()
     if text and all(32 <= c < 127 for c in text):
-        return _float(text.decode("ascii").split("\\")[0])
+        number = _float(text.decode("ascii").split("\\")[0])
+        if number is not None:  # else binary that happens to print: FL 1000.0 is b"\0\0zD"
+            return number
     for size, fmt in ((8, "<d"), (4, "<f")):
         if len(raw) >= size and len(raw) % size == 0:
             return _float(struct.unpack(fmt, raw[:size])[0])
@@ -405,8 +407,8 @@ def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = (), n_
     return HeaderFacts(
         series_description=_text(meta.get("SeriesDescription")),
         protocol_name=_text(meta.get("ProtocolName")),
-        scanning_sequence=_text(meta.get("ScanningSequence")).upper(),
-        sequence_variant=_text(meta.get("SequenceVariant")).upper(),
+        scanning_sequence=_sidecar_terms(meta.get("ScanningSequence")),
+        sequence_variant=_sidecar_terms(meta.get("SequenceVariant")),
         image_type=_strings(meta.get("ImageType")),
         repetition_time=_s_to_ms(meta.get("RepetitionTime")),
         echo_time=_s_to_ms(meta.get("EchoTime")),
@@ -420,15 +422,23 @@ def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = (), n_
         body_part=_text(meta.get("BodyPartExamined")).upper(),
         modality=_text(meta.get("Modality")).upper() or "MR",
         sequence_name=_text(meta.get("SequenceName")) or _text(meta.get("PulseSequenceName")),
-        scan_options=_text(meta.get("ScanOptions")).upper(),
+        scan_options=_sidecar_terms(meta.get("ScanOptions")),
         mr_acquisition_type=_text(meta.get("MRAcquisitionType")).upper(),
         echo_train_length=_int(meta.get("EchoTrainLength")),
         echo_times=tuple(sorted({t for k in ("EchoTime", "EchoTime1", "EchoTime2")
                                  if (t := _s_to_ms(meta.get(k))) is not None})),
         frame_types=_strings(meta.get("ImageType")),
         n_volumes=n_volumes,
-        receive_coil=_text(meta.get("ReceiveCoilName")).upper(),
+        receive_coil=(_text(meta.get("ReceiveCoilName")) or _text(meta.get("CoilString"))).upper(),
     )
+
+
+def _sidecar_terms(value: Any) -> str:
+    """ScanningSequence / SequenceVariant / ScanOptions of a sidecar as DICOM writes them.
+
+    dcm2niix joins multi-valued CS with "_" ("GR_IR", "SK_SP_MP", "PFP_FS"); no DICOM defined
+    term of these attributes holds "_", so "_" is a separator (GE's "IR_GEMS" keeps its "IR")."""
+    return "\\".join(t for t in re.split(r"[\\_]", _text(value).upper()) if t)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -167,6 +167,9 @@ _OTHER_MAPS = frozenset({
 })
 _PHASE = frozenset({"P", "PHASE", "PHASE MAP", "B0 MAP", "B0", "FIELD_MAP", "FIELDMAP", "REAL", "IMAGINARY"})
 _NO_SPIN_PREP = frozenset({"IR", "EP"})
+# SequenceVariant SP (spoiled): the Ernst-angle reading holds for spoiled gradient echo only; a
+# balanced SSFP (TrueFISP / FIESTA / bFFE: GR without SP) at a high flip angle is not T1-weighted.
+_SPOILED = frozenset({"SP"})
 
 RULES: tuple[PhysicsRule, ...] = (
     # -- non-target objects the scanner labels as such
@@ -194,6 +197,8 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD readout)", vendor="PHILIPS", name=r"^feepi",
                 diffusion=False),
     PhysicsRule(OTHER, "3D GRASE (ASL readout)", vendor="SIEMENS", name=r"tgse"),
+    PhysicsRule(OTHER, "Siemens 3D FLASH with a TONE ramp (time-of-flight angiography)", vendor="SIEMENS",
+                name=r"fl3d\d*r?_t\d"),
     PhysicsRule(OTHER, "five or more volumes of the same slices at one echo, no diffusion (BOLD/ASL/DCE)",
                 min_volumes=5, single_echo=True, diffusion=False),
     # -- contrast, from enhanced MR's own AcquisitionContrast
@@ -230,10 +235,12 @@ RULES: tuple[PhysicsRule, ...] = (
                 not_sequence=_NO_SPIN_PREP, inversion=False, diffusion=False, te=(None, 30.0), tr=(1500.0, None)),
     # -- spoiled gradient echo without preparation: flip angle against the Ernst angle
     PhysicsRule("T1", "spoiled gradient echo, TE < 10 ms, flip ≥ 1.5 × Ernst angle (T1-weighted)",
-                sequence=frozenset({"GR"}), not_sequence=_NO_SPIN_PREP, not_variant=frozenset({"MP"}),
+                sequence=frozenset({"GR"}), variant=_SPOILED, not_sequence=_NO_SPIN_PREP,
+                not_variant=frozenset({"MP"}),
                 inversion=False, te=(None, 10.0), flip_over_ernst=(1.5, None), diffusion=False),
     PhysicsRule(OTHER, "spoiled gradient echo, TE < 10 ms, flip ≤ 0.6 × Ernst angle (proton-density weighted)",
-                sequence=frozenset({"GR"}), not_sequence=_NO_SPIN_PREP, not_variant=frozenset({"MP"}),
+                sequence=frozenset({"GR"}), variant=_SPOILED, not_sequence=_NO_SPIN_PREP,
+                not_variant=frozenset({"MP"}),
                 inversion=False, te=(None, 10.0), flip_over_ernst=(None, 0.6), diffusion=False),
 )
 
@@ -241,7 +248,7 @@ RULES: tuple[PhysicsRule, ...] = (
 BODY_PARTS = frozenset(
     "ABDOMEN PELVIS PROSTATE LIVER KIDNEY PANCREAS ABDOMENPELVIS CHEST BREAST RECTUM UTERUS BLADDER BODY".split())
 BRAIN_PARTS = frozenset("HEAD BRAIN SKULL NEURO".split())
-HEAD_COIL = re.compile(r"HEAD|BRAIN|NEURO|\bHE\d|\bHC\d|HNS|\d+HR?BRAIN|NV")
+HEAD_COIL = re.compile(r"HEAD|BRAIN|NEURO|\bHE(?:\d|[AP]\b)|\bHC\d|HNS|\d+HR?BRAIN|NV")  # Siemens HEA;HEP: head 32
 BODY_COIL = re.compile(r"TORSO|ABD|PELV|CARDIAC|BREAST|\bBO\d|\bPA\d|\bSP\d|SPINE|BODY")
 
 
