@@ -45,9 +45,11 @@ def fuse(content: Classification, physics: PhysicsVerdict, decide_by: str = "bot
     allowed = physics.labels
     p = content.probabilities
     if allowed == (OTHER,):
-        best = p.get(content.best_label, 0.0)
-        return replace(record, label=OTHER, confidence=round(1.0 - best if content.label != OTHER else content.confidence, 4),
-                       decided_by="physics", reason=f"acquisition physics: {physics.reasons[0]}")
+        agreed = content.label == OTHER
+        return replace(record, label=OTHER, open_set_rejected=True,
+                       confidence=content.confidence if agreed else round(1.0 - p.get(content.best_label, 0.0), 4),
+                       decided_by="content+physics" if agreed else "physics",
+                       reason="; ".join(filter(None, (content.reason, f"acquisition physics: {physics.reasons[0]}"))))
     ranked = sorted(allowed, key=lambda label: p.get(label, 0.0), reverse=True)
     margin = p.get(ranked[0], 0.0) - (p.get(ranked[1], 0.0) if len(ranked) > 1 else 0.0)
     low = len(ranked) > 1 and margin < LOW_MARGIN
