@@ -61,7 +61,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # 3) The package itself, non-editable, with its shipped weights (package data);
 #    the build fails if no *.pt weights were installed with it.
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY bidsapp/ ./bidsapp/
 RUN pip install --no-cache-dir -c constraints.txt . \
  && python -c "import sys, importlib.resources as r; w = r.files('bidsapp').joinpath('model/weights'); names = sorted(p.name for p in w.iterdir()) if w.is_dir() else []; print('shipped weights:', names); sys.exit(not any(n.endswith('.pt') for n in names))" \
