@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bidsapp import derivatives, naming, relabel, stale
+from bidsapp.cli import preflight
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
 from bidsapp.records import SeriesResult
@@ -50,10 +51,14 @@ def check_paths(bids_dir: str, output_dir: str) -> tuple[Path, Path]:
         raise UsageError(f"output directory {output_dir} must not be inside the input directory {bids_dir}")
     if src.is_relative_to(out):
         raise UsageError(f"input directory {bids_dir} must not be inside the output directory {output_dir}")
+    if problem := preflight.unwritable(out):
+        raise UsageError(f"output directory {problem}")
     return src, out
 
 
 def resolve_device(device: str) -> str:
+    if device == "cuda" and (problem := preflight.cuda_problem()):
+        raise UsageError(problem)
     if device != "auto":
         return device
     import torch
@@ -204,12 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         src, out = check_paths(args.bids_dir, args.output_dir)
         if args.work_dir:
+            if problem := preflight.unwritable(Path(args.work_dir)):
+                raise UsageError(f"--work-dir {problem}")
             Path(args.work_dir).mkdir(parents=True, exist_ok=True)
         if args.analysis_level == "group":
             return run_group(out)
         return run_participants(args, src, out)
     except UsageError as exc:
         log.error("%s", exc)
+        return EXIT_USAGE
+    except PermissionError as exc:  # a folder below the output the calling user may not write
+        log.error("cannot write %s: permission denied", exc.filename or exc)
         return EXIT_USAGE
     except Exception:
         log.exception("internal failure")
