@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bidsapp import derivatives, naming, relabel, stale
-from bidsapp.cli import preflight
+from bidsapp.cli import identity, preflight
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
 from bidsapp.records import SeriesResult
@@ -204,6 +204,7 @@ def run_participants(args, src: Path, out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    identity.ensure_user_name()  # before MONAI is imported
     args = parse_args(argv)
     configure_logging(args.verbose)
     try:
