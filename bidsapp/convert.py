@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version check from heudiconv/nipype
 
 from heudiconv.main import workflow  # noqa: E402
+from heudiconv.utils import set_readonly, update_json  # noqa: E402
 
 from bidsapp import handoff, naming, stale
 from bidsapp.classes import OTHER
@@ -207,7 +208,22 @@ def finish_outcomes(outcomes: list[handoff.SeriesOutcome], out_dir: Path, series
     for outcome in outcomes:
         drop_gradients_of_non_dwi(Path(out_dir), outcome.stem)
         set_aside_unnamed(Path(out_dir), outcome, series)
+        record_contrast_agent(Path(out_dir), outcome)
     return outcomes
+
+
+def record_contrast_agent(out_dir: Path, outcome: handoff.SeriesOutcome) -> None:
+    """Copy ContrastBolusAgent into the sidecars, which dcm2niix leaves it out of: BIDS
+    recommends it, and a re-sort of this dataset names the ``ce-`` agent from it."""
+    agent = outcome.header.contrast_agent.strip()
+    if not agent:
+        return
+    for rel in written_files(out_dir, outcome.stem):
+        sidecar = out_dir / (naming.image_core(rel) + ".json")
+        if sidecar.is_file():
+            set_readonly(str(sidecar), False)  # heudiconv leaves its outputs read-only
+            update_json(sidecar, {"ContrastBolusAgent": agent}, pretty=True)
+            set_readonly(str(sidecar))
 
 
 def set_aside_unnamed(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series) -> None:

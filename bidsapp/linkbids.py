@@ -94,7 +94,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 label=c.label if c else OTHER,
                 series_number=s.header.series_number,
                 series_description=s.header.series_description or naming.image_core(s.files[0].name),
-                contrast_agent=s.header.contrast_agent,
+                contrast_agent=s.header.contrast_agent or naming.agent_in_name(s.files[0].name),  # an earlier sorting's ce-
                 has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
             )
         )
