@@ -123,6 +123,7 @@ def convert_participant(
     # heudiconv reuses its cached conversion table on reruns (left by an interrupted run); the
     # verdicts must be fresh.
     shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
+    claim_cache_dir(Path(out_dir), subject)
     scratch = Path(work_dir) / "dcm2niix"
     scratch.mkdir(parents=True, exist_ok=True)
 
@@ -158,7 +159,20 @@ def convert_participant(
         # heudiconv's cache (dicominfo.tsv: raw PatientID, referring physician, ages, dates;
         # input paths) is PHI and is rebuilt on every run anyway: it does not stay in the output.
         shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
+        with contextlib.suppress(OSError):  # still in use by a parallel participant: it removes it
+            (Path(out_dir) / ".heudiconv").rmdir()
     return finish_outcomes(handoff.load_all(results), out_dir, series[0])
+
+
+def claim_cache_dir(out_dir: Path, subject: str, tries: int = 5) -> None:
+    """Make ``.heudiconv/<subject>`` before heudiconv does: a parallel participant that removes
+    the emptied ``.heudiconv/`` could otherwise pull it away between heudiconv's makedirs steps."""
+    for _ in range(tries):
+        try:
+            (out_dir / ".heudiconv" / subject).mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:  # .heudiconv/ removed between the two mkdirs: make it again
+            continue
 
 
 @contextlib.contextmanager

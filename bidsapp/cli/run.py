@@ -91,6 +91,7 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
         if r.bids_path:
             derivatives.write_sidecar(deriv, r, card, source_prefix + r.bids_path)
     derivatives.write_participant_tsv(deriv, subject, results)
+    derivatives.write_if_changed(deriv / ".bidsignore", derivatives.BIDSIGNORE)
     page = write_report(out, deriv, subject, results)
     if kind == "dicom":
         derivatives.write_dataset_files(out, derivatives.raw_description(), derivatives.RAW_README)
