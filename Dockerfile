@@ -61,7 +61,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # 3) The package itself, non-editable, with its shipped weights (package data);
 #    the build fails if no *.pt weights were installed with it.
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY bidsapp/ ./bidsapp/
 RUN pip install --no-cache-dir -c constraints.txt . \
  && python -c "import sys, importlib.resources as r; w = r.files('bidsapp').joinpath('model/weights'); names = sorted(p.name for p in w.iterdir()) if w.is_dir() else []; print('shipped weights:', names); sys.exit(not any(n.endswith('.pt') for n in names))" \
@@ -91,7 +91,9 @@ LABEL org.opencontainers.image.title="mrclass-bids" \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Non-root user. Any other uid (docker run -u "$(id -u):$(id -g)", Apptainer) works
-# too: nothing under /opt is written at run time, and HOME/caches are world-writable.
+# too: nothing under /opt is written at run time, HOME/caches are world-writable, and
+# USER names a uid the image's /etc/passwd does not know (MONAI's import calls
+# getpass.getuser(), which reads LOGNAME/USER/LNAME/USERNAME before the passwd file).
 RUN useradd --no-log-init --create-home --home-dir /home/mrclass --uid 1000 --user-group mrclass \
  && chmod 1777 /home/mrclass \
  && mkdir -p /in /out /work \
@@ -109,6 +111,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     NIPYPE_NO_ET=1 \
     MRCLASS_HEURISTIC=/opt/mrclass/heuristics/mrclass.py \
     HOME=/home/mrclass \
+    USER=mrclass \
     XDG_CACHE_HOME=/tmp/.cache \
     MPLCONFIGDIR=/tmp/.cache/matplotlib \
     PYTHONNOUSERSITE=1 \

@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version check from heudiconv/nipype
 
 from heudiconv.main import workflow  # noqa: E402
+from heudiconv.utils import set_readonly, update_json  # noqa: E402
 
 from bidsapp import handoff, naming, stale
 from bidsapp.classes import OTHER
@@ -125,6 +126,7 @@ def convert_participant(
     # heudiconv reuses its cached conversion table on reruns (left by an interrupted run); the
     # verdicts must be fresh.
     shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
+    claim_cache_dir(Path(out_dir), subject)
     scratch = Path(work_dir) / "dcm2niix"
     scratch.mkdir(parents=True, exist_ok=True)
 
@@ -162,7 +164,20 @@ def convert_participant(
         # heudiconv's cache (dicominfo.tsv: raw PatientID, referring physician, ages, dates;
         # input paths) is PHI and is rebuilt on every run anyway: it does not stay in the output.
         shutil.rmtree(Path(out_dir) / ".heudiconv" / subject, ignore_errors=True)
+        with contextlib.suppress(OSError):  # still in use by a parallel participant: it removes it
+            (Path(out_dir) / ".heudiconv").rmdir()
     return finish_outcomes(handoff.load_all(results), out_dir, series[0])
+
+
+def claim_cache_dir(out_dir: Path, subject: str, tries: int = 5) -> None:
+    """Make ``.heudiconv/<subject>`` before heudiconv does: a parallel participant that removes
+    the emptied ``.heudiconv/`` could otherwise pull it away between heudiconv's makedirs steps."""
+    for _ in range(tries):
+        try:
+            (out_dir / ".heudiconv" / subject).mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:  # .heudiconv/ removed between the two mkdirs: make it again
+            continue
 
 
 @contextlib.contextmanager
@@ -212,7 +227,22 @@ def finish_outcomes(outcomes: list[handoff.SeriesOutcome], out_dir: Path, series
     for outcome in outcomes:
         drop_gradients_of_non_dwi(Path(out_dir), outcome.stem)
         set_aside_unnamed(Path(out_dir), outcome, series)
+        record_contrast_agent(Path(out_dir), outcome)
     return outcomes
+
+
+def record_contrast_agent(out_dir: Path, outcome: handoff.SeriesOutcome) -> None:
+    """Copy ContrastBolusAgent into the sidecars, which dcm2niix leaves it out of: BIDS
+    recommends it, and a re-sort of this dataset names the ``ce-`` agent from it."""
+    agent = outcome.header.contrast_agent.strip()
+    if not agent:
+        return
+    for rel in written_files(out_dir, outcome.stem):
+        sidecar = out_dir / (naming.image_core(rel) + ".json")
+        if sidecar.is_file():
+            set_readonly(str(sidecar), False)  # heudiconv leaves its outputs read-only
+            update_json(sidecar, {"ContrastBolusAgent": agent}, pretty=True)
+            set_readonly(str(sidecar))
 
 
 def set_aside_unnamed(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series) -> None:

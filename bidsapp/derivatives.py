@@ -77,15 +77,36 @@ def write_json(path: Path, data: dict) -> None:
 
 @contextlib.contextmanager
 def locked(path: Path):
-    """Exclusive lock for read-modify-write of ``path`` (hidden lock file next to it)."""
+    """Exclusive lock for read-modify-write of ``path`` (hidden lock file next to it).
+
+    The holder deletes the lock file before it unlocks, so none is left in the dataset; a waiter
+    that then gets the lock on the deleted file sees that the path no longer names it and retries.
+    """
     lock_path = Path(path).with_name(f".{Path(path).name}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.lockf(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(fh, fcntl.LOCK_UN)
+    while True:
+        with open(lock_path, "a") as fh:
+            fcntl.lockf(fh, fcntl.LOCK_EX)
+            try:
+                if not _names(lock_path, fh):
+                    continue
+                try:
+                    yield
+                finally:
+                    lock_path.unlink(missing_ok=True)
+            finally:
+                fcntl.lockf(fh, fcntl.LOCK_UN)
+        return
+
+
+def _names(path: Path, fh) -> bool:
+    """Whether ``path`` still names the open file ``fh`` (not deleted or replaced since)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fh.fileno())
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 # --------------------------------------------------------------------------- dataset level
@@ -150,6 +171,17 @@ DERIVATIVE_README = """\
 Per series `<bids name>_mrclass.json` (label, confidence, class probabilities, header cross-check,
 model), per participant `sub-<label>/sub-<label>_classifications.tsv` (one row per input series)
 and `group_classifications.tsv` (all participants).
+"""
+
+
+# The App's own files in its derivative dataset, which BIDS has no names for: the validator
+# skips what .bidsignore lists (per-series _mrclass.json, TSVs, reports, thumbnails, logs).
+BIDSIGNORE = """\
+*_mrclass.json
+*_classifications.tsv
+*.html
+sub-*/figures
+logs
 """
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 
-from bidsapp import header, naming
+from bidsapp import derivatives, header, image_sidecar, naming
 from bidsapp.classes import BY_LABEL, OTHER
 from bidsapp.records import Classification, Series, SeriesResult
 
@@ -94,25 +94,30 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 label=c.label if c else OTHER,
                 series_number=s.header.series_number,
                 series_description=s.header.series_description or naming.image_core(s.files[0].name),
-                contrast_agent=s.header.contrast_agent,
+                contrast_agent=s.header.contrast_agent or naming.agent_in_name(s.files[0].name),  # an earlier sorting's ce-
                 has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
             )
         )
     names = naming.assign_names(requests)
 
     results = []
+    raw_input = bool(series) and image_sidecar.input_is_raw(image_sidecar.input_root(series[0]))
     for s in series:
         c, msg = verdicts[s.series_uid]
         stem = names[s.series_uid]
         image = s.files[0]
         bids_path = stem + image_extension(image)
+        sidecar = next((f for f in s.files[1:] if f.suffix == ".json"), None)
+        own_sidecar = None if stem.startswith(naming.UNCLASSIFIED_DIR) else image_sidecar.derivative_text(sidecar, raw_input)
         try:
             place(image, Path(out_dir) / bids_path)
             for extra in s.files[1:]:
                 ext = extra.suffix
-                if ext in (".bval", ".bvec") and not stem.endswith("_dwi"):
+                if (ext in (".bval", ".bvec") and not stem.endswith("_dwi")) or (extra == sidecar and own_sidecar):
                     continue
                 place(extra, Path(out_dir) / (stem + ext))
+            if own_sidecar:
+                derivatives.write_if_changed(Path(out_dir) / (stem + ".json"), own_sidecar)
         except OSError as exc:
             msg = msg or f"could not write {bids_path}: {exc}"
             bids_path = ""

@@ -69,6 +69,11 @@ def agent_label(contrast_agent: str | None) -> str:
     return sanitize_label(contrast_agent, DEFAULT_AGENT).lower()
 
 
+def agent_in_name(file_name: str) -> str:
+    """The ``ce-`` value of a BIDS file name (``sub-01_ce-gadovist_T1w.nii.gz`` → ``gadovist``), or ""."""
+    return next((part[len("ce-"):] for part in image_core(file_name).split("_") if part.startswith("ce-")), "")
+
+
 def description_label(text: str | None) -> str:
     return sanitize_label(text, "series")
 

@@ -256,6 +256,16 @@ def test_runs_as_non_root(final_stage):
     assert user not in ("root", "0"), users[-1]
 
 
+def test_any_uid_has_a_user_name_and_a_writable_home(final_stage):
+    """docker run -u 1234:1234: no passwd entry, so getpass.getuser() (called by MONAI's import)
+    needs USER, and HOME must be writable by whoever runs."""
+    env = env_of(final_stage)
+    assert env.get("USER"), "USER unset: an unknown uid crashes in getpass.getuser()"
+    home = env.get("HOME", "")
+    runs = " ".join(args for instr, args in final_stage if instr == "RUN")
+    assert home and re.search(rf"chmod 1?777 {re.escape(home)}\b", runs), f"HOME {home!r} is not world-writable"
+
+
 def test_offline_environment_and_heuristic_path(final_stage):
     env = env_of(final_stage)
     assert env.get("NO_ET") == "1"
@@ -424,6 +434,7 @@ def test_singularity_environment_labels_help(singularity_recipe):
     env = dict(item.split("=", 1) for item in singularity_recipe.environ)
     assert env.get("NO_ET") == "1"
     assert env.get("MRCLASS_HEURISTIC") == HEURISTIC_IN_IMAGE
+    assert env.get("USER", "").strip('"').startswith("${USER:-"), "a uid unknown to the image needs a USER"
     assert any(label.startswith("org.opencontainers.image.title") for label in singularity_recipe.labels)
     text = SINGULARITY_DEF.read_text()
     assert re.search(r"^%help\s*\n\s+\S", text, re.M), "%help section missing or empty"
@@ -665,6 +676,26 @@ def test_image_participant_run_without_network(docker_image, shared_data, tmp_pa
     assert list(out_dir.glob("derivatives/mrclass/sub-*/sub-*_classifications.tsv"))
     owners = {p.stat().st_uid for p in out_dir.rglob("*")}
     assert owners == {os.getuid()}, "output files must belong to the calling user"
+
+
+@pytest.mark.container
+def test_image_runs_the_example_as_a_uid_it_does_not_know(docker_image, tmp_path):
+    """A real participant (the bundled example) as uid 1234, which has no passwd entry in the
+    image: MONAI's import-time getpass.getuser() used to raise KeyError here."""
+    from bidsapp.example import write_example
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    write_example(in_dir)
+    out_dir.mkdir()
+    out_dir.chmod(0o777)
+    proc = _docker_run(
+        docker_image, "/in", "/out", "participant",
+        opts=("-u", "1234:1234", "-v", f"{in_dir}:/in:ro", "-v", f"{out_dir}:/out"),
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    assert "getpwuid" not in proc.stderr
+    assert (out_dir / "derivatives" / "mrclass" / "sub-EXAMPLE01" / "sub-EXAMPLE01_classifications.tsv").is_file()
+    assert {p.stat().st_uid for p in out_dir.rglob("*")} == {1234}
 
 
 def _def_sections(text: str) -> dict[str, str]:

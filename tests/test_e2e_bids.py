@@ -69,3 +69,15 @@ def test_input_names_are_cross_checked(bids_run):
     assert {r["header_label"] for r in table} == {"T1w"}
     for r in table:
         assert r["header_agrees"] == ("true" if r["label"] == "T1w" else "false"), r
+
+
+def test_validator_passes(bids_run):
+    """The derivative dataset validates: every image says SkullStripped (the input is raw, so
+    false), and the App's own files are listed in .bidsignore."""
+    from e2e_helpers import validator_errors
+
+    assert validator_errors(bids_run["out"]) == []
+    for r in read_tsv(bids_run["out"] / "group_classifications.tsv"):
+        if r["status"] == "ok":
+            sidecar = json.loads((bids_run["out"] / (r["bids_path"].rsplit(".nii", 1)[0] + ".json")).read_text())
+            assert sidecar["SkullStripped"] is False

@@ -88,3 +88,10 @@ def test_rerun_is_identical(dicom_run):
 
 def test_input_untouched(dicom_run):
     assert dicom_run["after"] == dicom_run["before"]
+
+
+def test_no_litter_in_the_dataset_root(dicom_run):
+    """heudiconv's emptied cache folder and participants.tsv's lock file are not left behind."""
+    out = dicom_run["out"]
+    assert not (out / ".heudiconv").exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]

@@ -15,9 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bidsapp import derivatives, naming, relabel, stale
+from bidsapp.cli import console, identity, preflight
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
 from bidsapp.records import SeriesResult
@@ -40,6 +39,7 @@ def quiet_external(verbosity: int) -> None:
     external = logging.DEBUG if verbosity >= 2 else logging.WARNING
     for name in ("heudiconv", "nipype", "nipype.workflow", "nipype.interface", "nipype.utils"):
         logging.getLogger(name).setLevel(external)
+    console.quiet_false_alarms()
 
 
 def check_paths(bids_dir: str, output_dir: str) -> tuple[Path, Path]:
@@ -50,10 +50,14 @@ def check_paths(bids_dir: str, output_dir: str) -> tuple[Path, Path]:
         raise UsageError(f"output directory {output_dir} must not be inside the input directory {bids_dir}")
     if src.is_relative_to(out):
         raise UsageError(f"input directory {bids_dir} must not be inside the output directory {output_dir}")
+    if problem := preflight.unwritable(out):
+        raise UsageError(f"output directory {problem}")
     return src, out
 
 
 def resolve_device(device: str) -> str:
+    if device == "cuda" and (problem := preflight.cuda_problem()):
+        raise UsageError(problem)
     if device != "auto":
         return device
     import torch
@@ -80,14 +84,15 @@ def run_group(out: Path) -> int:
     return EXIT_OK
 
 
-def write_participant(out: Path, kind: str, subject: str, results: list[SeriesResult], card: dict) -> None:
+def write_participant(out: Path, kind: str, subject: str, results: list[SeriesResult], card: dict) -> Path:
     deriv = deriv_root(out, kind)
     source_prefix = "bids:raw:" if kind == "dicom" else "bids::"
     for r in results:
         if r.bids_path:
             derivatives.write_sidecar(deriv, r, card, source_prefix + r.bids_path)
     derivatives.write_participant_tsv(deriv, subject, results)
-    write_report(out, deriv, subject, results)
+    derivatives.write_if_changed(deriv / ".bidsignore", derivatives.BIDSIGNORE)
+    page = write_report(out, deriv, subject, results)
     if kind == "dicom":
         derivatives.write_dataset_files(out, derivatives.raw_description(), derivatives.RAW_README)
         if (out / f"sub-{subject}").is_dir():  # a participant whose every series failed has no raw folder
@@ -96,15 +101,16 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
     else:
         derivatives.write_dataset_files(deriv, derivatives.derivative_description(None), derivatives.DERIVATIVE_README)
         derivatives.add_participants(deriv, [subject])
+    return page
 
 
-def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResult]) -> None:
+def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResult]) -> Path:
     """The participant's HTML page; thumbnails come from the NIfTI each series was written to."""
     from bidsapp.report.html import write_participant_report
 
     figures = {r.series.series_uid: out / r.bids_path for r in results
                if r.bids_path and r.bids_path.endswith(naming.IMAGE_SUFFIXES)}
-    write_participant_report(results, deriv, subject, figures)
+    return write_participant_report(results, deriv, subject, figures)
 
 
 def read_corrections(path: str | None) -> dict[str, str]:
@@ -155,12 +161,12 @@ def run_participants(args, src: Path, out: Path) -> int:
     if kind == "dicom":
         derivatives.write_skipped(deriv_root(out, kind), found.skipped)
     all_results: list[SeriesResult] = []
-    with tempfile.TemporaryDirectory(prefix="mrclass-", dir=args.work_dir) as work, tqdm(
-        total=len(found.series), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr
+    with tempfile.TemporaryDirectory(prefix="mrclass-", dir=args.work_dir) as work, console.Progress(
+        len(found.series), len(subjects), kind
     ) as bar:
         for subject in subjects:
             series = [s for s in found.series if s.subject == subject]
-            bar.set_description(f"sub-{subject}")
+            bar.participant(subject, len(series))
             previous = stale.previous_outputs(deriv_root(out, kind), subject)
             if kind == "dicom":
                 from bidsapp.convert import all_written, convert_safely, results_from_outcomes, series_images
@@ -191,7 +197,7 @@ def run_participants(args, src: Path, out: Path) -> int:
                 results = sort_participant(series, out, classify, progress=lambda s: bar.update(1))
                 written, images_of = {r.bids_path for r in results if r.bids_path}, lambda first: [first]
             stale.remove(out, deriv_root(out, kind), stale.replaced_files(previous, results, written, images_of))
-            write_participant(out, kind, subject, results, classifier.card)
+            console.print_summary(subject, results, write_participant(out, kind, subject, results, classifier.card))
             all_results.extend(results)
 
     failed = [r for r in all_results if r.status == "error"]
@@ -203,17 +209,23 @@ def run_participants(args, src: Path, out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    identity.ensure_user_name()  # before MONAI is imported
     args = parse_args(argv)
     configure_logging(args.verbose)
     try:
         src, out = check_paths(args.bids_dir, args.output_dir)
         if args.work_dir:
+            if problem := preflight.unwritable(Path(args.work_dir)):
+                raise UsageError(f"--work-dir {problem}")
             Path(args.work_dir).mkdir(parents=True, exist_ok=True)
         if args.analysis_level == "group":
             return run_group(out)
         return run_participants(args, src, out)
     except UsageError as exc:
         log.error("%s", exc)
+        return EXIT_USAGE
+    except PermissionError as exc:  # a folder below the output the calling user may not write
+        log.error("cannot write %s: permission denied", exc.filename or exc)
         return EXIT_USAGE
     except Exception:
         log.exception("internal failure")
