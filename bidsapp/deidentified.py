@@ -70,6 +70,11 @@ READABLE: dict[str, Callable[[str], bool]] = {
 }
 
 
+def readable_or_empty(vr: str, text: str) -> str:
+    """``text`` when it parses under ``vr``, else "" (absent)."""
+    return text if text and READABLE[vr](text.strip(" \0")) else ""
+
+
 def _values(elem: DataElement | RawDataElement) -> list[str]:
     value = elem.value
     if isinstance(value, bytes):

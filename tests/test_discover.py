@@ -271,3 +271,18 @@ def test_one_header_read_finds_cut_pixels_in_every_native_transfer_syntax(tmp_pa
     if syntax != "1.2.840.10008.1.2":  # explicit VR, cut inside the element's own header: pydicom's read fails
         headless.write_bytes(data[:pixel_start - 4])
         assert _index_file(headless)[1].startswith("unreadable DICOM header")
+
+
+@pytest.mark.parametrize("placeholder", ["00000000", "1900", "***"])
+def test_unreadable_study_dates_do_not_name_sessions(tmp_path: Path, placeholder: str):
+    """A de-identified StudyDate is no date: two such studies get hashed sessions, not the placeholder."""
+    import pydicom
+    from badinputs import set_raw
+
+    for n, study in enumerate(("1.2.1", "1.2.2"), start=1):
+        for path in write_series(tmp_path / study, study_uid=study, series_number=n, n_slices=1):
+            ds = pydicom.dcmread(path)
+            set_raw(ds, "StudyDate", placeholder)
+            ds.save_as(path, enforce_file_format=True)
+    sessions = sorted(s.session for s in discover_dicom(tmp_path).series)
+    assert len(set(sessions)) == 2 and not any(placeholder.strip("*") and placeholder in s for s in sessions), sessions
