@@ -345,20 +345,25 @@ def convert_safely(
 
 
 def results_from_outcomes(
-    series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path, problems: dict[str, str] | None = None
+    series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path, problems: dict[str, str] | None = None,
+    not_images: dict[str, str] | None = None,
 ) -> list[SeriesResult]:
     """One result per discovered series, from what the heuristic recorded and what was written.
 
     A series with a known problem, or one heudiconv never saw (e.g. it found no image in it),
-    becomes status "error", so every input series has its row.
+    becomes status "error", so every input series has its row; a non-image object (``not_images``:
+    what it is) becomes status "skipped".
     """
-    problems = problems or {}
+    problems, not_images = problems or {}, not_images or {}
     by_uid: dict[str, list[handoff.SeriesOutcome]] = {}
     for o in outcomes:
         by_uid.setdefault(o.series_uid, []).append(o)
     results = []
     for s in series:
         found = sorted(by_uid.get(s.series_uid, []), key=lambda o: o.stem)
+        if s.series_uid in not_images:
+            results.append(SeriesResult(s, None, status="skipped", message=not_images[s.series_uid]))
+            continue
         if s.series_uid in problems:
             results.append(SeriesResult(s, None, status="error", message=problems[s.series_uid]))
             continue

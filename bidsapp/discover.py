@@ -78,9 +78,11 @@ class Skipped:
 class Discovery:
     """What discovery found: the series, the files left out, and how studies map to BIDS ids.
 
-    ``problems`` names series that are known to fail before any conversion (a non-image object
-    such as an SR, a file cut short): they keep their row (status "error", this message) but are
-    not handed to the converter, so they cannot take the participant's other series down.
+    ``problems`` names image series that are known to fail before any conversion (a file cut
+    short): they keep their row (status "error", this message) but are not handed to the
+    converter, so they cannot take the participant's other series down. ``not_images`` names
+    objects that are no image series (SR, PR, KO, ...): nothing of them was lost, so their row
+    says "skipped" and what they are, and they are not converted either.
     """
 
     series: list[Series]
@@ -88,6 +90,7 @@ class Discovery:
     # StudyInstanceUID -> (subject, session); DICOM only. Lets heudiconv reuse these decisions.
     study_ids: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> one-line reason
+    not_images: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> what it is
 
 
 # --------------------------------------------------------------------------- labels
@@ -350,7 +353,8 @@ def discover_dicom(root: Path) -> Discovery:
     """Group every DICOM object under ``root`` by SeriesInstanceUID.
 
     Image series become :class:`Series`; so do non-image objects (SR, PR, KO) and series with
-    files cut short, which a patient/series names: they get an "error" row instead of vanishing.
+    files cut short, which a patient/series names: they get a "skipped" or "error" row instead
+    of vanishing.
     Files that name no series (junk, DICOMDIR, headers cut before the UIDs) are ``skipped``.
     """
     root = Path(root).resolve()
@@ -371,7 +375,7 @@ def discover_dicom(root: Path) -> Discovery:
         for study_uid, session in session_labels(studies).items():
             study_ids[study_uid] = (subject, session)
 
-    series, problems = [], {}
+    series, problems, not_images = [], {}, {}
     for uid, entry in by_uid.items():
         paths = sorted(entry.paths)
         subject, session = study_ids.get(study_of[uid], (subjects[pid_of[uid]], None))
@@ -380,7 +384,7 @@ def discover_dicom(root: Path) -> Discovery:
             source = os.path.relpath(paths[0], root)
         message = _problem_message(entry)
         if message:
-            problems[uid] = message
+            (problems if entry.image else not_images)[uid] = message
         series.append(
             Series(
                 subject=subject,
@@ -392,7 +396,8 @@ def discover_dicom(root: Path) -> Discovery:
                 header=_dicom_facts(paths[0]),
             )
         )
-    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems)
+    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems,
+                     not_images=not_images)
 
 
 def _dicom_facts(path: Path) -> HeaderFacts:

@@ -70,9 +70,9 @@ def messy_tree(tmp_path: Path) -> Path:
 
 def test_dicom_tree(messy_tree: Path):
     found = discover_dicom(messy_tree)
-    reports = [s for s in found.series if s.series_uid in found.problems]
-    assert [s.source for s in reports] == ["export/2024/A/report.dcm"]  # an SR keeps an error row
-    assert "SR" in found.problems[reports[0].series_uid]
+    reports = [s for s in found.series if s.series_uid in found.not_images]
+    assert [s.source for s in reports] == ["export/2024/A/report.dcm"]  # an SR keeps a (skipped) row
+    assert "SR" in found.not_images[reports[0].series_uid] and not found.problems
     found.series = [s for s in found.series if s not in reports]
     assert len(found.series) == 4
     subjects = {s.subject for s in found.series}
@@ -101,7 +101,7 @@ def test_dicom_order_is_deterministic(messy_tree: Path, tmp_path: Path):
         (s.subject, s.session, s.series_uid, s.source) for s in second.series
     ]
     # within a subject/session: SeriesNumber order
-    a24 = [s for s in first.series if s.session == "20240101" and s.series_uid not in first.problems]
+    a24 = [s for s in first.series if s.session == "20240101" and s.series_uid not in first.not_images]
     assert [s.header.series_number for s in a24] == [1, 3]
 
 

@@ -49,8 +49,9 @@ examples:
   mrclass-bids /data/dicom /data/bids participant --relabel corrections.tsv
 
 exit status:
-  {EXIT_OK}  every series was processed (classified or kept as "other")
-  {EXIT_SERIES_FAILED}  some series failed (rows with status=error in the TSV); the rest were written
+  {EXIT_OK}  every image series was processed (classified or kept as "other"); objects
+     without images (SR, PR, KO) have rows with status=skipped
+  {EXIT_SERIES_FAILED}  some image series failed (rows with status=error in the TSV); the rest were written
   {EXIT_USAGE}  usage or input error (missing input, output inside input, unknown participant, ...)
   {EXIT_NOTHING_DONE}  nothing was processed (no series found) or an internal failure
 """

@@ -2,8 +2,9 @@
 
 Exit status (also in ``--help``):
 
-* 0 every series was processed (classified, or kept as "other");
-* 1 some series failed: they have ``status=error`` rows, everything else was written;
+* 0 every image series was processed (classified, or kept as "other"; non-image objects such as
+  SR/PR/KO have ``status=skipped`` rows);
+* 1 some image series failed: they have ``status=error`` rows, everything else was written;
 * 2 usage or input error (missing input, output inside input, unknown participant label);
 * 3 nothing processed (no series found, nothing to gather) or an internal failure.
 """
@@ -170,10 +171,11 @@ def run_participants(args, src: Path, out: Path) -> int:
                 def advance(classified: int, start=start, n=len(series)) -> None:
                     bar.update(max(0, min(classified, n) - (bar.n - start)))
 
-                outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device,
+                images = [s for s in series if s.series_uid not in found.not_images]
+                outcomes, problems = convert_safely(images, out, Path(work), found.problems, device=device,
                                                     threshold=args.threshold, relabels=corrections,
                                                     on_progress=advance)
-                results = results_from_outcomes(series, outcomes, out, problems)
+                results = results_from_outcomes(series, outcomes, out, problems, found.not_images)
                 advance(len(series))
                 written, images_of = all_written(out, outcomes), lambda first: series_images(out, first)
             else:
@@ -193,8 +195,8 @@ def run_participants(args, src: Path, out: Path) -> int:
     failed = [r for r in all_results if r.status == "error"]
     for r in failed:
         log.warning("series %s failed: %s", r.series.source, r.message)
-    log.info("%d series: %d ok, %d other, %d failed", len(all_results),
-             sum(r.status == "ok" for r in all_results), sum(r.status == "other" for r in all_results), len(failed))
+    log.info("%d series: %d ok, %d other, %d skipped (no image), %d failed", len(all_results),
+             *(sum(r.status == status for r in all_results) for status in ("ok", "other", "skipped")), len(failed))
     return EXIT_SERIES_FAILED if failed else EXIT_OK
 
 
