@@ -117,7 +117,20 @@ def read_corrections(path: str | None) -> dict[str, str]:
         raise UsageError(str(exc)) from None
 
 
+def list_participants(src: Path, input_type: str, labels: list[str] | None) -> int:
+    """Print the participant labels of ``src`` on stdout, one per line and nothing else, so job
+    array scripts can read them as they are (headers only are read; nothing is written)."""
+    subjects = sorted({s.subject for s in discover(src, input_type, labels).series})
+    if not subjects:
+        log.error("no participants found under %s", src)
+        return EXIT_NOTHING_DONE
+    print("\n".join(subjects), flush=True)
+    return EXIT_OK
+
+
 def run_participants(args, src: Path, out: Path) -> int:
+    if args.list_participants:
+        return list_participants(src, args.input_type, args.participant_label)
     corrections = read_corrections(args.relabel)
     kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
     found = discover(src, kind, args.participant_label)
