@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version check from heudiconv/nipype
@@ -25,7 +26,7 @@ from heudiconv.utils import set_readonly, update_json  # noqa: E402
 from bidsapp import handoff, naming, stale
 from bidsapp.classes import OTHER
 from bidsapp.records import Series, SeriesResult
-from bidsapp.staging import convertible_files
+from bidsapp.staging import stage
 from bidsapp.tools import search_path
 
 log = logging.getLogger(__name__)
@@ -58,32 +59,52 @@ def environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def heudiconv_problem(series: Series) -> str | None:
-    """Why heudiconv's own DICOM grouping would raise on this series, or None.
+class HeaderProbe:
+    """Why heudiconv's own DICOM grouping would raise on a series, or None (``problem``).
 
     heudiconv parses every file of a participant in one pass and one exception there (e.g. an
     enhanced DICOM without a DimensionIndexSequence) aborts the whole participant. Probing one
     file per distinct frame layout with the same parser finds such series beforehand.
     """
-    from heudiconv.dicoms import validate_dicom
 
-    probed: set[tuple] = set()
-    for path in series.files:
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self._probed: set[tuple] = set()
+
+    def check(self, path: Path, header) -> None:
+        """Probe ``path`` (whose header is already read) unless its layout was probed."""
+        from heudiconv.dicoms import validate_dicom
+
+        layout = (header.get("Rows"), header.get("Columns"), header.get("NumberOfFrames"),
+                  str(header.get("SOPClassUID", "")))
+        if self.problem or layout in self._probed:
+            return
         try:
             info = validate_dicom(str(path), None)
             if info is None:
-                continue
-            mw = info[0]
-            layout = (mw.dcm_data.get("Rows"), mw.dcm_data.get("Columns"), mw.dcm_data.get("NumberOfFrames"),
-                      str(mw.dcm_data.get("SOPClassUID", "")))
-            if layout in probed:
-                continue
-            probed.add(layout)
-            mw.image_shape  # noqa: B018  (heudiconv reads it while grouping)
-            mw.series_signature  # noqa: B018
+                return
+            self._probed.add(layout)
+            info[0].image_shape  # noqa: B018  (heudiconv reads it while grouping)
+            info[0].series_signature  # noqa: B018
         except Exception as exc:  # noqa: BLE001  (whatever heudiconv would raise)
-            return "heudiconv cannot parse the header: " + " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-    return None
+            self.problem = "heudiconv cannot parse the header: " + " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+
+
+def prepare(series: Series, scratch: Path) -> tuple[Series, str | None]:
+    """The series with the files heudiconv will read (``bidsapp.staging``), and why heudiconv
+    would raise on it, or None. Each file's header is read once for both."""
+    files, removed, probe = [], set(), HeaderProbe()
+    for path in series.files:
+        try:
+            staged = stage(path, scratch)
+        except Exception as exc:  # noqa: BLE001  (pydicom raises many kinds on broken headers)
+            return series, "cannot read the header: " + " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        files.append(staged.path)
+        removed.update(staged.removed)
+        probe.check(staged.path, staged.header)
+    if removed:
+        log.info("series %s: unreadable values left out before conversion (%s)", series.source, ", ".join(sorted(removed)))
+    return replace(series, files=tuple(files)), probe.problem
 
 
 def outcomes_dir(work_dir: Path, subject: str) -> Path:
@@ -103,6 +124,8 @@ def convert_participant(
     on_progress: Callable[[int], None] | None = None,
 ) -> list[handoff.SeriesOutcome]:
     """Convert the series of one participant into ``out_dir``; one outcome per heudiconv group.
+
+    The series' files are read as they are: ``prepare`` gives the ones heudiconv can read.
 
     ``on_progress`` is called with the number of series classified so far (heudiconv runs
     in-process and gives no hook; the heuristic's verdict files are the progress signal).
@@ -145,7 +168,7 @@ def convert_participant(
         corrections = results.parent / f"sub-{subject}_relabel.json"
         handoff.write_relabels(corrections, relabels)
         env[handoff.ENV_RELABEL] = str(corrections)
-    files = [str(f) for s in series for f in convertible_files(s.files, Path(work_dir) / "part10")]
+    files = [str(f) for s in series for f in s.files]
     try:
         with environment(env), counting_files(results, on_progress):
             workflow(
@@ -331,10 +354,15 @@ def convert_safely(
     that failure as their message instead of the run stopping.
     """
     problems = {s.series_uid: problems[s.series_uid] for s in series if s.series_uid in problems}
+    todo = []
     for s in series:
-        if s.series_uid not in problems and (why := heudiconv_problem(s)):
+        if s.series_uid in problems:
+            continue
+        staged, why = prepare(s, Path(work_dir) / "staged")
+        if why:
             problems[s.series_uid] = why
-    todo = [s for s in series if s.series_uid not in problems]
+        else:
+            todo.append(staged)
     if not todo:
         return [], problems
     try:
@@ -352,20 +380,25 @@ def convert_safely(
 
 
 def results_from_outcomes(
-    series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path, problems: dict[str, str] | None = None
+    series: list[Series], outcomes: list[handoff.SeriesOutcome], out_dir: Path, problems: dict[str, str] | None = None,
+    not_images: dict[str, str] | None = None,
 ) -> list[SeriesResult]:
     """One result per discovered series, from what the heuristic recorded and what was written.
 
     A series with a known problem, or one heudiconv never saw (e.g. it found no image in it),
-    becomes status "error", so every input series has its row.
+    becomes status "error", so every input series has its row; a non-image object (``not_images``:
+    what it is) becomes status "skipped".
     """
-    problems = problems or {}
+    problems, not_images = problems or {}, not_images or {}
     by_uid: dict[str, list[handoff.SeriesOutcome]] = {}
     for o in outcomes:
         by_uid.setdefault(o.series_uid, []).append(o)
     results = []
     for s in series:
         found = sorted(by_uid.get(s.series_uid, []), key=lambda o: o.stem)
+        if s.series_uid in not_images:
+            results.append(SeriesResult(s, None, status="skipped", message=not_images[s.series_uid]))
+            continue
         if s.series_uid in problems:
             results.append(SeriesResult(s, None, status="error", message=problems[s.series_uid]))
             continue

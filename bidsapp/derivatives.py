@@ -46,7 +46,7 @@ TSV_COLUMNS = (
 )
 MRCLASS_SUFFIX = "_mrclass.json"
 GROUP_TSV = "group_classifications.tsv"
-SKIPPED_TSV = "logs/skipped_files.tsv"  # input files that name no series (junk, DICOMDIR, cut headers)
+SKIPPED_TSV = "logs/skipped_files.tsv"  # input files that name no series (junk, DICOMDIR, cut headers) or repeat an instance
 SKIPPED_COLUMNS = ("path", "reason")
 
 

@@ -27,6 +27,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from bidsapp import header
+from bidsapp.deidentified import readable_or_empty
 from bidsapp.naming import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_core, sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
@@ -44,6 +45,8 @@ _INDEX_TAGS = [
     "Rows",
     "Columns",
     "Modality",
+    "SOPInstanceUID",  # one file per instance: re-sent or truncated copies are duplicates
+    "InstanceNumber",
 ] + header.TALLY_TAGS  # per-series physics from every file, in this same pass
 
 # Transfer syntaxes whose pixel data element has a declared length: a file ending before it is cut.
@@ -76,9 +79,11 @@ class Skipped:
 class Discovery:
     """What discovery found: the series, the files left out, and how studies map to BIDS ids.
 
-    ``problems`` names series that are known to fail before any conversion (a non-image object
-    such as an SR, a file cut short): they keep their row (status "error", this message) but are
-    not handed to the converter, so they cannot take the participant's other series down.
+    ``problems`` names image series that are known to fail before any conversion (a file cut
+    short): they keep their row (status "error", this message) but are not handed to the
+    converter, so they cannot take the participant's other series down. ``not_images`` names
+    objects that are no image series (SR, PR, KO, ...): nothing of them was lost, so their row
+    says "skipped" and what they are, and they are not converted either.
     """
 
     series: list[Series]
@@ -86,6 +91,7 @@ class Discovery:
     # StudyInstanceUID -> (subject, session); DICOM only. Lets heudiconv reuse these decisions.
     study_ids: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> one-line reason
+    not_images: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> what it is
 
 
 # --------------------------------------------------------------------------- labels
@@ -232,24 +238,65 @@ def _iter_files(root: Path):
             yield Path(dirpath) / name
 
 
+@dataclass(frozen=True)
+class _Instance:
+    """One file of a series and what is wrong with it (None: intact)."""
+
+    path: Path
+    problem: str | None
+    number: str  # InstanceNumber as written, "" when absent
+
+
 @dataclass
 class _Indexed:
-    """Files of one SeriesInstanceUID while the tree is walked."""
+    """Files of one SeriesInstanceUID while the tree is walked, one per SOPInstanceUID.
 
-    paths: list[Path] = field(default_factory=list)
+    PACS exports and re-sends hold the same instance twice, sometimes once cut short: the intact
+    copy is kept (of equals, the first by path) and the other is handed back to be listed as skipped.
+    Files sharing a SOPInstanceUID but numbered differently are kept apart (a UID-reusing tool
+    must not cost slices).
+    """
+
+    instances: dict[str, _Instance] = field(default_factory=dict)
     ds: pydicom.Dataset | None = None  # index tags of the first intact file (else of any file)
     ds_intact: bool = False
     image: bool = True  # False for non-image objects (SR, PR, KO, ...)
-    problems: list[str] = field(default_factory=list)
-    tally: header.SeriesTally = field(default_factory=header.SeriesTally)
+    notes: list[str] = field(default_factory=list)  # why the series is no image series
+    tally: header.SeriesTally = field(default_factory=header.SeriesTally)  # physics of every instance, once
 
-    def add(self, path: Path, ds: pydicom.Dataset, problem: str | None) -> None:
-        self.paths.append(path)
-        self.tally.add(ds)
-        if problem:
-            self.problems.append(problem)
+    @property
+    def paths(self) -> list[Path]:
+        return [i.path for i in self.instances.values()]
+
+    @property
+    def problems(self) -> list[str]:
+        return [i.problem for i in self.instances.values() if i.problem] + self.notes
+
+    def add(self, path: Path, ds: pydicom.Dataset, problem: str | None) -> tuple[_Instance, Path] | None:
+        """Hold ``path``; when it repeats an instance already held, the copy left out and the
+        path of the one kept."""
+        new = _Instance(path, problem, _raw_text(ds, "InstanceNumber"))
+        key = str(ds.get("SOPInstanceUID", "") or "") or str(path)
+        held = self.instances.get(key)
+        if held is not None and held.number and new.number and held.number != new.number:
+            key, held = f"{key}#{path}", None
         if self.ds is None or (not problem and not self.ds_intact):
             self.ds, self.ds_intact = ds, not problem
+        if held is None:
+            self.instances[key] = new
+            self.tally.add(ds)
+            return None
+        if (bool(problem), str(path)) < (bool(held.problem), str(held.path)):  # intact first, then by path
+            self.instances[key] = new
+            return held, path
+        return new, held.path
+
+
+def _raw_text(ds: pydicom.Dataset, keyword: str) -> str:
+    """An element's value as stored, never converted (a de-identified "***" IS cannot raise)."""
+    elem = ds.get_item(keyword)
+    value = getattr(elem, "value", None)
+    return (value.decode("latin-1") if isinstance(value, bytes) else str(value or "")).strip(" \0")
 
 
 def _index_file(path: Path) -> tuple[pydicom.Dataset | None, str | None, bool]:
@@ -283,9 +330,13 @@ def _walk_dicom(root: Path) -> tuple[dict[str, _Indexed], list[Skipped]]:
             continue
         entry = by_uid[uid]
         entry.image = entry.image and is_image
-        entry.add(path, ds, reason if is_image else None)
+        if left_out := entry.add(path, ds, reason if is_image else None):
+            copy, kept = left_out
+            why = f"duplicate of {kept.relative_to(root)} (same SOPInstanceUID)" + (f": {copy.problem}" if copy.problem else "")
+            log.info("skip %s: %s", copy.path.relative_to(root), why)
+            skipped.append(Skipped(str(copy.path.relative_to(root)), why))
         if not is_image and not entry.problems:
-            entry.problems.append(f"not an image: {reason}")
+            entry.notes.append(f"not an image: {reason}")
     return by_uid, skipped
 
 
@@ -305,7 +356,8 @@ def discover_dicom(root: Path) -> Discovery:
     """Group every DICOM object under ``root`` by SeriesInstanceUID.
 
     Image series become :class:`Series`; so do non-image objects (SR, PR, KO) and series with
-    files cut short, which a patient/series names: they get an "error" row instead of vanishing.
+    files cut short, which a patient/series names: they get a "skipped" or "error" row instead
+    of vanishing.
     Files that name no series (junk, DICOMDIR, headers cut before the UIDs) are ``skipped``.
     """
     root = Path(root).resolve()
@@ -320,13 +372,13 @@ def discover_dicom(root: Path) -> Discovery:
     studies_by_subject: dict[str, dict[str, str]] = defaultdict(dict)
     for uid, ds in index.items():
         if by_uid[uid].image:
-            studies_by_subject[subjects[pid_of[uid]]][study_of[uid]] = str(ds.get("StudyDate", "") or "")
+            studies_by_subject[subjects[pid_of[uid]]][study_of[uid]] = readable_or_empty("DA", _raw_text(ds, "StudyDate"))
     study_ids: dict[str, tuple[str, str | None]] = {}
     for subject, studies in studies_by_subject.items():
         for study_uid, session in session_labels(studies).items():
             study_ids[study_uid] = (subject, session)
 
-    series, problems = [], {}
+    series, problems, not_images = [], {}, {}
     for uid, entry in by_uid.items():
         paths = sorted(entry.paths)
         subject, session = study_ids.get(study_of[uid], (subjects[pid_of[uid]], None))
@@ -335,7 +387,7 @@ def discover_dicom(root: Path) -> Discovery:
             source = os.path.relpath(paths[0], root)
         message = _problem_message(entry)
         if message:
-            problems[uid] = message
+            (problems if entry.image else not_images)[uid] = message
         series.append(
             Series(
                 subject=subject,
@@ -347,7 +399,8 @@ def discover_dicom(root: Path) -> Discovery:
                 header=entry.tally.apply(_dicom_facts(paths[0])),
             )
         )
-    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems)
+    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems,
+                     not_images=not_images)
 
 
 def _dicom_facts(path: Path) -> HeaderFacts:

@@ -105,7 +105,7 @@ class SeriesResult:
     classification: Classification | None
     header_label: str = "unknown"
     bids_path: str = ""  # relative to the output dataset root; "" when nothing was written
-    status: str = "ok"  # "ok" | "other" | "error"
+    status: str = "ok"  # "ok" | "other" | "skipped" (no image: SR, PR, KO) | "error"
     message: str = ""
 
     @property

@@ -31,10 +31,16 @@ from bidsapp.linkbids import dimension_problem
 
 lgr = logging.getLogger("heudiconv.mrclass")
 
-# Sidecar fields dropped before heudiconv's date check. heudiconv refuses any sidecar whose text
-# contains "Date"; de-identified data (TCIA, PS3.15 profiles) always carry the code meaning
-# "... Modified Dates Option" here, which is not a date. DeidentificationMethod (text) stays.
-DROP_SIDECAR_FIELDS = ("DeidentificationMethodCodeSequence",)
+# heudiconv refuses any sidecar whose text contains "Date" ("There must be no dates in .json
+# sidecar"), after removing the acquisition/study/series dates itself, and that stops the whole
+# participant. De-identified data trip it without carrying a date: the
+# DeidentificationMethodCodeSequence of TCIA / PS3.15 profiles means "... Modified Dates Option",
+# and DeidentificationMethod texts often say so too. Fields whose name or value says "Date" are
+# dropped first (what heudiconv's guard wants gone anyway); every other field stays.
+
+
+def _mentions_date(key: str, value) -> bool:
+    return "Date" in key or "Date" in json.dumps(value)
 
 
 def _drop_fields(json_files) -> None:
@@ -44,32 +50,53 @@ def _drop_fields(json_files) -> None:
                 meta = json.load(fh)
         except (OSError, ValueError):
             continue
-        if any(k in meta for k in DROP_SIDECAR_FIELDS):
-            for k in DROP_SIDECAR_FIELDS:
-                meta.pop(k, None)
+        dropped = [k for k, v in meta.items() if _mentions_date(k, v)]
+        if dropped:
+            lgr.info("%s: fields mentioning dates dropped: %s", os.path.basename(path), ", ".join(dropped))
             with open(path, "w", encoding="utf-8") as fh:
-                json.dump(meta, fh, indent=2)
+                json.dump({k: v for k, v in meta.items() if k not in dropped}, fh, indent=2)
 
 
-def _install_sidecar_fix() -> None:
-    """Wrap heudiconv's sidecar tune-up once so it first drops ``DROP_SIDECAR_FIELDS``."""
-    try:
-        import heudiconv.convert as hconvert
-    except ImportError:
-        return
-    original = hconvert.tuneup_bids_json_files
-    if getattr(original, "_mrclass", False):
-        return
-
-    def tuneup(json_files):
+def _sidecar_fix(original):
+    def tuneup_bids_json_files(json_files):
         _drop_fields(json_files)
         return original(json_files)
 
-    tuneup._mrclass = True
-    hconvert.tuneup_bids_json_files = tuneup
+    return tuneup_bids_json_files
 
 
-_install_sidecar_fix()
+def _date_fix(original):
+    """heudiconv parses acquisition dates (scans.tsv) and stops the participant on one it cannot
+    read (a de-identified "***"); such a date counts as absent instead. The App removes these
+    values before heudiconv runs (``bidsapp.deidentified``); this covers plain heudiconv."""
+
+    def get_datetime_from_dcm(dcm_data):
+        try:
+            return original(dcm_data)
+        except ValueError as exc:
+            lgr.warning("unreadable acquisition date/time taken as absent (%s)", exc)
+            return None
+
+    return get_datetime_from_dcm
+
+
+def _patch(module, name: str, make) -> None:
+    """Replace ``module.name`` by ``make(original)``, once (heudiconv may load us twice)."""
+    original = getattr(module, name)
+    if not getattr(original, "_mrclass", False):
+        patched = make(original)
+        patched._mrclass = True
+        setattr(module, name, patched)
+
+
+try:
+    import heudiconv.convert as _hconvert
+    import heudiconv.dicoms as _hdicoms
+except ImportError:  # imported outside heudiconv (tests, tools)
+    pass
+else:
+    _patch(_hconvert, "tuneup_bids_json_files", _sidecar_fix)
+    _patch(_hdicoms, "get_datetime_from_dcm", _date_fix)
 
 
 class Verdict(NamedTuple):

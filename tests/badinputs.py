@@ -274,6 +274,46 @@ def no_preamble(d: Path, n: int) -> list[Path]:
     return paths
 
 
+# Placeholders de-identification tools write over dates (none of them parses as a DICOM date).
+BLANKED_DATES = ("***", "", "00000000", "1900")
+DATE_KEYS = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "PatientBirthDate")
+
+
+def set_raw(ds: Dataset, keyword: str, value: str) -> None:
+    """Store ``value`` as it is, even where pydicom would refuse or warn (an invalid DA, DS, ...)."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    tag = Tag(tag_for_keyword(keyword))
+    raw = value.encode("ascii") + (b" " if len(value) % 2 else b"")
+    ds._dict[tag] = RawDataElement(tag, dictionary_VR(tag), len(raw), raw, 0, False, True)
+
+
+def blank_dates(ds: Dataset, value: str) -> None:
+    """What a de-identification tool does to a header: every date overwritten by ``value``,
+    acquisition times kept (heudiconv parses AcquisitionDate only beside AcquisitionTime)."""
+    ds.AcquisitionTime = ds.get("AcquisitionTime") or "120000.000000"
+    for key in DATE_KEYS:
+        set_raw(ds, key, value)
+
+
+def blanked_dates(d: Path, n: int, value: str = "***") -> list[Path]:
+    return rewrite(series(d, n, "ep2d_diff_deid"), lambda i, ds: blank_dates(ds, value))
+
+
+def unreadable_numbers(d: Path, n: int) -> list[Path]:
+    """Times, ages and numbers a tool overwrote (TM, AS, DS, IS), beside valid dates."""
+
+    def change(i, ds):
+        ds.AcquisitionDate = "20240101"
+        for key, value in (("AcquisitionTime", "***"), ("PatientAge", "***"), ("EchoTime", "***"),
+                           ("AcquisitionNumber", "n/a"), ("PatientWeight", "unknown")):
+            set_raw(ds, key, value)
+
+    return rewrite(series(d, n, "t1_deid_numbers"), change)
+
+
 def no_series_number(d: Path, n: int) -> list[Path]:
     return rewrite(series(d, n, "no_series_number"), lambda i, ds: delattr(ds, "SeriesNumber"))
 
@@ -312,6 +352,11 @@ IMAGE_CASES: dict[str, Callable[[Path, int], list[Path]]] = {
     "enhanced multi-frame, no DimensionIndexSequence": lambda d, n: enhanced_multiframe(d, n, dimensions=False),
     "no 128-byte preamble / DICM prefix": no_preamble,
     "no SeriesNumber": no_series_number,
+    "de-identified dates `***`": blanked_dates,
+    "de-identified dates `00000000`": lambda d, n: blanked_dates(d, n, "00000000"),
+    "de-identified dates `1900`": lambda d, n: blanked_dates(d, n, "1900"),
+    "de-identified dates empty": lambda d, n: blanked_dates(d, n, ""),
+    "unreadable time, age, numbers (TM, AS, DS, IS)": unreadable_numbers,
 }
 
 

@@ -59,6 +59,27 @@ def test_exit_code_says_some_failed(export_run):
     assert export_run["rc"] == 1
 
 
+def test_non_image_objects_are_skipped_rows_and_exit_0(tmp_path: Path):
+    """SR, PR and KO beside an image series: nothing was lost, so a Slurm task must not fail."""
+    require_model()
+    from badinputs import key_object, presentation_state, series
+    from dicomgen import write_sr
+
+    series(tmp_path / "in" / "t1", 1, "t1_se_tra")
+    write_sr(tmp_path / "in" / "sr.dcm", patient_id="BAD01")
+    presentation_state(tmp_path / "in" / "pr.dcm")
+    key_object(tmp_path / "in" / "ko.dcm")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "in"), str(out), "participant", "--work-dir", str(tmp_path / "work")]) == 0
+    rows = {r["source"]: r for r in read_tsv(out / "derivatives" / "mrclass" / "sub-BAD01" / "sub-BAD01_classifications.tsv")}
+    assert rows["t1"]["status"] in ("ok", "other")
+    for source, what in {"sr.dcm": "structured report (SR)", "pr.dcm": "presentation state (PR)",
+                         "ko.dcm": "key object selection (KO)"}.items():
+        assert (rows[source]["status"], rows[source]["bids_path"]) == ("skipped", "n/a") and what in rows[source]["message"]
+    page = (out / "derivatives" / "mrclass" / "sub-BAD01.html").read_text()
+    assert page.count('data-status="skipped"') == 3
+
+
 def test_one_row_per_series(export_run):
     rows = export_run["all_rows"]
     assert len({r["series_uid"] for r in rows}) == len(rows)
@@ -73,7 +94,7 @@ def test_bad_series_fail_with_one_line_message(export_run):
         r = rows[cases[name].source]
         assert r["status"] == "error" and needle in r["message"], (name, r)
     for source, (_, needle) in NON_IMAGE.items():
-        assert rows[source]["status"] == "error" and needle in rows[source]["message"], rows[source]
+        assert rows[source]["status"] == "skipped" and needle in rows[source]["message"], rows[source]
     for r in export_run["all_rows"]:
         assert "\n" not in r["message"] and len(r["message"]) <= 320, r
         if r["status"] == "error":

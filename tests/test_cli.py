@@ -119,3 +119,41 @@ def test_group_concatenates(tmp_path: Path):
     assert [line.split("\t")[0] for line in lines[1:]] == ["sub-01", "sub-02"]
     # tables of an older version lack decided_by: the group table says n/a there
     assert {line.split("\t")[TSV_COLUMNS.index("decided_by")] for line in lines[1:]} == {"n/a"}
+
+
+def test_list_participants_prints_labels_only(tmp_path: Path, capfd):
+    """One label per line on stdout, nothing else, nothing written: what `mapfile -t` reads."""
+    from dicomgen import write_sr
+
+    for n, pid in enumerate(("AB-2", "P01", "AB-2", "Zz 9")):
+        write_series(tmp_path / "in" / f"s{n}", patient_id=pid, series_number=n + 1, series_description=f"s{n}")
+    write_sr(tmp_path / "in" / "report.dcm", patient_id="P01")
+    (tmp_path / "in" / "notes.txt").write_text("junk")
+    out = tmp_path / "out"
+    capfd.readouterr()
+    assert main([str(tmp_path / "in"), str(out), "participant", "--list-participants", "-vv"]) == EXIT_OK
+    captured = capfd.readouterr()
+    assert captured.out.splitlines() == ["AB2", "P01", "Zz9"] and captured.out.endswith("\n")
+    assert not out.exists()
+    assert main([str(tmp_path / "in"), str(out), "participant", "--list-participants", "--participant-label", "P01"]) == EXIT_OK
+    assert capfd.readouterr().out == "P01\n"
+
+
+def test_list_participants_of_bids_input_and_of_nothing(tmp_path: Path, capfd):
+    for sub in ("02", "01"):
+        (tmp_path / "bids" / f"sub-{sub}" / "anat").mkdir(parents=True)
+        (tmp_path / "bids" / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz").write_bytes(b"")
+    (tmp_path / "bids" / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.10.0"}')
+    assert main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--list-participants"]) == EXIT_OK
+    assert capfd.readouterr().out == "01\n02\n"
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), str(tmp_path / "out"), "participant", "--list-participants"]) == EXIT_NOTHING_DONE
+    assert capfd.readouterr().out == ""
+
+
+def test_list_participants_subprocess_stdout_is_clean(tmp_path: Path):
+    """In a fresh process too (imports, logging, warnings): stdout carries the labels alone."""
+    write_series(tmp_path / "in", patient_id="P01")
+    proc = subprocess.run([sys.executable, "-m", "bidsapp.cli.run", str(tmp_path / "in"), str(tmp_path / "out"),
+                           "participant", "--list-participants", "-v"], capture_output=True, text=True, check=True)
+    assert proc.stdout == "P01\n"

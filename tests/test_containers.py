@@ -594,6 +594,27 @@ def test_submit_chains_the_group_job_after_the_array(slurm_env):
     assert group_call[-2] == str(SLURM / "group.sbatch")
 
 
+def test_submit_lists_dicom_participants_once(slurm_env):
+    """DICOM input (no sub-* folders), no PARTICIPANTS_FILE: the app lists the labels once and
+    the array has one task per label printed."""
+    env, log, tmp = slurm_env
+    dicom = tmp / "dicom"
+    (dicom / "export").mkdir(parents=True)
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    sbatch_log = tmp / "sbatch.log"
+    _recorder(bin_dir / "sbatch", sbatch_log, stdout="4242\n")
+    fake = _recorder(tmp / "lister", log, stdout="AB2\nP01\n")
+    env = {**env, "PATH": f"{bin_dir}:{env['PATH']}", "IN_DIR": str(dicom), "SINGULARITY": str(fake)}
+    proc = subprocess.run(["bash", str(SLURM / "submit.sh")], env=env, cwd=tmp, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (listing,) = _calls(log)
+    assert listing[listing.index(env["SIF"]) + 1 :] == ["/in", "/tmp", "participant", "--list-participants", "OMP="]
+    assert (tmp / "mrclass-participants.txt").read_text() == "AB2\nP01\n"
+    array_call, _ = _calls(sbatch_log)
+    assert "--array=1-2%20" in array_call
+
+
 # ---------------------------------------------------------------------------------------
 # Opt-in: build the image and run it (MRCLASS_TEST_DOCKER=1, a Docker engine, -m container)
 # ---------------------------------------------------------------------------------------

@@ -70,9 +70,9 @@ def messy_tree(tmp_path: Path) -> Path:
 
 def test_dicom_tree(messy_tree: Path):
     found = discover_dicom(messy_tree)
-    reports = [s for s in found.series if s.series_uid in found.problems]
-    assert [s.source for s in reports] == ["export/2024/A/report.dcm"]  # an SR keeps an error row
-    assert "SR" in found.problems[reports[0].series_uid]
+    reports = [s for s in found.series if s.series_uid in found.not_images]
+    assert [s.source for s in reports] == ["export/2024/A/report.dcm"]  # an SR keeps a (skipped) row
+    assert "SR" in found.not_images[reports[0].series_uid] and not found.problems
     found.series = [s for s in found.series if s not in reports]
     assert len(found.series) == 4
     subjects = {s.subject for s in found.series}
@@ -101,7 +101,7 @@ def test_dicom_order_is_deterministic(messy_tree: Path, tmp_path: Path):
         (s.subject, s.session, s.series_uid, s.source) for s in second.series
     ]
     # within a subject/session: SeriesNumber order
-    a24 = [s for s in first.series if s.session == "20240101" and s.series_uid not in first.problems]
+    a24 = [s for s in first.series if s.session == "20240101" and s.series_uid not in first.not_images]
     assert [s.header.series_number for s in a24] == [1, 3]
 
 
@@ -271,3 +271,18 @@ def test_one_header_read_finds_cut_pixels_in_every_native_transfer_syntax(tmp_pa
     if syntax != "1.2.840.10008.1.2":  # explicit VR, cut inside the element's own header: pydicom's read fails
         headless.write_bytes(data[:pixel_start - 4])
         assert _index_file(headless)[1].startswith("unreadable DICOM header")
+
+
+@pytest.mark.parametrize("placeholder", ["00000000", "1900", "***"])
+def test_unreadable_study_dates_do_not_name_sessions(tmp_path: Path, placeholder: str):
+    """A de-identified StudyDate is no date: two such studies get hashed sessions, not the placeholder."""
+    import pydicom
+    from badinputs import set_raw
+
+    for n, study in enumerate(("1.2.1", "1.2.2"), start=1):
+        for path in write_series(tmp_path / study, study_uid=study, series_number=n, n_slices=1):
+            ds = pydicom.dcmread(path)
+            set_raw(ds, "StudyDate", placeholder)
+            ds.save_as(path, enforce_file_format=True)
+    sessions = sorted(s.session for s in discover_dicom(tmp_path).series)
+    assert len(set(sessions)) == 2 and not any(placeholder.strip("*") and placeholder in s for s in sessions), sessions

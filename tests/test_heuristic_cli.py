@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from e2e_helpers import link_tree, require_model
 
 from bidsapp.tools import find_tool, search_path
@@ -75,3 +77,61 @@ def test_infotodict_names_and_runs():
         "9-loc": "sourcedata/unclassified/{bids_subject_session_dir}/9_loc",
     }
     assert h.infotoids(seqs, "/x") == {"locator": None, "session": None, "subject": "P1"}
+
+
+def _deidentified_series(folder: Path) -> list[Path]:
+    """A synthetic series as TCIA-style de-identification leaves it: dates blanked, the PS3.15
+    option code ("... Modified Dates Option") and a method text that mentions dates."""
+    from badinputs import blank_dates, rewrite
+    from dicomgen import write_series
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def change(i, ds):
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator = "113107", "DCM"
+        code.CodeMeaning = "Retain Longitudinal Temporal Information Modified Dates Option"
+        ds.DeidentificationMethodCodeSequence = Sequence([code])
+        ds.DeidentificationMethod = "Basic Profile; Retain Longitudinal With Modified Dates Option"
+        ds.PatientIdentityRemoved = "YES"
+        blank_dates(ds, "***")
+
+    return rewrite(write_series(folder, patient_id="DEID1", n_slices=6, size=24), change)
+
+
+def test_sidecar_fix_drops_what_heudiconv_refuses(tmp_path: Path):
+    """Plain heudiconv refuses such a sidecar; with the heuristic loaded the fields that mention
+    dates go and everything else stays."""
+    import heudiconv.bids
+    import heudiconv.convert
+
+    meta = {"Modality": "MR", "EchoTime": 0.012, "DeidentificationMethod": ["Per DICOM PS 3.15 AnnexE"],
+            "DeidentificationMethodCodeSequence": [{"CodeValue": "113107", "CodeMeaning": "... Modified Dates Option"}],
+            "ImageComments": "Modified Dates Option applied"}
+    sidecar = tmp_path / "x.json"
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="no dates"):
+        heudiconv.bids.tuneup_bids_json_files([str(sidecar)])
+    _load_heuristic()
+    _load_heuristic()  # a second load must not wrap twice
+    assert heudiconv.convert.tuneup_bids_json_files._mrclass
+    heudiconv.convert.tuneup_bids_json_files([str(sidecar)])
+    kept = json.loads(sidecar.read_text())
+    assert {k: kept[k] for k in meta if k in kept} == {k: meta[k] for k in ("Modality", "EchoTime", "DeidentificationMethod")}
+
+
+def test_heudiconv_cli_on_deidentified_series(tmp_path: Path):
+    """Plain heudiconv with the heuristic survives de-identified headers: blanked "***" dates
+    and the "no dates in .json sidecar" stop."""
+    require_model()
+    exe = find_tool("heudiconv")
+    _deidentified_series(tmp_path / "in" / "t1")
+    out = tmp_path / "out"
+    env = {**os.environ, "NO_ET": "1", "PATH": search_path()}
+    proc = subprocess.run([exe, "--files", str(tmp_path / "in"), "-f", str(HEURISTIC), "-o", str(out), "-c", "dcm2niix", "-b"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    images = [p for p in out.rglob("*.nii.gz") if ".heudiconv" not in p.parts]
+    assert len(images) == 1, images
+    sidecar = json.loads(Path(str(images[0]).replace(".nii.gz", ".json")).read_text())
+    assert not {"DeidentificationMethodCodeSequence", "DeidentificationMethod"} & set(sidecar) and sidecar["EchoTime"] == 0.012

@@ -40,6 +40,8 @@ examples:
   # two participants (labels with or without "sub-"), as two parallel HPC jobs
   mrclass-bids /data/dicom /data/bids participant --participant-label 01
   mrclass-bids /data/dicom /data/bids participant --participant-label sub-02
+  # the labels --participant-label accepts, one per line (for HPC job arrays)
+  mrclass-bids /data/dicom /data/bids participant --list-participants > participants.txt
   # then gather every participant's table into group_classifications.tsv
   mrclass-bids /data/dicom /data/bids group
   # re-sort a BIDS dataset whose files were named by hand
@@ -49,8 +51,9 @@ examples:
   mrclass-bids /data/dicom /data/bids participant --relabel corrections.tsv
 
 exit status:
-  {EXIT_OK}  every series was processed (classified or kept as "other")
-  {EXIT_SERIES_FAILED}  some series failed (rows with status=error in the TSV); the rest were written
+  {EXIT_OK}  every image series was processed (classified or kept as "other"); objects
+     without images (SR, PR, KO) have rows with status=skipped
+  {EXIT_SERIES_FAILED}  some image series failed (rows with status=error in the TSV); the rest were written
   {EXIT_USAGE}  usage or input error (missing input, output inside input, unknown participant, ...)
   {EXIT_NOTHING_DONE}  nothing was processed (no series found) or an internal failure
 """
@@ -100,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=participant_label,
         metavar="LABEL",
         help="only these participants (with or without 'sub-'; for DICOM the label derived from PatientID)",
+    )
+    p.add_argument(
+        "--list-participants",
+        action="store_true",
+        help="participant level: print the participant labels the input yields, one per line, and exit "
+        "(nothing is written; for job arrays: mapfile -t subs < <(mrclass-bids IN OUT participant --list-participants))",
     )
     p.add_argument(
         "--input-type",

@@ -2,8 +2,9 @@
 
 Exit status (also in ``--help``):
 
-* 0 every series was processed (classified, or kept as "other");
-* 1 some series failed: they have ``status=error`` rows, everything else was written;
+* 0 every image series was processed (classified, or kept as "other"; non-image objects such as
+  SR/PR/KO have ``status=skipped`` rows);
+* 1 some image series failed: they have ``status=error`` rows, everything else was written;
 * 2 usage or input error (missing input, output inside input, unknown participant label);
 * 3 nothing processed (no series found, nothing to gather) or an internal failure.
 """
@@ -122,7 +123,20 @@ def read_corrections(path: str | None) -> dict[str, str]:
         raise UsageError(str(exc)) from None
 
 
+def list_participants(src: Path, input_type: str, labels: list[str] | None) -> int:
+    """Print the participant labels of ``src`` on stdout, one per line and nothing else, so job
+    array scripts can read them as they are (headers only are read; nothing is written)."""
+    subjects = sorted({s.subject for s in discover(src, input_type, labels).series})
+    if not subjects:
+        log.error("no participants found under %s", src)
+        return EXIT_NOTHING_DONE
+    print("\n".join(subjects), flush=True)
+    return EXIT_OK
+
+
 def run_participants(args, src: Path, out: Path) -> int:
+    if args.list_participants:
+        return list_participants(src, args.input_type, args.participant_label)
     corrections = read_corrections(args.relabel)
     kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
     found = discover(src, kind, args.participant_label)
@@ -176,11 +190,12 @@ def run_participants(args, src: Path, out: Path) -> int:
                 def advance(classified: int, start=start, n=len(series)) -> None:
                     bar.update(max(0, min(classified, n) - (bar.n - start)))
 
-                outcomes, problems = convert_safely(series, out, Path(work), found.problems, device=device,
+                images = [s for s in series if s.series_uid not in found.not_images]
+                outcomes, problems = convert_safely(images, out, Path(work), found.problems, device=device,
                                                     threshold=args.threshold, decide_by=args.decide_by,
                                                     relabels=corrections,
                                                     on_progress=advance)
-                results = results_from_outcomes(series, outcomes, out, problems)
+                results = results_from_outcomes(series, outcomes, out, problems, found.not_images)
                 advance(len(series))
                 written, images_of = all_written(out, outcomes), lambda first: series_images(out, first)
             else:
@@ -203,8 +218,8 @@ def run_participants(args, src: Path, out: Path) -> int:
     failed = [r for r in all_results if r.status == "error"]
     for r in failed:
         log.warning("series %s failed: %s", r.series.source, r.message)
-    log.info("%d series: %d ok, %d other, %d failed", len(all_results),
-             sum(r.status == "ok" for r in all_results), sum(r.status == "other" for r in all_results), len(failed))
+    log.info("%d series: %d ok, %d other, %d skipped (no image), %d failed", len(all_results),
+             *(sum(r.status == status for r in all_results) for status in ("ok", "other", "skipped")), len(failed))
     return EXIT_SERIES_FAILED if failed else EXIT_OK
 
 

@@ -5,7 +5,9 @@
 #   IN_DIR=/data/dicom OUT_DIR=/data/out SIF=$PWD/mrclass-bids.sif \
 #   PARTICIPANTS_FILE=participants.txt MAX_PARALLEL=20 ./submit.sh [extra sbatch args]
 #
-# Without PARTICIPANTS_FILE the sub-* folders of IN_DIR are counted (BIDS input).
+# Without PARTICIPANTS_FILE the sub-* folders of IN_DIR are counted (BIDS input); a tree
+# without them (DICOM input) is asked once for its labels (mrclass-bids --list-participants,
+# headers only), written to LIST_FILE (default: ./mrclass-participants.txt) for the tasks.
 # Extra arguments go to both sbatch calls (e.g. --account=abc --partition=cpu).
 set -euo pipefail
 
@@ -13,6 +15,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${IN_DIR:?set IN_DIR}"
 : "${OUT_DIR:?set OUT_DIR}"
 
+if [[ -z ${PARTICIPANTS_FILE:-} ]] && ! compgen -G "$IN_DIR/sub-*/" > /dev/null; then
+    SIF=${SIF:-$PWD/mrclass-bids.sif}
+    SINGULARITY=${SINGULARITY:-$(command -v apptainer || command -v singularity || echo singularity)}
+    PARTICIPANTS_FILE=${LIST_FILE:-$PWD/mrclass-participants.txt}
+    "$SINGULARITY" run --cleanenv -B "$IN_DIR":/in:ro "$SIF" /in /tmp participant --list-participants \
+        > "$PARTICIPANTS_FILE"
+fi
 if [[ -n ${PARTICIPANTS_FILE:-} ]]; then
     PARTICIPANTS_FILE=$(cd "$(dirname "$PARTICIPANTS_FILE")" && pwd)/$(basename "$PARTICIPANTS_FILE")
     export PARTICIPANTS_FILE
