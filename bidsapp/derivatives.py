@@ -342,7 +342,8 @@ def witnesses(result: SeriesResult) -> dict:
                     "Probabilities": {k: round(float(v), 6) for k, v in c.probabilities.items()} if c else {}},
         "physics": {"Label": c.physics_label if c else "unknown", "Reasons": list(c.physics_reasons) if c else [],
                     "Fields": _jsonable(c.physics_fields) if c else {}},
-        "text": {"Label": result.header_label, "Field": text_field(h)},
+        "text": {"Label": result.header_label, "Field": text_field(h),
+                 **({"Inherited": list(h.inherited)} if h.inherited else {})},
     }
 
 

@@ -431,6 +431,7 @@ def discover_bids(root: Path) -> Discovery:
     """One series per NIfTI file under ``sub-*/``, whatever its name says."""
     root = Path(root).resolve()
     series = []
+    layout = _layout(root)
     for sub_dir in sorted(p for p in root.glob("sub-*") if p.is_dir()):
         for path in _iter_files(sub_dir):
             if not path.name.endswith(IMAGE_SUFFIXES) or path.name.startswith("."):
@@ -451,9 +452,7 @@ def discover_bids(root: Path) -> Discovery:
                     source=rel.as_posix(),
                     files=(path,) + sidecars,
                     kind="nifti",
-                    header=replace(_sidecar_facts(stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".bval"),
-                                                  _n_volumes(path)),
-                                   input_name=_name_claim(stem.name)),
+                    header=replace(_sidecar_facts(path, stem, layout), input_name=_name_claim(stem.name)),
                 )
             )
     return Discovery(series=sorted(series, key=series_sort_key))
@@ -474,18 +473,51 @@ def _n_volumes(path: Path) -> int | None:
     return int(shape[3]) if len(shape) > 3 else 1
 
 
-def _sidecar_facts(path: Path, bval: Path, n_volumes: int | None = None) -> HeaderFacts:
-    """Facts from the JSON sidecar and .bval next to a NIfTI; empty facts when there are none."""
-    data: object = {}
-    b_values: list[str] = []
+def _layout(root: Path):
+    """pybids' view of a BIDS input (unvalidated: unsorted input is not valid BIDS), used for
+    what it resolves better than a file read: sidecar inheritance. None when pybids cannot index."""
     try:
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-        if bval.is_file():
-            b_values = bval.read_text(encoding="utf-8").split()
+        from bids import BIDSLayout
+
+        return BIDSLayout(str(root), validate=False)
+    except Exception as exc:  # noqa: BLE001  (inheritance is a cross-check: never stop a run for it)
+        log.warning("pybids could not index %s (%s): inherited sidecar values are not listed", root, _one_line(exc))
+        return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable sidecar next to %s (%s)", path.name, _one_line(exc))
-    return header.facts_from_sidecar(data if isinstance(data, dict) else {}, b_values, n_volumes)
+        log.warning("ignoring unreadable sidecar %s (%s)", path.name, _one_line(exc))
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _inherited(layout, image: Path, own: dict) -> tuple[str, ...]:
+    """Sidecar fields the image only inherits through its name (a top-level ``T1w.json`` reaches
+    every file called ``*_T1w``, rightly named or not): a name claim, never physics."""
+    if layout is None:
+        return ()
+    try:
+        merged = layout.get_metadata(str(image))
+    except Exception:  # noqa: BLE001  (a name pybids cannot parse inherits nothing)
+        return ()
+    return tuple(sorted(k for k in merged if k not in own))
+
+
+def _sidecar_facts(image: Path, stem: Path, layout=None) -> HeaderFacts:
+    """Physics of a NIfTI from its own JSON sidecar, .bval and shape; empty facts when there
+    are none. Inherited fields are listed (``HeaderFacts.inherited``), not read as facts."""
+    own = _read_json(stem.with_name(stem.name + ".json"))
+    bval = stem.with_name(stem.name + ".bval")
+    try:
+        b_values = bval.read_text(encoding="utf-8").split() if bval.is_file() else []
+    except OSError as exc:
+        log.warning("ignoring unreadable %s (%s)", bval.name, _one_line(exc))
+        b_values = []
+    facts = header.facts_from_sidecar(own, b_values, _n_volumes(image))
+    return replace(facts, inherited=_inherited(layout, image, own))
 
 
 # --------------------------------------------------------------------------- entry

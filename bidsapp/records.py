@@ -43,6 +43,7 @@ class HeaderFacts:
     n_volumes: int | None = None  # repetitions of the same slice positions (time points, echoes, b-values)
     n_orientations: int | None = None  # distinct slice orientations (3-plane localizers have 3)
     receive_coil: str = ""  # ReceiveCoilName, or Siemens' coil element string
+    inherited: tuple[str, ...] = ()  # BIDS input: sidecar fields reached only by name inheritance (a claim)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ USE = {
     "monai": ("import", "monai"),
     "jinja2": ("import", "jinja2"),
     "tqdm": ("import", "tqdm"),
+    "pybids": ("import", "bids"),
 }
-# Declared ahead of the code that uses it: BIDS input read through pybids is being written.
-PENDING = {"pybids"}
+PENDING: set[str] = set()  # declared ahead of the code that uses it
 
 
 def declared() -> list[str]:

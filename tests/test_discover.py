@@ -286,3 +286,35 @@ def test_unreadable_study_dates_do_not_name_sessions(tmp_path: Path, placeholder
             ds.save_as(path, enforce_file_format=True)
     sessions = sorted(s.session for s in discover_dicom(tmp_path).series)
     assert len(set(sessions)) == 2 and not any(placeholder.strip("*") and placeholder in s for s in sessions), sessions
+
+
+def test_bids_input_physics_is_the_files_own_sidecar_and_inheritance_only_a_claim(tmp_path):
+    """A top-level T1w.json reaches every *_T1w file through its name, rightly named or not
+    (pybids resolves it): those values are listed as inherited, never read as physics."""
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    from bidsapp.discover import discover_bids
+    from bidsapp.physics import witness
+
+    anat = tmp_path / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    image = nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4))
+    for name in ("sub-01_run-1_T1w", "sub-01_run-2_T1w"):
+        nib.save(image, anat / f"{name}.nii.gz")
+    # a T2 TSE misnamed T1w: its own dcm2niix sidecar says so
+    (anat / "sub-01_run-1_T1w.json").write_text(json.dumps(
+        {"ScanningSequence": "SE", "SequenceVariant": "SK_SP", "RepetitionTime": 5.6, "EchoTime": 0.104,
+         "BodyPart": "BRAIN"}))
+    (tmp_path / "T1w.json").write_text(json.dumps(
+        {"ScanningSequence": "GR_IR", "InversionTime": 0.9, "RepetitionTime": 2.3, "EchoTime": 0.003}))
+    found = {s.source: s.header for s in discover_bids(tmp_path).series}
+    own = found["sub-01/anat/sub-01_run-1_T1w.nii.gz"]
+    assert own.inversion_time is None and own.echo_time == 104.0  # the inherited TI/TE are not its physics
+    assert own.inherited == ("InversionTime",)
+    assert witness(own).labels == ("T2w",)
+    bare = found["sub-01/anat/sub-01_run-2_T1w.nii.gz"]  # no sidecar of its own: no physics at all
+    assert witness(bare).silent
+    assert set(bare.inherited) == {"EchoTime", "InversionTime", "RepetitionTime", "ScanningSequence"}
