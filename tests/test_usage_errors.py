@@ -75,3 +75,17 @@ def test_cuda_without_a_gpu(tmp_path, capsys, monkeypatch):
     assert main([str(tmp_path / "in"), str(tmp_path / "out"), "participant", "--device", "cuda"]) == EXIT_USAGE
     assert "--device cuda" in one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_permission_denied_mid_run(tmp_path, capsys, monkeypatch):
+    """A file the calling user may not touch, met after the checks (e.g. a folder below the
+    output that another user owns): a usage error naming it, not an internal failure."""
+    import bidsapp.cli.run as run
+
+    def denied(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out" / "sub-P01"))
+
+    monkeypatch.setattr(run, "discover", denied)
+    write_series(tmp_path / "in", patient_id="P01")
+    assert main([str(tmp_path / "in"), str(tmp_path / "out"), "participant"]) == EXIT_USAGE
+    assert one_line_error(capsys.readouterr().err).endswith(f"permission denied: {tmp_path / 'out' / 'sub-P01'}")

@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    except PermissionError as exc:  # a folder below the output the calling user may not write
-        log.error("cannot write %s: permission denied", exc.filename or exc)
+    except PermissionError as exc:  # a file or folder the calling user may not read or write
+        log.error("permission denied: %s", exc.filename or exc)
         return EXIT_USAGE
     except Exception:
         log.exception("internal failure")
