@@ -18,8 +18,9 @@ def pip_installs(text: str) -> list[str]:
 def test_readme_quick_start_installs_cpu_torch():
     readme = (REPO / "README.md").read_text()
     quick_start = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    (install,) = pip_installs(quick_start)
-    assert f"--extra-index-url {CPU_INDEX}" in install and "-c constraints.txt" in install
+    torch, package = pip_installs(quick_start)  # torch alone first, from the CPU index (as CI)
+    assert f"--extra-index-url {CPU_INDEX}" in torch and torch.rstrip().endswith(" torch")
+    assert all("-c constraints.txt" in cmd for cmd in (torch, package)) and "-e ." in package
     assert "GPU users" in readme and "whl/cu" in readme  # which line a GPU user changes
 
 
