@@ -407,3 +407,32 @@ def test_display_window_from_a_sample_matches_the_whole_volume():
     sparse = np.full((300, 300, 60), np.nan, np.float32)
     sparse[5, 7, 11], sparse[100, 3, 2], sparse[2, 2, 2] = 1.0, 5.0, 9.0
     assert window(sparse, spec) != (0.0, 1.0)
+
+
+def test_group_confusion_matrix_for_any_two_witnesses(tmp_path):
+    rows = [
+        {"participant_id": "sub-01", "label": "T1w", "content_label": "other", "physics_label": "T1w|T1wce",
+         "header_label": "T1w", "decided_by": "physics"},
+        {"participant_id": "sub-01", "label": "FLAIR", "content_label": "FLAIR", "physics_label": "FLAIR",
+         "header_label": "T2w", "decided_by": "content+physics"},
+        {"participant_id": "sub-02", "label": "T1w", "content_label": "other", "physics_label": "T1w|T1wce",
+         "header_label": "unknown", "decided_by": "physics"},
+    ]
+    doc = lxml.html.parse(str(write_group_report(rows, tmp_path, ("content", "physics")))).getroot()
+    table = doc.get_element_by_id("confusion")
+    assert (table.get("data-rows"), table.get("data-columns")) == ("content", "physics")
+    cells = {(tr.get("data-header-label"), td.get("data-content-label")): int(td.get("data-count"))
+             for tr in select(table, "tbody tr") for td in select(tr, "td")}
+    assert cells[("other", "T1w|T1wce")] == 2 and cells[("FLAIR", "FLAIR")] == 1
+    assert sum(cells.values()) == 3
+    default = lxml.html.parse(str(write_group_report(rows, tmp_path))).getroot().get_element_by_id("confusion")
+    assert (default.get("data-rows"), default.get("data-columns")) == ("text", "decision")
+
+
+@pytest.mark.parametrize("bad", ["content", "content:content", "content:ocr", "a:b:c"])
+def test_confusion_option_names_two_witnesses(bad):
+    from bidsapp.cli.parser import parse_args
+
+    assert parse_args(["in", "out", "group", "--confusion", "physics:decision"]).confusion == ("physics", "decision")
+    with pytest.raises(SystemExit):
+        parse_args(["in", "out", "group", "--confusion", bad])

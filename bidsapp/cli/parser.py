@@ -74,6 +74,17 @@ def threshold(text: str) -> float:
     return value
 
 
+WITNESSES = ("decision", "content", "physics", "text")
+
+
+def witness_pair(text: str) -> tuple[str, str]:
+    """"content:physics" → ("content", "physics"), each one of ``WITNESSES``."""
+    pair = tuple(part.strip() for part in text.split(":"))
+    if len(pair) != 2 or not set(pair) <= set(WITNESSES) or pair[0] == pair[1]:
+        raise argparse.ArgumentTypeError(f"expected two different of {', '.join(WITNESSES)} as ROWS:COLUMNS, got {text!r}")
+    return pair  # type: ignore[return-value]
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -132,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="both (default): image content and the scanner's acquisition physics decide together "
         "(physics rules classes out, content chooses); content: the image alone, as for a bare NIfTI. "
         "Typed text (SeriesDescription, file names) never decides: it is only compared and flagged",
+    )
+    p.add_argument(
+        "--confusion",
+        type=witness_pair,
+        default=("text", "decision"),
+        metavar="ROWS:COLUMNS",
+        help="group level: the two of decision, content, physics, text whose confusion matrix group.html "
+        "draws (default text:decision)",
     )
     p.add_argument(
         "--relabel",

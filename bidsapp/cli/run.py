@@ -71,7 +71,7 @@ def deriv_root(out: Path, kind: str) -> Path:
     return out / "derivatives" / "mrclass" if kind == "dicom" else out
 
 
-def run_group(out: Path) -> int:
+def run_group(out: Path, axes: tuple[str, str] = ("text", "decision")) -> int:
     from bidsapp.report.html import write_group_report
 
     root = out / "derivatives" / "mrclass"
@@ -80,7 +80,7 @@ def run_group(out: Path) -> int:
         log.error("no participant tables under %s: run the participant level first", root)
         return EXIT_NOTHING_DONE
     path = derivatives.write_group_tsv(root)
-    page = write_group_report(derivatives.read_tsv(path), root)
+    page = write_group_report(derivatives.read_tsv(path), root, axes)
     log.info("wrote %s and %s", path, page)
     return EXIT_OK
 
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--work-dir {problem}")
             Path(args.work_dir).mkdir(parents=True, exist_ok=True)
         if args.analysis_level == "group":
-            return run_group(out)
+            return run_group(out, args.confusion)
         return run_participants(args, src, out)
     except UsageError as exc:
         log.error("%s", exc)

@@ -247,6 +247,8 @@ class Row:
     message: str
     decided_by: str
     flags: Flags
+    content_label: str = UNKNOWN
+    physics_label: str = UNKNOWN
 
     @property
     def link(self) -> str:
@@ -284,11 +286,35 @@ def parse_row(row: Mapping[str, object]) -> Row:
         message=_blank(row.get("message")),
         decided_by=decided_by,
         flags=flags_for(label, confidence, header, status, decided_by),
+        content_label=_blank(row.get("content_label")) or UNKNOWN,
+        physics_label=_blank(row.get("physics_label")) or UNKNOWN,
     )
 
 
-def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str) -> Path:
-    """Write ``out_dir/group.html`` from classification TSV rows (dicts); returns its path."""
+#: What the group page's confusion matrix can put on its axes: the decision and each witness.
+WITNESS_OF_ROW = {
+    "decision": lambda r: r.label,
+    "content": lambda r: r.content_label,
+    "physics": lambda r: r.physics_label,
+    "text": lambda r: r.header_label,
+}
+DEFAULT_CONFUSION = ("text", "decision")
+
+
+def confusion(rows: list[Row], axes: tuple[str, str]) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """(column labels, [(row label, counts)]) of ``axes`` = (rows' witness, columns' witness)."""
+    row_of, col_of = (WITNESS_OF_ROW[a] for a in axes)
+    columns = _label_order(col_of(r) for r in rows)
+    pairs = Counter((row_of(r), col_of(r)) for r in rows)
+    return columns, [(h, [pairs.get((h, c), 0) for c in columns]) for h in _label_order(row_of(r) for r in rows)]
+
+
+def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str,
+                       axes: tuple[str, str] = DEFAULT_CONFUSION) -> Path:
+    """Write ``out_dir/group.html`` from classification TSV rows (dicts); returns its path.
+
+    ``axes``: the two of ``WITNESS_OF_ROW`` (decision, content, physics, text) whose confusion
+    matrix the page draws, rows first."""
     parsed = sorted(
         (parse_row(r) for r in rows), key=lambda r: (r.participant, r.session, r.description, r.series_uid)
     )
@@ -305,10 +331,7 @@ def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str
             "low": sum(r.flags.low for r in of_label),
             "disagree": sum(r.flags.disagree for r in of_label),
         })
-    content_axis = _label_order(r.label for r in labelled)
-    header_axis = _label_order(r.header_label for r in labelled)
-    pairs = Counter((r.header_label, r.label) for r in labelled)
-    matrix = [(h, [pairs.get((h, c), 0) for c in content_axis]) for h in header_axis]
+    content_axis, matrix = confusion(labelled, axes)
     judged = [r for r in labelled if r.header_label != UNKNOWN]
     per_participant = [
         {
@@ -335,6 +358,7 @@ def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str
         classes=classes,
         content_axis=content_axis,
         matrix=matrix,
+        axes=axes,
         review=[r for r in parsed if r.flags.any],
         participants=per_participant,
     )
