@@ -86,9 +86,10 @@ class Acquisition:
 
     @property
     def inversion(self) -> bool:
-        """An inversion pulse, as ScanningSequence (IR) or GE's ScanOptions (IR_GEMS) say."""
+        """An inversion pulse, as ScanningSequence (IR), GE's ScanOptions (IR_GEMS) or a recorded
+        inversion time of 50 ms or more say (vendors write 0 or nothing without one)."""
         return "IR" in self.tokens(self.scanning_sequence) or bool(
-            {"IR", "IR_GEMS"} & self.tokens(self.scan_options))
+            {"IR", "IR_GEMS"} & self.tokens(self.scan_options)) or (self.inversion_time or 0.0) >= 50.0
 
     @property
     def epi(self) -> bool:
@@ -199,13 +200,12 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule(OTHER, "3D GRASE (ASL readout)", vendor="SIEMENS", name=r"tgse"),
     PhysicsRule(OTHER, "Siemens 3D FLASH with a TONE ramp (time-of-flight angiography)", vendor="SIEMENS",
                 name=r"fl3d\d*r?_t\d"),
-    PhysicsRule(OTHER, "five or more volumes of the same slices at one echo, no diffusion (BOLD/ASL/DCE)",
-                min_volumes=5, single_echo=True, diffusion=False),
+    PhysicsRule(OTHER, "five or more volumes of the same slices at one echo under 50 ms, no diffusion (BOLD/ASL/DCE)",
+                min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
+                not_flags=frozenset({"DIFFUSION"})),  # a DWI whose b-values went unread has TE ≥ 50 ms
     # -- contrast, from enhanced MR's own AcquisitionContrast
     PhysicsRule("FLAIR", "AcquisitionContrast FLUID_ATTENUATED", contrast=frozenset({"FLUID_ATTENUATED"})),
     PhysicsRule("STIR", "AcquisitionContrast STIR", contrast=frozenset({"STIR"})),
-    PhysicsRule("T2", "AcquisitionContrast T2", contrast=frozenset({"T2"}), diffusion=False),
-    PhysicsRule("T1", "AcquisitionContrast T1", contrast=frozenset({"T1"})),
     # -- susceptibility
     PhysicsRule("SWI", "ImageType says SWI / minimum-intensity projection", flags=frozenset({"SWI", "MNIP", "SWAN"})),
     PhysicsRule("SWI", "Siemens SWI sequence", vendor="SIEMENS", name=r"swi\d"),
@@ -242,6 +242,11 @@ RULES: tuple[PhysicsRule, ...] = (
                 sequence=frozenset({"GR"}), variant=_SPOILED, not_sequence=_NO_SPIN_PREP,
                 not_variant=frozenset({"MP"}),
                 inversion=False, te=(None, 10.0), flip_over_ernst=(None, 0.6), diffusion=False),
+    # -- enhanced MR's own AcquisitionContrast, when the sequence fields above said nothing, and
+    #    only with an echo time that weighting needs (a FLAIR filed under "T2" has a TI rule above)
+    PhysicsRule("T2", "AcquisitionContrast T2, TE ≥ 60 ms", contrast=frozenset({"T2"}), diffusion=False,
+                inversion=False, te=(60.0, None)),
+    PhysicsRule("T1", "AcquisitionContrast T1, TE < 30 ms", contrast=frozenset({"T1"}), te=(None, 30.0)),
 )
 
 # Region from scanner fields only: BodyPartExamined first, then the receive coil's name.

@@ -281,7 +281,15 @@ CASES: tuple[Case, ...] = (
     Case("Siemens XA", "mprage", enhanced(
         {**XA, "MRAcquisitionType": "3D", "EchoPulseSequence": "GRADIENT", "InversionRecovery": "YES",
          "PulseSequenceName": "*tfl3d1_16ns"}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "T1", tr=2300, flip=8,
-        ti=900), T1_BRAIN, "AcquisitionContrast T1"),
+        ti=900), T1_BRAIN, "inversion-prepared"),
+    Case("Siemens XA", "t1-by-contrast-only", enhanced(  # no sequence flags: the contrast value speaks
+        {**XA}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "T1", per_position=({"te": 2.5},)), T1_BRAIN,
+        "AcquisitionContrast T1, TE < 30 ms"),
+    Case("Siemens XA", "t2-by-contrast-only", enhanced(
+        {**XA}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "T2", per_position=({"te": 95},)), ("T2w",),
+        "AcquisitionContrast T2, TE ≥ 60 ms"),
+    Case("Siemens XA", "t2-contrast-short-te", enhanced(  # "T2" with a 10 ms echo is no T2 weighting
+        {**XA}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "T2", per_position=({"te": 10},)), SILENT),
     Case("Siemens XA", "dwi", enhanced(
         {**XA, "EchoPulseSequence": "SPIN", "EchoPlanarPulseSequence": "YES"},
         ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"], "DIFFUSION", per_position=({"b": 0}, {"b": 1000}), tr=7000),
@@ -301,7 +309,7 @@ CASES: tuple[Case, ...] = (
         "FLUID_ATTENUATED", per_position=({"te": 81},), tr=9000, ti=2500), ("FLAIR",), "FLUID_ATTENUATED"),
     Case("Siemens XA", "t2-body", enhanced(
         {**XA_BODY, "EchoPulseSequence": "SPIN"}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "T2",
-        per_position=({"te": 104},), tr=5000), T2_BODY, "AcquisitionContrast T2"),
+        per_position=({"te": 104},), tr=5000), T2_BODY, "spin echo, TE ≥ 70 ms"),
     Case("Siemens XA", "stir-body", enhanced(
         {**XA_BODY, "EchoPulseSequence": "SPIN", "InversionRecovery": "YES"}, ["ORIGINAL", "PRIMARY", "M", "NONE"],
         "STIR", per_position=({"te": 60},), tr=4000, ti=160), ("body-T2w-fs",), "AcquisitionContrast STIR"),
@@ -394,7 +402,7 @@ CASES: tuple[Case, ...] = (
     Case("Philips", "enhanced-t2-abdomen", enhanced(
         {**PH_ENH, "BodyPartExamined": "ABDOMEN", "EchoPulseSequence": "SPIN", "PulseSequenceName": "TSE"},
         ["ORIGINAL", "PRIMARY", "M_SE", "M", "SE"], "T2", per_position=({"te": 80},), tr=1200),
-        T2_BODY, "AcquisitionContrast T2"),
+        T2_BODY, "spin echo, TE ≥ 70 ms"),
     # ---- Canon (CANON_MEC; standard DiffusionBValue; SequenceName SEEPI2D)
     Case("Canon", "dti", classic({
         "Manufacturer": "CANON_MEC", "ImageType": ["ORIGINAL", "PRIMARY"], "ScanningSequence": ["SE", "EP"],
@@ -652,3 +660,19 @@ def _print_tables() -> None:  # python tests/test_physics.py: the tables of docs
 
 if __name__ == "__main__":
     _print_tables()
+
+
+def test_repeated_long_te_epi_is_no_time_series_and_a_recorded_ti_is_an_inversion():
+    """A DWI whose b-values went unread (30 volumes, TE 85 ms) must not be called a BOLD run;
+    a FLAIR whose ScanningSequence omits IR still has its inversion time."""
+    from bidsapp.physics import witness
+    from bidsapp.records import HeaderFacts
+
+    dwi = HeaderFacts(scanning_sequence="EP", echo_times=(85.0,), repetition_time=6000, n_volumes=30,
+                      image_type=("ORIGINAL", "PRIMARY", "OTHER"), body_part="BRAIN")
+    assert witness(dwi).silent
+    bold = HeaderFacts(scanning_sequence="EP", echo_times=(30.0,), repetition_time=2000, n_volumes=30)
+    assert witness(bold).labels == ("other",)
+    flair = HeaderFacts(scanning_sequence="SE", echo_times=(110.0,), repetition_time=9000, inversion_time=2500,
+                        body_part="BRAIN")
+    assert witness(flair).labels == ("FLAIR",)
