@@ -84,6 +84,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
     requests = []
     for s in series:
         c, why = verdicts[s.series_uid]
+        kind = c.physics_kind if c else ""  # an "other" physics recognised keeps its BIDS place
         c = None if why else c  # named as other (4D); the row keeps the classification
         has_bvec = any(f.name.endswith(".bvec") for f in s.files)
         requests.append(
@@ -96,6 +97,8 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 series_description=s.header.series_description or naming.image_core(s.files[0].name),
                 contrast_agent=s.header.contrast_agent or naming.agent_in_name(s.files[0].name),  # an earlier sorting's ce-
                 has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
+                physics_kind=kind,
+                protocol=s.header.protocol_name,
             )
         )
     names = naming.assign_names(requests)

@@ -48,6 +48,8 @@ class NameRequest:
     series_description: str = ""
     contrast_agent: str = ""
     has_directions: bool = True  # diffusion only: False → scanner-derived trace
+    physics_kind: str = ""  # an "other" series the physics witness recognised ("bold"): ``PLACED_OTHER``
+    protocol: str = ""  # typed protocol text: it may name a task, never classify
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,22 @@ class Entities:
     suffix: str
     acq: str | None = None
     ce: str | None = None
+    task: str | None = None
+
+
+#: "other" series (no content class) that BIDS still has a place for, by physics kind:
+#: (datatype, suffix); their task label comes from the protocol text (``task_label``).
+PLACED_OTHER: dict[str, tuple[str, str]] = {"bold": ("func", "bold")}
+# Protocol words that say how a run was acquired, not what the task was.
+_NOT_TASK = re.compile(r"^((mb)?ep[23]d|epi|bold|asc|desc|int|interleaved|fmri|fmr|func|functional|moco|pace|cmrr|mb\d*|sms|ax|tra|sag|cor|"
+                       r"fid|gre|ge|se|run\d*|\d+(mm|iso)?|te\d+|tr\d+|p\d|ipat\d*|grappa\d*|task|series)$")
+
+
+def task_label(text: str | None) -> str:
+    """A ``task-`` label from typed protocol text (``ep2d_bold_rest`` → ``rest``), ``unknown``
+    when it names none. Text may name files; it never decides what a series is."""
+    words = [w for w in re.split(r"[^a-z0-9]+", str(text or "").lower()) if w and not _NOT_TASK.match(w)]
+    return sanitize_label("".join(words), "unknown")
 
 
 def sanitize_label(text: str | None, default: str = "unknown") -> str:
@@ -84,9 +102,13 @@ def is_trace(image_type: tuple[str, ...] | list[str], has_bvec: bool = True) -> 
 
 
 def entities(req: NameRequest) -> Entities | None:
-    """BIDS entities of a classified series; None for "other" (goes to sourcedata)."""
+    """BIDS entities of a classified series, or of an "other" one physics places (``PLACED_OTHER``);
+    None for the rest of "other" (goes to sourcedata)."""
     cls = BY_LABEL.get(req.label)
     if cls is None:
+        if req.physics_kind in PLACED_OTHER:
+            datatype, suffix = PLACED_OTHER[req.physics_kind]
+            return Entities(datatype=datatype, suffix=suffix, task=task_label(req.protocol or req.series_description))
         return None
     suffix = DWI_SUFFIX_BY_DIRECTIONS[req.has_directions] if cls.suffix == "dwi" else cls.suffix
     return Entities(
@@ -100,7 +122,7 @@ def entities(req: NameRequest) -> Entities | None:
 def _bids_stem(req: NameRequest, ent: Entities, run: int | None) -> str:
     prefix = f"sub-{req.subject}" + (f"_ses-{req.session}" if req.session else "")
     folder = f"sub-{req.subject}/" + (f"ses-{req.session}/" if req.session else "") + ent.datatype
-    pairs = [("acq", ent.acq), ("ce", ent.ce), ("run", run)]
+    pairs = [("task", ent.task), ("acq", ent.acq), ("ce", ent.ce), ("run", run)]
     middle = "".join(f"_{k}-{v}" for k, v in pairs if v is not None)
     return f"{folder}/{prefix}{middle}_{ent.suffix}"
 

@@ -38,6 +38,7 @@ KIND_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "DWI": {"brain": ("DWI",), "body": ("body-DWI",)},
     "ADC": {"brain": ("ADC",), "body": ("body-ADC",)},
     OTHER: {"brain": (OTHER,), "body": (OTHER,)},
+    "bold": {"brain": (OTHER,), "body": (OTHER,)},  # "other" for the content classes; named under func/
 }
 
 
@@ -200,6 +201,9 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule(OTHER, "3D GRASE (ASL readout)", vendor="SIEMENS", name=r"tgse"),
     PhysicsRule(OTHER, "Siemens 3D FLASH with a TONE ramp (time-of-flight angiography)", vendor="SIEMENS",
                 name=r"fl3d\d*r?_t\d"),
+    PhysicsRule("bold", "EPI time series: five or more volumes at one echo under 50 ms, no diffusion (BOLD)",
+                sequence=frozenset({"EP"}), min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
+                not_flags=frozenset({"DIFFUSION"})),
     PhysicsRule(OTHER, "five or more volumes of the same slices at one echo under 50 ms, no diffusion (BOLD/ASL/DCE)",
                 min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
                 not_flags=frozenset({"DIFFUSION"})),  # a DWI whose b-values went unread has TE ≥ 50 ms

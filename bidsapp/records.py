@@ -94,6 +94,7 @@ class Classification:
     content_label: str = ""
     physics_label: str = "unknown"  # allowed classes joined by "|", or "unknown" when physics is silent
     physics_reasons: tuple[str, ...] = ()
+    physics_kind: str = ""  # what physics recognised (e.g. "bold": an "other" series BIDS still has a place for)
     physics_fields: dict = field(default_factory=dict)
     low_confidence: bool = False  # the content barely chose between the classes physics allows
 

@@ -112,6 +112,7 @@ class Verdict(NamedTuple):
     message: str
     outcome_file: str  # where the full verdict is saved ("" when standalone)
     convertible: bool = True  # False: dcm2niix made no image, so heudiconv must not try (it would raise)
+    physics_kind: str = ""  # what physics recognised: an "other" BIDS still places (``naming.PLACED_OTHER``)
 
 
 def create_key(template: str, outtype: tuple[str, ...] = ("nii.gz",), annotation_classes=None):
@@ -203,6 +204,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         message=outcome.message,
         outcome_file=outcome_file,
         convertible=convertible,
+        physics_kind=c.physics_kind if c and outcome.status in ("ok", "other") else "",
     )
 
 
@@ -224,7 +226,7 @@ def _verdict(seqinfo) -> Verdict:
     v = seqinfo.custom
     if isinstance(v, Verdict):
         return v
-    if isinstance(v, tuple) and len(Verdict._fields) - 1 <= len(v) <= len(Verdict._fields):  # from heudiconv's cache
+    if isinstance(v, tuple) and len(Verdict._fields) - 2 <= len(v) <= len(Verdict._fields):  # from heudiconv's cache
         return Verdict(*v)
     return Verdict(OTHER, 0.0, "", "", (), True, "error", "no classification", "")
 
@@ -259,6 +261,8 @@ def infotodict(seqinfos) -> dict:
                 series_description=s.series_description,
                 contrast_agent=v.contrast_agent,
                 has_directions=v.has_directions,
+                physics_kind=v.physics_kind,
+                protocol=s.protocol_name,
             )
         )
     names = naming.assign_names(requests)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import nibabel as nib
@@ -46,4 +47,11 @@ def test_readme_example_is_sorted_by_content(tmp_path):
     rows = {int(r["source"].split("_")[0]): r for r in
             read_tsv(out / "derivatives" / "mrclass" / "sub-EXAMPLE01" / "sub-EXAMPLE01_classifications.tsv")}
     assert {n: r["label"] for n, r in rows.items()} == {s.number: s.truth for s in SERIES}
-    assert "time series: 12 volumes" in rows[8]["message"] and rows[8]["bids_path"].startswith("sourcedata/unclassified/")
+    # the BOLD run is "other" for the content classes, and physics places it where fMRI pipelines look
+    assert "time series: 12 volumes" in rows[8]["message"]
+    assert rows[8]["bids_path"] == "sub-EXAMPLE01/func/sub-EXAMPLE01_task-rest_bold.nii.gz"
+    sidecar = json.loads((out / "sub-EXAMPLE01" / "func" / "sub-EXAMPLE01_task-rest_bold.json").read_text())
+    assert sidecar["TaskName"] == "rest"
+    from e2e_helpers import validator_errors
+
+    assert validator_errors(out) == []

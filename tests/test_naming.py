@@ -150,3 +150,28 @@ def test_names_unique_valid_and_order_independent(reqs):
         pattern = UNCLASSIFIED_STEM if r.label == OTHER else BIDS_STEM
         assert pattern.match(names[r.key]), names[r.key]
     assert assign_names(list(reversed(reqs))) == names
+
+
+@pytest.mark.parametrize(("protocol", "task"), [
+    ("ep2d_bold_rest", "rest"), ("cmrr_mbep2d_bold_task-nback_run1", "nback"), ("fMRI_motor_TR2000", "motor"),
+    ("BOLD 3mm MB4 rest", "rest"), ("FMRI_AX_ASC", "unknown"), ("", "unknown"),
+])
+def test_task_label_from_protocol_text(protocol, task):
+    from bidsapp.naming import task_label
+
+    assert task_label(protocol) == task
+
+
+def test_an_other_series_physics_recognises_as_bold_is_named_under_func():
+    from bidsapp.naming import NameRequest, assign_names
+
+    bold = NameRequest(key="b", subject="01", session="1", label="other", series_number=8,
+                       series_description="ep2d_bold_rest", physics_kind="bold", protocol="ep2d_bold_rest")
+    twin = NameRequest(key="c", subject="01", session="1", label="other", series_number=9,
+                       series_description="ep2d_bold_rest", physics_kind="bold", protocol="ep2d_bold_rest")
+    plain = NameRequest(key="o", subject="01", session="1", label="other", series_number=3,
+                        series_description="localizer", physics_kind="other")
+    names = assign_names([bold, twin, plain])
+    assert names["b"] == "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1_bold"
+    assert names["c"] == "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2_bold"
+    assert names["o"].startswith("sourcedata/unclassified/sub-01/ses-1/3_localizer")

@@ -359,7 +359,10 @@ CASES: tuple[Case, ...] = (
         BodyPartExamined="BRAIN")), (OTHER,), "GE B0 field map"),
     Case("GE", "bold-time-series", classic(ge(
         "epiRT", ImageType=GE_ORIG, ScanningSequence=["EP", "GR"], RepetitionTime=2000, EchoTime=30,
-        FlipAngle=77), tuple({} for _ in range(6))), (OTHER,), "five or more volumes"),
+        FlipAngle=77), tuple({} for _ in range(6))), (OTHER,), "EPI time series"),
+    Case("GE", "dce-time-series", classic(ge(  # repeated spoiled GRE phases: a time series, not EPI
+        "fgre3d", ImageType=GE_ORIG, ScanningSequence="GR", SequenceVariant=["SS", "SP"], RepetitionTime=4,
+        EchoTime=1.5, FlipAngle=12), tuple({} for _ in range(6))), (OTHER,), "(BOLD/ASL/DCE)"),
     Case("GE", "bold-temporal-positions", classic(ge(
         "epiRT", ImageType=GE_ORIG, ScanningSequence=["EP", "GR"], RepetitionTime=2000, EchoTime=30,
         NumberOfTemporalPositions=200)), (OTHER,), "five or more volumes"),
