@@ -262,7 +262,7 @@ def infotodict(seqinfos) -> dict:
                 contrast_agent=v.contrast_agent,
                 has_directions=v.has_directions,
                 physics_kind=v.physics_kind,
-                protocol=s.protocol_name,
+                protocol=getattr(s, "protocol_name", ""),
             )
         )
     names = naming.assign_names(requests)
