@@ -34,12 +34,12 @@ Indexed = tuple[Dataset | None, str | None, bool]
 
 
 def _element_record(elem: DataElement | RawDataElement) -> list | None:
-    """[tag, VR, value, form] with form "raw" (hex of the stored bytes + encoding) or "value"
+    """[tag, VR, value, form] with form "raw" (the stored bytes as latin-1 text + encoding) or "value"
     (an already converted string or number); None when neither fits."""
     if isinstance(elem, RawDataElement):
         if elem.value is None:
             return [int(elem.tag), elem.VR, None, ["raw", elem.is_implicit_VR, elem.is_little_endian]]
-        return [int(elem.tag), elem.VR, bytes(elem.value).hex(), ["raw", elem.is_implicit_VR, elem.is_little_endian]]
+        return [int(elem.tag), elem.VR, bytes(elem.value).decode("latin-1"), ["raw", elem.is_implicit_VR, elem.is_little_endian]]
     value = elem.value
     if value is None or isinstance(value, str | int | float):
         return [int(elem.tag), elem.VR, value, ["value"]]
@@ -50,7 +50,7 @@ def _element(record: list) -> DataElement | RawDataElement:
     tag, vr, value, form = record
     if form[0] == "value":
         return DataElement(Tag(tag), vr, value)
-    raw = bytes.fromhex(value) if value is not None else None
+    raw = value.encode("latin-1") if value is not None else None
     return RawDataElement(Tag(tag), vr, len(raw or b""), raw, 0, form[1], form[2])
 
 
