@@ -16,10 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
-from pathlib import Path
 
-import pydicom
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
@@ -119,10 +117,4 @@ def remove_unreadable(ds: Dataset) -> list[str]:
     found = list(unreadable(ds))
     for parent, tag, _ in found:
         del parent[tag]
-    return [pydicom.datadict.keyword_for_tag(tag) or str(tag) for _, tag, _ in found]
-
-
-def has_unreadable(path: Path) -> bool:
-    """Whether a file's header holds a value that does not parse (header read only)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    return next(unreadable(ds), None) is not None
+    return [keyword_for_tag(tag) or str(tag) for _, tag, _ in found]

@@ -28,6 +28,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from bidsapp import header
 from bidsapp.deidentified import readable_or_empty
+from bidsapp.header_index import HeaderIndex
 from bidsapp.naming import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_core, sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
@@ -313,13 +314,14 @@ def _index_file(path: Path) -> tuple[pydicom.Dataset | None, str | None, bool]:
     return ds, _broken_image_reason(ds, path, pixels), True
 
 
-def _walk_dicom(root: Path) -> tuple[dict[str, _Indexed], list[Skipped]]:
-    """Index every file under ``root`` by SeriesInstanceUID; files naming no series are skipped."""
+def _walk_dicom(root: Path, saved: HeaderIndex | None = None) -> tuple[dict[str, _Indexed], list[Skipped]]:
+    """Index every file under ``root`` by SeriesInstanceUID; files naming no series are skipped.
+    With ``saved``, headers read by an earlier run are taken from there when unchanged."""
     by_uid: dict[str, _Indexed] = defaultdict(_Indexed)
     skipped: list[Skipped] = []
     for path in _iter_files(root):
         rel = str(path.relative_to(root))
-        ds, reason, is_image = _index_file(path)
+        ds, reason, is_image = saved.read(path, _index_file) if saved else _index_file(path)
         uid = str(ds.get("SeriesInstanceUID", "") or "") if ds is not None else ""
         if ds is not None and is_image and not uid and not reason:
             uid = f"nouid-{short_hash(str(path.parent))}"
@@ -352,16 +354,20 @@ def _problem_message(entry: _Indexed) -> str | None:
     return f"{n} of {len(entry.paths)} files unusable ({first}); series not converted"
 
 
-def discover_dicom(root: Path) -> Discovery:
+def discover_dicom(root: Path, header_index: str | Path | None = None) -> Discovery:
     """Group every DICOM object under ``root`` by SeriesInstanceUID.
 
     Image series become :class:`Series`; so do non-image objects (SR, PR, KO) and series with
     files cut short, which a patient/series names: they get a "skipped" or "error" row instead
     of vanishing.
     Files that name no series (junk, DICOMDIR, headers cut before the UIDs) are ``skipped``.
+    ``header_index``: a file keeping the headers read, for the next run (``bidsapp.header_index``).
     """
     root = Path(root).resolve()
-    by_uid, skipped = _walk_dicom(root)
+    saved = HeaderIndex(header_index, root) if header_index else None
+    by_uid, skipped = _walk_dicom(root, saved)
+    if saved:
+        saved.save()
     index = {uid: e.ds for uid, e in by_uid.items()}
     pid_of = {uid: str(ds.get("PatientID", "") or "") for uid, ds in index.items()}
     study_of = {uid: str(ds.get("StudyInstanceUID", "") or "") for uid, ds in index.items()}
@@ -534,10 +540,12 @@ def detect_input_type(root: Path) -> str:
     return "dicom"
 
 
-def discover(root: Path, input_type: str = "auto", participants: list[str] | None = None) -> Discovery:
-    """Series of ``root`` (optionally only these participant labels), sorted deterministically."""
+def discover(root: Path, input_type: str = "auto", participants: list[str] | None = None,
+             header_index: str | Path | None = None) -> Discovery:
+    """Series of ``root`` (optionally only these participant labels), sorted deterministically;
+    ``header_index`` as in ``discover_dicom`` (BIDS input reads no headers)."""
     kind = detect_input_type(root) if input_type == "auto" else input_type
-    found = discover_bids(root) if kind == "bids" else discover_dicom(root)
+    found = discover_bids(root) if kind == "bids" else discover_dicom(root, header_index)
     if participants:
         wanted = {normalize_participant(p) for p in participants}
         found.series = [s for s in found.series if s.subject in wanted]

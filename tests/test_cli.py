@@ -157,3 +157,19 @@ def test_list_participants_subprocess_stdout_is_clean(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "bidsapp.cli.run", str(tmp_path / "in"), str(tmp_path / "out"),
                            "participant", "--list-participants", "-v"], capture_output=True, text=True, check=True)
     assert proc.stdout == "P01\n"
+
+
+def test_list_participants_writes_the_header_index_tasks_reuse(tmp_path: Path, capfd, monkeypatch):
+    import bidsapp.discover as discover
+
+    for pid in ("P01", "P02"):
+        write_series(tmp_path / "in" / pid, patient_id=pid, n_slices=2)
+    index = tmp_path / "scratch" / "headers.json"
+    args = [str(tmp_path / "in"), str(tmp_path / "out"), "participant", "--header-index", str(index)]
+    assert main([*args, "--list-participants"]) == EXIT_OK and index.is_file()
+    assert capfd.readouterr().out == "P01\nP02\n"
+    monkeypatch.setattr(discover, "_index_file", lambda p: pytest.fail(f"{p} read again"))
+    assert main([*args, "--list-participants", "--participant-label", "P02"]) == EXIT_OK
+    assert capfd.readouterr().out == "P02\n"
+    inside = [str(tmp_path / "in"), str(tmp_path / "out"), "participant", "--header-index", str(tmp_path / "in" / "i.json")]
+    assert main([*inside, "--list-participants"]) == EXIT_USAGE and not (tmp_path / "in" / "i.json").exists()

@@ -609,10 +609,22 @@ def test_submit_lists_dicom_participants_once(slurm_env):
     proc = subprocess.run(["bash", str(SLURM / "submit.sh")], env=env, cwd=tmp, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     (listing,) = _calls(log)
-    assert listing[listing.index(env["SIF"]) + 1 :] == ["/in", "/tmp", "participant", "--list-participants", "OMP="]
+    assert f"{tmp}:/index" in listing
+    assert listing[listing.index(env["SIF"]) + 1 :] == ["/in", "/tmp", "participant", "--list-participants",
+                                                       "--header-index", "/index/mrclass-header-index.json", "OMP="]
     assert (tmp / "mrclass-participants.txt").read_text() == "AB2\nP01\n"
     array_call, _ = _calls(sbatch_log)
     assert "--array=1-2%20" in array_call
+
+
+def test_participant_array_task_reuses_the_header_index(slurm_env):
+    env, log, tmp = slurm_env
+    index = tmp / "scratch" / "headers.json"
+    proc = _run_script("participant_array.sbatch", {**env, "SLURM_ARRAY_TASK_ID": "1", "HEADER_INDEX": str(index)}, tmp)
+    assert proc.returncode == 0, proc.stderr
+    (call,) = _calls(log)
+    assert call[call.index(f"{tmp / 'scratch'}:/index") - 1] == "-B"
+    assert call[call.index("--header-index") + 1] == "/index/headers.json"
 
 
 # ---------------------------------------------------------------------------------------

@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(nothing is written; for job arrays: mapfile -t subs < <(mrclass-bids IN OUT participant --list-participants))",
     )
     p.add_argument(
+        "--header-index",
+        metavar="FILE",
+        help="DICOM input: keep the header tags discovery reads in FILE (created if missing, updated when "
+        "files change) and reuse them; job-array tasks sharing one FILE read the tree's headers once, not "
+        "once per task (write it with --list-participants before submitting; it holds PatientIDs and "
+        "dates: keep it with scratch data)",
+    )
+    p.add_argument(
         "--input-type",
         choices=["auto", "dicom", "bids"],
         default="auto",

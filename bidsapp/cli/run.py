@@ -123,10 +123,11 @@ def read_corrections(path: str | None) -> dict[str, str]:
         raise UsageError(str(exc)) from None
 
 
-def list_participants(src: Path, input_type: str, labels: list[str] | None) -> int:
+def list_participants(src: Path, input_type: str, labels: list[str] | None, header_index: str | None) -> int:
     """Print the participant labels of ``src`` on stdout, one per line and nothing else, so job
-    array scripts can read them as they are (headers only are read; nothing is written)."""
-    subjects = sorted({s.subject for s in discover(src, input_type, labels).series})
+    array scripts can read them as they are (headers only are read; nothing but the header
+    index, when asked for, is written)."""
+    subjects = sorted({s.subject for s in discover(src, input_type, labels, header_index).series})
     if not subjects:
         log.error("no participants found under %s", src)
         return EXIT_NOTHING_DONE
@@ -135,18 +136,20 @@ def list_participants(src: Path, input_type: str, labels: list[str] | None) -> i
 
 
 def run_participants(args, src: Path, out: Path) -> int:
+    if args.header_index and Path(args.header_index).resolve().is_relative_to(src):
+        raise UsageError(f"--header-index {args.header_index} must not lie inside the input directory")
     if args.list_participants:
-        return list_participants(src, args.input_type, args.participant_label)
+        return list_participants(src, args.input_type, args.participant_label, args.header_index)
     corrections = read_corrections(args.relabel)
     kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
-    found = discover(src, kind, args.participant_label)
+    found = discover(src, kind, args.participant_label, args.header_index)
     if found.skipped:
         log.warning("%d files name no image series and were skipped (listed in %s)", len(found.skipped),
                     (deriv_root(out, kind) / derivatives.SKIPPED_TSV).relative_to(out))
     subjects = sorted({s.subject for s in found.series})
     missing = sorted(set(args.participant_label or ()) - set(subjects))
     if missing:
-        available = sorted({s.subject for s in discover(src, kind).series})
+        available = sorted({s.subject for s in discover(src, kind, header_index=args.header_index).series})
         raise UsageError(f"participant(s) not found: {', '.join(missing)}; available: {', '.join(available) or 'none'}")
     if not found.series:
         log.error("no %s series found under %s", kind, src)

@@ -6,8 +6,10 @@
 #   PARTICIPANTS_FILE=participants.txt MAX_PARALLEL=20 ./submit.sh [extra sbatch args]
 #
 # Without PARTICIPANTS_FILE the sub-* folders of IN_DIR are counted (BIDS input); a tree
-# without them (DICOM input) is asked once for its labels (mrclass-bids --list-participants,
-# headers only), written to LIST_FILE (default: ./mrclass-participants.txt) for the tasks.
+# without them (DICOM input) is asked once for its labels (mrclass-bids --list-participants),
+# written to LIST_FILE (default: ./mrclass-participants.txt), and the headers read for it are
+# kept in HEADER_INDEX (default: ./mrclass-header-index.json), which every task reuses instead
+# of reading the whole tree again.
 # Extra arguments go to both sbatch calls (e.g. --account=abc --partition=cpu).
 set -euo pipefail
 
@@ -19,8 +21,11 @@ if [[ -z ${PARTICIPANTS_FILE:-} ]] && ! compgen -G "$IN_DIR/sub-*/" > /dev/null;
     SIF=${SIF:-$PWD/mrclass-bids.sif}
     SINGULARITY=${SINGULARITY:-$(command -v apptainer || command -v singularity || echo singularity)}
     PARTICIPANTS_FILE=${LIST_FILE:-$PWD/mrclass-participants.txt}
-    "$SINGULARITY" run --cleanenv -B "$IN_DIR":/in:ro "$SIF" /in /tmp participant --list-participants \
-        > "$PARTICIPANTS_FILE"
+    HEADER_INDEX=${HEADER_INDEX:-$PWD/mrclass-header-index.json}
+    export HEADER_INDEX
+    "$SINGULARITY" run --cleanenv -B "$IN_DIR":/in:ro -B "$(dirname "$HEADER_INDEX")":/index \
+        "$SIF" /in /tmp participant --list-participants \
+        --header-index "/index/$(basename "$HEADER_INDEX")" > "$PARTICIPANTS_FILE"
 fi
 if [[ -n ${PARTICIPANTS_FILE:-} ]]; then
     PARTICIPANTS_FILE=$(cd "$(dirname "$PARTICIPANTS_FILE")" && pwd)/$(basename "$PARTICIPANTS_FILE")
