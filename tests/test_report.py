@@ -384,9 +384,33 @@ def test_time_series_card_says_why_not_below_threshold(tmp_path: Path):
     series = Series("TS", None, "1.2.3.4", "bold/", (), "dicom", facts_from_sidecar({"SeriesDescription": "rest_bold"}))
     page = write_participant_report([SeriesResult(series, clf, "unknown", "sourcedata/unclassified/sub-TS/5_rest_bold.nii.gz",
                                                   "other", reason)], tmp_path, "TS", {})
-    text = " ".join(lxml.html.parse(str(page)).getroot().text_content().split())
-    assert "best guess DWI, time series: see below" in text and reason in text
-    assert "below threshold" not in text
+    doc = lxml.html.parse(str(page)).getroot()
+    decision = " ".join(select(doc, "p.decision")[0].text_content().split())
+    assert decision == f"other · {reason}"  # the reason, not a percentage beside the class' own
+    assert "no class reaches" not in decision
+
+
+def test_cards_read_at_once_and_the_page_says_what_made_it(tmp_path: Path):
+    """A refused series says it was not recognised and which class came closest (not "other 70%"
+    next to "DWI 30%"); a NIfTI without description is titled by its file name; the footer names
+    the app and model versions and the day."""
+    from bidsapp import __version__
+
+    refused = _classification(OTHER, 0.7)  # rejected: best guess DWI at 0.3 < 0.5
+    series = Series("N", None, "nifti-1", "sub-N/anat/sub-N_run-3_T2w.nii.gz", (), "nifti", facts_from_sidecar({}))
+    page = write_participant_report([SeriesResult(series, refused, "unknown", "", "other", "")], tmp_path, "N", {},
+                                    {"name": "mrclass", "version": "9.9.9"})
+    doc = lxml.html.parse(str(page)).getroot()
+    decision = " ".join(select(doc, "p.decision")[0].text_content().split())
+    assert decision == "other · not recognised: no class reaches the 50% needed (closest: DWI, 30%)"
+    assert select(doc, "article.series-card h3")[0].text_content().strip() == "sub-N_run-3_T2w.nii.gz"
+    footer = doc.get_element_by_id("provenance")
+    assert footer.get("data-app-version") == __version__ and footer.get("data-model-version") == "mrclass 9.9.9"
+    import datetime
+
+    assert footer.get("data-date") == datetime.date.today().isoformat()
+    group = lxml.html.parse(str(write_group_report([{"participant_id": "sub-N", "label": "T1w"}], tmp_path))).getroot()
+    assert "1 participant, 1 series" in " ".join(group.text_content().split())
 
 
 def test_display_window_from_a_sample_matches_the_whole_volume():

@@ -93,7 +93,7 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
             derivatives.write_sidecar(deriv, r, card, source_prefix + r.bids_path)
     derivatives.write_participant_tsv(deriv, subject, results)
     derivatives.write_if_changed(deriv / ".bidsignore", derivatives.BIDSIGNORE)
-    page = write_report(out, deriv, subject, results)
+    page = write_report(out, deriv, subject, results, card)
     if kind == "dicom":
         derivatives.write_dataset_files(out, derivatives.raw_description(), derivatives.RAW_README)
         if (out / f"sub-{subject}").is_dir():  # a participant whose every series failed has no raw folder
@@ -105,13 +105,13 @@ def write_participant(out: Path, kind: str, subject: str, results: list[SeriesRe
     return page
 
 
-def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResult]) -> Path:
+def write_report(out: Path, deriv: Path, subject: str, results: list[SeriesResult], card: dict | None = None) -> Path:
     """The participant's HTML page; thumbnails come from the NIfTI each series was written to."""
     from bidsapp.report.html import write_participant_report
 
     figures = {r.series.series_uid: out / r.bids_path for r in results
                if r.bids_path and r.bids_path.endswith(naming.IMAGE_SUFFIXES)}
-    return write_participant_report(results, deriv, subject, figures)
+    return write_participant_report(results, deriv, subject, figures, card)
 
 
 def read_corrections(path: str | None) -> dict[str, str]:

@@ -13,6 +13,7 @@ be rebuilt from the TSVs of parallel participant jobs.
 
 from __future__ import annotations
 
+import datetime
 import re
 import shutil
 from collections import Counter
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import jinja2
 
+from bidsapp import __version__
 from bidsapp.classes import ALL_LABELS, OTHER, region_of
 from bidsapp.decide import disagree
 from bidsapp.derivatives import atomic_write_text
@@ -164,6 +166,13 @@ def _place_figure(source: Path | str | None, fig_dir: Path, name: str) -> tuple[
         return "", f"no preview: {type(exc).__name__}"
 
 
+def provenance(model_card: Mapping | None = None) -> dict:
+    """What made a page: app version, model name and version, and the day (a rerun the same day
+    writes the same page)."""
+    model = " ".join(str(model_card.get(k)) for k in ("name", "version") if model_card and model_card.get(k))
+    return {"app": __version__, "model": model, "date": datetime.date.today().isoformat()}
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -193,6 +202,7 @@ def write_participant_report(
     out_dir: Path | str,
     subject: str,
     figures: Mapping[str, Path | str] | None = None,
+    model_card: Mapping | None = None,
 ) -> Path:
     """Write ``out_dir/sub-<subject>.html``; returns its path.
 
@@ -222,7 +232,7 @@ def write_participant_report(
         "n_relabelled": sum(c.decided_by == "person" for c in cards),
     }
     html = _environment().get_template("participant.html").render(
-        subject=subject, cards=cards, summary=summary, title=f"sub-{subject}"
+        subject=subject, cards=cards, summary=summary, title=f"sub-{subject}", provenance=provenance(model_card)
     )
     return _write(out_dir / f"sub-{subject}.html", html)
 
@@ -354,6 +364,7 @@ def write_group_report(rows: Iterable[Mapping[str, object]], out_dir: Path | str
     }
     html = _environment().get_template("group.html").render(
         title="group",
+        provenance=provenance(),
         summary=summary,
         classes=classes,
         content_axis=content_axis,
