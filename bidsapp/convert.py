@@ -273,7 +273,7 @@ def set_aside_unnamed(out_dir: Path, outcome: handoff.SeriesOutcome, series: Ser
     GE field map's magnitude + map) to sourcedata/unclassified: such names are not BIDS, and
     which of them carries the classified contrast is unknown. Status becomes "other".
     """
-    if not outcome.stem or outcome.stem.startswith(naming.UNCLASSIFIED_DIR):
+    if not outcome.stem or outcome.stem.startswith(naming.UNCLASSIFIED_DIR) or outcome.stem.endswith(naming.NUMBERED_BY_BIDS):
         return
     folder, name = Path(out_dir) / Path(outcome.stem).parent, Path(outcome.stem).name
     numbered = sorted(p for p in folder.glob(f"{name}[0-9]*") if re.fullmatch(re.escape(name) + r"\d+(\.nii\.gz|\.nii|\.json|\.bval|\.bvec)", p.name))
@@ -312,7 +312,8 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
         if not p.name.endswith(naming.IMAGE_SUFFIXES):
             continue
         core = naming.image_core(p.name)
-        if core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core):
+        if (core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core)
+                or (name.endswith(naming.NUMBERED_BY_BIDS) and re.fullmatch(re.escape(name) + r"[12]", core))):
             hits.append(p.relative_to(out_dir).as_posix())
     if not hits and stem.startswith(naming.UNCLASSIFIED_DIR):
         # heudiconv's counter names ("12_mixed1", "12_mixed2": one series gave several images,

@@ -34,19 +34,29 @@ class ExampleSeries:
     n_slices: int = 24
     b_values: tuple[float, ...] = ()  # one volume per b-value (diffusion)
     n_volumes: int = 1  # repeated volumes of a time series (fMRI), when there are no b-values
+    echo_times: tuple[float, ...] = ()  # one volume per echo (a field map's magnitude images)
     image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "M", "NONE")
     tags: dict = field(default_factory=dict)
 
     @property
     def volumes(self) -> tuple[float | None, ...]:
         """The b-value of each volume, None for a volume without diffusion weighting."""
-        return tuple(self.b_values) or (None,) * self.n_volumes
+        return tuple(self.b_values) or (None,) * max(self.n_volumes, len(self.echo_times))
+
+    def protocols(self) -> list[simulate.Protocol]:
+        """The protocol each volume is rendered with: per b-value, per echo, or the one."""
+        if self.b_values:
+            return [replace(self.protocol, b=float(b), raw_direction=b > 0) for b in self.b_values]
+        return [replace(self.protocol, te=te) for te in self.echo_times] or [self.protocol]
 
 
 def _p(label, kind, seq, **kw) -> simulate.Protocol:
     base = dict(thickness=5.0, res=1.0, snr=35.0, field=3.0)
     return simulate.Protocol(label, kind, seq, **{**base, **kw})
 
+
+# Field maps are recognised by the vendor's sequence name (docs/physics.md): these two series say Siemens.
+_FM_VENDOR = {"Manufacturer": "SIEMENS"}
 
 SERIES: tuple[ExampleSeries, ...] = (
     ExampleSeries(1, "localizer", "other", _p("other", "localizer", "gre", tr=8, te=3, flip=40, thickness=8.0, res=1.8),
@@ -68,6 +78,15 @@ SERIES: tuple[ExampleSeries, ...] = (
     ExampleSeries(8, "ep2d_bold_rest", "other",  # a time series: its volumes repeat one image
                   _p("other", "fmri", "gre", tr=2000, te=30, flip=77, res=3.0, thickness=3.5, epi=True, snr=60, fat_sat=0.1),
                   n_slices=24, n_volumes=12, tags={"ScanningSequence": "EP", "SequenceVariant": "SK"}),
+    # a Siemens-style gradient-echo field map for the BOLD run: magnitude at two echoes, then the phase difference
+    ExampleSeries(9, "gre_field_mapping", "other", _p("other", "fmap_mag", "gre", tr=500, flip=60, res=3.0, thickness=3.5),
+                  n_slices=24, echo_times=(4.92, 7.38), image_type=("ORIGINAL", "PRIMARY", "M", "ND"),
+                  tags={"ScanningSequence": "GR", "SequenceVariant": "SP", "SequenceName": "*fm2d2r", **_FM_VENDOR}),
+    ExampleSeries(10, "gre_field_mapping", "other",
+                  _p("other", "fmap_phase", "fmap_phase", tr=500, te=7.38, flip=60, res=3.0, thickness=3.5),
+                  n_slices=24, image_type=("ORIGINAL", "PRIMARY", "P", "ND"),
+                  tags={"ScanningSequence": "GR", "SequenceVariant": "SP", "SequenceName": "*fm2d2r",
+                        "EchoNumbers": 2, **_FM_VENDOR}),
 )
 
 _LPS = np.array([-1.0, -1.0, 1.0])  # RAS → DICOM patient (LPS) coordinates
@@ -83,8 +102,7 @@ def render_example_series(series: ExampleSeries, anat: simulate.Anatomy, seed: i
         sigma = float(np.mean(first[first > 0.1 * first.max()])) / series.protocol.snr
         return np.stack([np.abs(first + rng.normal(0, sigma, first.shape)) for _ in range(series.n_volumes)]), geo
     volumes = []
-    for i, b in enumerate(series.b_values or (None,)):
-        proto = series.protocol if b is None else replace(series.protocol, b=float(b), raw_direction=b > 0)
+    for i, proto in enumerate(series.protocols()):
         rng = np.random.default_rng([seed, series.number, i])
         # the same slice positions for every volume of a 4D series: geometry drawn from one seed
         geo_rng = np.random.default_rng([seed, series.number])
@@ -163,6 +181,8 @@ def write_example(out_dir: str | Path, seed: int = 0) -> list[ExampleSeries]:
                 instance += 1
                 path = folder / f"IM{instance:05d}.dcm"
                 ds = _dataset(path, series, study, geo, k, pixels[v, k], instance, b)
+                if series.echo_times:  # one volume per echo, as a multi-echo acquisition stores them
+                    ds.EchoTime, ds.EchoNumbers = series.echo_times[v], v + 1
                 if series.n_volumes > 1:  # the same slice positions again, one acquisition per volume
                     ds.AcquisitionNumber = ds.TemporalPositionIdentifier = v + 1
                     ds.AcquisitionTime = f"12{series.number:02d}{v:02d}.000000"

@@ -63,7 +63,15 @@ class Entities:
 
 #: "other" series (no content class) that BIDS still has a place for, by physics kind:
 #: (datatype, suffix); their task label comes from the protocol text (``task_label``).
-PLACED_OTHER: dict[str, tuple[str, str]] = {"bold": ("func", "bold")}
+PLACED_OTHER: dict[str, tuple[str, str]] = {
+    "bold": ("func", "bold"),
+    "fmap_magnitude": ("fmap", "magnitude"),  # two echoes: heudiconv numbers them magnitude1, magnitude2
+    "fmap_phasediff": ("fmap", "phasediff"),
+}
+TASK_SUFFIXES = frozenset({"bold"})  # suffixes that take a task- entity
+#: Stems whose images BIDS itself numbers (``_magnitude`` → ``_magnitude1``, ``_magnitude2``): heudiconv's
+#: counter for a series' several images is then the BIDS name, not a clash to set aside.
+NUMBERED_BY_BIDS = ("_magnitude",)
 # Protocol words that say how a run was acquired, not what the task was.
 _NOT_TASK = re.compile(r"^((mb)?ep[23]d|epi|bold|asc|desc|int|interleaved|fmri|fmr|func|functional|moco|pace|cmrr|mb\d*|sms|ax|tra|sag|cor|"
                        r"fid|gre|ge|se|run\d*|\d+(mm|iso)?|te\d+|tr\d+|p\d|ipat\d*|grappa\d*|task|series)$")
@@ -108,7 +116,8 @@ def entities(req: NameRequest) -> Entities | None:
     if cls is None:
         if req.physics_kind in PLACED_OTHER:
             datatype, suffix = PLACED_OTHER[req.physics_kind]
-            return Entities(datatype=datatype, suffix=suffix, task=task_label(req.protocol or req.series_description))
+            task = task_label(req.protocol or req.series_description) if suffix in TASK_SUFFIXES else None
+            return Entities(datatype=datatype, suffix=suffix, task=task)
         return None
     suffix = DWI_SUFFIX_BY_DIRECTIONS[req.has_directions] if cls.suffix == "dwi" else cls.suffix
     return Entities(

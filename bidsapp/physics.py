@@ -38,7 +38,10 @@ KIND_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "DWI": {"brain": ("DWI",), "body": ("body-DWI",)},
     "ADC": {"brain": ("ADC",), "body": ("body-ADC",)},
     OTHER: {"brain": (OTHER,), "body": (OTHER,)},
-    "bold": {"brain": (OTHER,), "body": (OTHER,)},  # "other" for the content classes; named under func/
+    # "other" for the content classes, but BIDS has a place for them (``naming.PLACED_OTHER``)
+    "bold": {"brain": (OTHER,), "body": (OTHER,)},
+    "fmap_magnitude": {"brain": (OTHER,), "body": (OTHER,)},
+    "fmap_phasediff": {"brain": (OTHER,), "body": (OTHER,)},
 }
 
 
@@ -177,6 +180,10 @@ RULES: tuple[PhysicsRule, ...] = (
     # -- non-target objects the scanner labels as such
     PhysicsRule(OTHER, "ImageType says localizer", flags=frozenset({"LOCALIZER", "SCOUT"})),
     PhysicsRule(OTHER, "slices in several orientations (3-plane localizer)", min_orientations=2),
+    PhysicsRule("fmap_phasediff", "Siemens gradient-echo field map sequence (fm2d/fm3d), phase difference image",
+                vendor="SIEMENS", name=r"fm[23]d", flags=frozenset({"P", "PHASE"})),
+    PhysicsRule("fmap_magnitude", "Siemens gradient-echo field map sequence (fm2d/fm3d), magnitude images",
+                vendor="SIEMENS", name=r"fm[23]d", flags=frozenset({"M", "MAGNITUDE"})),
     PhysicsRule(OTHER, "ImageType says phase / field-map image", flags=_PHASE),
     PhysicsRule(OTHER, "ImageType says derived or non-anatomical map (FA, exp. ADC, perfusion, BOLD)",
                 flags=_OTHER_MAPS, flag_prefixes=("MIP",)),

@@ -23,12 +23,15 @@ def test_example_study_converts_with_dcm2niix(tmp_path):
     out.mkdir()
     subprocess.run([find_tool("dcm2niix"), "-z", "y", "-f", "%s", "-o", str(out), str(dicom)],
                    check=True, capture_output=True)
-    by_number = {int(p.name.split(".")[0].split("_")[0]): p for p in out.glob("*.nii.gz")}
+    files: dict[int, list] = {}
+    for p in sorted(out.glob("*.nii.gz")):
+        files.setdefault(int(p.name.split(".")[0].split("_")[0]), []).append(p)
     for s in SERIES:
-        img = nib.load(by_number[s.number])
-        n_vol = img.shape[3] if img.ndim == 4 else 1
-        assert n_vol == len(s.volumes), s.description
-        assert s.n_slices in img.shape[:3], s.description
+        images = [nib.load(p) for p in files[s.number]]
+        assert len(images) == max(1, len(s.echo_times)), s.description  # dcm2niix writes one image per echo
+        n_vol = images[0].shape[3] if images[0].ndim == 4 else 1
+        assert n_vol == (1 if s.echo_times else len(s.volumes)), s.description
+        assert s.n_slices in images[0].shape[:3], s.description
     assert (out / "5.bval").read_text().split() == ["0", "1000", "1000", "1000"]
 
 
@@ -52,6 +55,15 @@ def test_readme_example_is_sorted_by_content(tmp_path):
     assert rows[8]["bids_path"] == "sub-EXAMPLE01/func/sub-EXAMPLE01_task-rest_bold.nii.gz"
     sidecar = json.loads((out / "sub-EXAMPLE01" / "func" / "sub-EXAMPLE01_task-rest_bold.json").read_text())
     assert sidecar["TaskName"] == "rest"
+    # the field map (magnitude at two echoes + phase difference) lands in fmap/ and is linked to the run
+    fmap = out / "sub-EXAMPLE01" / "fmap"
+    assert rows[9]["bids_path"] == "sub-EXAMPLE01/fmap/sub-EXAMPLE01_magnitude1.nii.gz"
+    assert rows[10]["bids_path"] == "sub-EXAMPLE01/fmap/sub-EXAMPLE01_phasediff.nii.gz"
+    for name in ("magnitude1", "magnitude2", "phasediff"):
+        meta = json.loads((fmap / f"sub-EXAMPLE01_{name}.json").read_text())
+        assert meta["B0FieldIdentifier"] == "phasediff10", name
+        assert meta["IntendedFor"] == ["bids::sub-EXAMPLE01/func/sub-EXAMPLE01_task-rest_bold.nii.gz"], name
+    assert sidecar["B0FieldSource"] == "phasediff10"
     from e2e_helpers import validator_errors
 
     assert validator_errors(out) == []

@@ -20,6 +20,7 @@ from bidsapp import derivatives, naming, relabel, stale
 from bidsapp.cli import console, identity, preflight
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
+from bidsapp.fieldmaps import link_fieldmaps
 from bidsapp.records import SeriesResult
 
 log = logging.getLogger("mrclass-bids")
@@ -215,6 +216,7 @@ def run_participants(args, src: Path, out: Path) -> int:
                 results = sort_participant(series, out, classify, progress=lambda s: bar.update(1))
                 written, images_of = {r.bids_path for r in results if r.bids_path}, lambda first: [first]
             stale.remove(out, deriv_root(out, kind), stale.replaced_files(previous, results, written, images_of))
+            link_fieldmaps(out, results)
             console.print_summary(subject, results, write_participant(out, kind, subject, results, classifier.card))
             all_results.extend(results)
 

@@ -1,0 +1,61 @@
+"""Field maps are linked to the BOLD runs they were acquired for (bidsapp.fieldmaps)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bidsapp.fieldmaps import link_fieldmaps
+from bidsapp.records import Classification, HeaderFacts, Series, SeriesResult
+
+
+def _result(out: Path, number: int, kind: str, image: str, session: str | None = "1") -> SeriesResult:
+    for path in ([image] if "magnitude1" not in image else [image, image.replace("magnitude1", "magnitude2")]):
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(b"nii")
+        (out / path.replace(".nii.gz", ".json")).write_text(json.dumps({"EchoTime": 0.03}))
+    series = Series("01", session, f"uid{number}", str(number), (), "dicom", HeaderFacts(series_number=number))
+    c = Classification("other", 0.9, {}, True, 0.4, physics_kind=kind)
+    return SeriesResult(series, c, bids_path=image, status="other")
+
+
+def _meta(out: Path, image: str) -> dict:
+    return json.loads((out / image.replace(".nii.gz", ".json")).read_text())
+
+
+def test_each_run_takes_the_field_map_acquired_last_before_it(tmp_path):
+    f = "sub-01/ses-1/fmap/sub-01_ses-1_"
+    b = "sub-01/ses-1/func/sub-01_ses-1_task-rest_"
+    results = [
+        _result(tmp_path, 3, "fmap_magnitude", f + "run-1_magnitude1.nii.gz"),
+        _result(tmp_path, 4, "fmap_phasediff", f + "run-1_phasediff.nii.gz"),
+        _result(tmp_path, 5, "bold", b + "run-1_bold.nii.gz"),
+        _result(tmp_path, 6, "bold", b + "run-2_bold.nii.gz"),
+        _result(tmp_path, 7, "fmap_magnitude", f + "run-2_magnitude1.nii.gz"),
+        _result(tmp_path, 8, "fmap_phasediff", f + "run-2_phasediff.nii.gz"),
+        _result(tmp_path, 9, "bold", b + "run-3_bold.nii.gz"),
+        _result(tmp_path, 2, "bold", "sub-01/ses-2/func/sub-01_ses-2_task-rest_bold.nii.gz", session="2"),
+    ]
+    assert link_fieldmaps(tmp_path, results) == 3  # the other session has no field map: left alone
+    assert [_meta(tmp_path, b + f"run-{k}_bold.nii.gz")["B0FieldSource"] for k in (1, 2, 3)] == \
+        ["phasediff4", "phasediff4", "phasediff8"]
+    first = _meta(tmp_path, f + "run-1_magnitude2.nii.gz")
+    assert first["B0FieldIdentifier"] == "phasediff4"
+    assert first["IntendedFor"] == [f"bids::{b}run-1_bold.nii.gz", f"bids::{b}run-2_bold.nii.gz"]
+    assert _meta(tmp_path, f + "run-2_phasediff.nii.gz")["IntendedFor"] == [f"bids::{b}run-3_bold.nii.gz"]
+    assert "B0FieldSource" not in _meta(tmp_path, "sub-01/ses-2/func/sub-01_ses-2_task-rest_bold.nii.gz")
+    assert _meta(tmp_path, b + "run-1_bold.nii.gz")["EchoTime"] == 0.03  # the rest of the sidecar kept
+
+
+def test_linking_never_writes_through_a_hard_link(tmp_path):
+    """BIDS input is hard-linked into the output: the input's own sidecar must stay as it was."""
+    out = tmp_path / "out"
+    results = [_result(out, 1, "bold", "sub-01/func/sub-01_task-rest_bold.nii.gz", session=None),
+               _result(out, 2, "fmap_phasediff", "sub-01/fmap/sub-01_phasediff.nii.gz", session=None)]
+    source = tmp_path / "input_bold.json"
+    os.link(out / "sub-01/func/sub-01_task-rest_bold.json", source)
+    before = source.read_text()
+    link_fieldmaps(out, results)
+    assert source.read_text() == before
+    assert _meta(out, "sub-01/func/sub-01_task-rest_bold.nii.gz")["B0FieldSource"] == "phasediff2"
