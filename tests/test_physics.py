@@ -256,7 +256,11 @@ CASES: tuple[Case, ...] = (
         SequenceName="*fm2d2r", RepetitionTime=500, FlipAngle=60), echoes(4.92, 7.38)), (OTHER,), "fm2d"),
     Case("Siemens", "fieldmap-phase", classic(siemens(
         ImageType=["ORIGINAL", "PRIMARY", "P", "ND"], ScanningSequence="GR", SequenceVariant="SP",
-        SequenceName="*fm2d2r", RepetitionTime=500, EchoTime=7.38, FlipAngle=60)), (OTHER,), "phase / field-map"),
+        SequenceName="*fm2d2r", RepetitionTime=500, EchoTime=7.38, FlipAngle=60)), (OTHER,), "phase difference image"),
+    Case("Siemens", "fieldmap-without-image-type", classic(siemens(  # neither M nor P: still a field map
+        ImageType=["ORIGINAL", "PRIMARY"], ScanningSequence="GR", SequenceVariant="SP",
+        SequenceName="*fm2d2r", RepetitionTime=500, FlipAngle=60), echoes(4.92, 7.38)), (OTHER,),
+        "Siemens gradient-echo field map sequence (fm2d/fm3d)"),
     Case("Siemens", "swi-magnitude", classic(siemens(
         ImageType=ORIG, ScanningSequence="GR", SequenceVariant="SP", MRAcquisitionType="3D",
         SequenceName="*swi3d1r", RepetitionTime=28, EchoTime=20, FlipAngle=15)), ("SWI",), "Siemens SWI sequence"),
