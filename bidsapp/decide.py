@@ -31,7 +31,7 @@ LOW_MARGIN = 0.10
 
 def _with_witnesses(content: Classification, physics: PhysicsVerdict) -> Classification:
     return replace(content, content_label=content.label, physics_label=physics.label,
-                   physics_reasons=tuple(physics.reasons), physics_fields=dict(physics.fields or {}),
+                   physics_reasons=tuple(physics.reasons), physics_fields=dict(physics.fields),
                    physics_kind=physics.kind,
                    decided_by="content", low_confidence=False)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bidsapp.classes import OTHER
@@ -290,7 +290,7 @@ class PhysicsVerdict:
     labels: tuple[str, ...] = ()
     kind: str = ""
     reasons: tuple[str, ...] = ()
-    fields: dict = None  # type: ignore[assignment]
+    fields: dict = field(default_factory=dict)
 
     @property
     def silent(self) -> bool:
@@ -301,8 +301,6 @@ class PhysicsVerdict:
         """The classes joined by ``|``, or "unknown" when silent."""
         return "|".join(self.labels) if self.labels else SILENT
 
-    def to_json(self) -> dict:
-        return {"Label": self.label, "Reasons": list(self.reasons), "Fields": dict(self.fields or {})}
 
 
 def _within(value: float | None, bounds: Range | None) -> bool:
