@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib, derived_maps
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/studies/: ensemble_probe
 import benchlib  # noqa: E402
 import derived_maps  # noqa: E402
 from ensemble_probe import series_input, series_logits  # noqa: E402

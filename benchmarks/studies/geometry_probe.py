@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/studies/: epi_grain
 import benchlib  # noqa: E402
 import epi_grain  # noqa: E402
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/studies/: ensemble_probe
 import benchlib  # noqa: E402
 from ensemble_probe import add_real_set_arguments, real_inputs, series_logits  # noqa: E402
 
