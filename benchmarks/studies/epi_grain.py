@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How grainy are echo-planar series, real and simulated, as the network sees them?
 
-    python benchmarks/epi_grain.py                 # real BOLD and DWI, then 40 simulated of each
-    python benchmarks/epi_grain.py --n 100 --seed 1
+    python benchmarks/studies/epi_grain.py                 # real BOLD and DWI, then 40 simulated of each
+    python benchmarks/studies/epi_grain.py --n 100 --seed 1
 
 Grain of one series: per slice of the network input (``network_inputs``' first view), the median
 absolute difference from a 3x3 median filter over the eroded foreground, divided by the median

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where in the image does the network read a call? Occlusion maps and per-slice logits.
 
-    python benchmarks/occlusion_probe.py --out /tmp/occ                     # the persistent errors
-    python benchmarks/occlusion_probe.py --out /tmp/occ --label DWI --series dicom/x/ nifti/y.nii.gz
+    python benchmarks/studies/occlusion_probe.py --out /tmp/occ                     # the persistent errors
+    python benchmarks/studies/occlusion_probe.py --out /tmp/occ --label DWI --series dicom/x/ nifti/y.nii.gz
 
 For each series (read as inference reads it; first view of ``network_inputs``), prints the logit of
 ``--label`` (default: the series' best class) on every slice of its stack, then blanks one square

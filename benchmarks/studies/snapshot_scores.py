@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does the simulated validation score that chose a checkpoint track real accuracy?
 
-    python benchmarks/snapshot_scores.py runs/v16              # every snapshot of a --select-every run
-    python benchmarks/snapshot_scores.py runs/v16 --json snapshots.json
+    python benchmarks/studies/snapshot_scores.py runs/v16              # every snapshot of a --select-every run
+    python benchmarks/studies/snapshot_scores.py runs/v16 --json snapshots.json
 
 ``mrclass-bids-train --select-every N`` keeps each scored snapshot and lists it, with the
 threshold and accuracy it got on the run's simulated validation set, in ``selection.tsv``.
