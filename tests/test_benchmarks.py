@@ -15,14 +15,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("classifier_speed", "end_to_end", "scaling", "accuracy", "render", "perturbation_probe", "derived_maps",
-           "ensemble_probe", "sim_vs_real", "snapshot_scores", "epi_grain", "geometry_probe", "real_finetune_cv",
-           "occlusion_probe", "contrast_order", "coverage_probe", "face_slices")
+#: Every script: the commands the docs quote at the top of benchmarks/, the research probes in
+#: benchmarks/studies/ (benchlib is their shared helpers, not a script).
+SCRIPTS = sorted(p.relative_to(BENCH).with_suffix("").as_posix()
+                 for p in (*BENCH.glob("*.py"), *BENCH.glob("studies/*.py")) if p.stem != "benchlib")
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
 def module(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_test_{name}", BENCH / f"{name}.py")
+    """The script ``benchmarks/<name>.py`` (``name`` like "scaling" or "studies/epi_grain") as a module."""
+    spec = importlib.util.spec_from_file_location(f"bench_test_{name.replace('/', '_')}", BENCH / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -119,7 +121,7 @@ def test_perturbation_probe_follows_the_true_class(real_data, tmp_path):
     rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
     (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
         f"{real_data / r['path']}\t{r['label']}\n" for r in rows) + f"{real_data / rows[0]['path']}\tother\n")
-    probe = module("perturbation_probe")
+    probe = module("studies/perturbation_probe")
     classifier = Classifier.load("cpu")
     found, summary = probe.probe(classifier, tmp_path, seed=0)
     assert [f["label"] for f in found] == [r["label"] for r in rows]  # "other" rows have no true class
@@ -175,7 +177,7 @@ def test_ensemble_probe_scores_what_inference_computes(real_data, tmp_path):
     from bidsapp.model.predict import Classifier
     from bidsapp.train.evaluate import load_any
 
-    probe = module("ensemble_probe")
+    probe = module("studies/ensemble_probe")
     classifier = Classifier.load("cpu")
     volume = load_any(real_data / "dicom" / "ProstateX-0000_7_ADC")
     logits = probe.series_logits(classifier.network, [probe.series_input(volume, classifier.spec)], [0.7, 1.0])
@@ -207,7 +209,7 @@ def test_threshold_quantiles_spread_with_the_open_sets_upper_tail():
     threshold refuses 90% of them, and a set with few "other" series spreads its threshold more."""
     from bidsapp.classes import LABELS
 
-    probe = module("ensemble_probe")
+    probe = module("studies/ensemble_probe")
     rng = np.random.default_rng(1)
 
     def validation(n_other: int):
@@ -235,7 +237,7 @@ def test_sim_vs_real_pages_show_real_rows_then_simulated_ones(real_data, tmp_pat
     from bidsapp.train.evaluate import load_any
     from bidsapp.volume import SPEC, network_inputs
 
-    look = module("sim_vs_real")
+    look = module("studies/sim_vs_real")
     rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
     (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
         f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
@@ -267,7 +269,7 @@ def test_snapshot_scores_decide_as_the_shipped_snapshot_classifies(real_data, tm
     (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
         f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
     out = tmp_path / "scores.json"
-    assert module("snapshot_scores").main([str(run), "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
+    assert module("studies/snapshot_scores").main([str(run), "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
     (scored,) = json.loads(out.read_text())["snapshots"]
     assert scored["step"] == 2 and scored["selected"] and scored["dev_n"] == len(rows)
     classifier = Classifier.load("cpu", run / "mrclass.pt")
@@ -277,7 +279,7 @@ def test_snapshot_scores_decide_as_the_shipped_snapshot_classifies(real_data, tm
 
 
 def test_inverting_the_brightest_tissue_reorders_only_the_top_of_the_histogram():
-    probe = module("perturbation_probe")
+    probe = module("studies/perturbation_probe")
     x = np.zeros((1, 2, 8, 8))
     x[..., :4, :] = 1.0  # tissue
     x[..., :1, :] = 2.0  # the brightest eighth of the image: a quarter of the foreground
@@ -288,7 +290,7 @@ def test_inverting_the_brightest_tissue_reorders_only_the_top_of_the_histogram()
 
 def test_grain_measures_pixel_noise_not_scale_or_anatomy():
     """Noise raises the grain; multiplying the image does not; smooth anatomy alone reads near zero."""
-    grain = module("epi_grain").grain
+    grain = module("studies/epi_grain").grain
     yy, xx = np.mgrid[0:64, 0:64]
     head = ((yy - 32) ** 2 + (xx - 32) ** 2 < 26 ** 2) * (1 + 0.3 * np.sin(yy / 6.0))
     clean = np.stack([head] * 4).astype(np.float32)
@@ -302,7 +304,7 @@ def test_simulated_bold_is_as_grainy_as_simulated_diffusion():
     than both, so grain alone told the network "not DWI" in training and "DWI" on real BOLD."""
     from bidsapp.train.phantom import make_phantom
 
-    bench = module("epi_grain")
+    bench = module("studies/epi_grain")
     rng, heads = np.random.default_rng(0), [make_phantom(0)]
     bold = [bench.simulated_grain(rng, heads, "other", "fmri") for _ in range(16)]
     dwi = [bench.simulated_grain(rng, heads, "DWI", None) for _ in range(16)]
@@ -317,7 +319,7 @@ def test_geometry_probe_own_size_is_what_inference_computes(real_data):
     from bidsapp.model.predict import Classifier
     from bidsapp.train.evaluate import load_any
 
-    bench = module("geometry_probe")
+    bench = module("studies/geometry_probe")
     classifier = Classifier.load("cpu")
     volume = load_any(real_data / "dicom/canon_9000_DTI_PA-ortho")
     rows = bench.probe(classifier, volume, "DWI")
@@ -330,7 +332,7 @@ def test_geometry_probe_own_size_is_what_inference_computes(real_data):
 def test_occlusion_maps_light_up_where_the_logit_is_read():
     """A fake network whose logit is the signal inside one square: blanking a patch over the
     square lowers it (positive drop there), elsewhere nothing moves; per-slice logits are kept."""
-    bench = module("occlusion_probe")
+    bench = module("studies/occlusion_probe")
     stack = np.ones((2, 32, 32), np.float32)
     stack[1] *= 2.0
 
@@ -350,7 +352,7 @@ def test_contrast_order_reads_the_physics_of_each_target():
     set is reported per kind, so a kind with another class's tissue order can be found."""
     from bidsapp.train import simulate as S
 
-    bench = module("contrast_order")
+    bench = module("studies/contrast_order")
     rng = np.random.default_rng(0)
     shares = {}
     for label in ("T2w", "FLAIR", "T1w"):
@@ -366,7 +368,7 @@ def test_face_slices_tells_a_face_slice_from_a_brain_slice():
     from bidsapp.train.phantom import make_phantom
     from bidsapp.train.simulate import TISSUE_INDEX as T
 
-    bench = module("face_slices")
+    bench = module("studies/face_slices")
     brain = np.full((32, 32), T["skin"])
     brain[4:28, 4:28] = T["gm"]
     face = np.where(np.arange(32)[None, :] < 16, T["fat"], T["muscle"]) * np.ones((32, 1), int)
@@ -378,7 +380,7 @@ def test_face_slices_tells_a_face_slice_from_a_brain_slice():
 
 
 def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_path, monkeypatch):
-    cv = module("real_finetune_cv")
+    cv = module("studies/real_finetune_cv")
     calls = []
     real_fine_tune = cv.fine_tune
 
@@ -408,7 +410,7 @@ def test_real_finetune_cv_never_trains_on_the_source_it_scores(real_data, tmp_pa
 
 
 def test_real_finetune_shipping_rule_needs_every_condition():
-    rule = module("real_finetune_cv").ShippingRule(margin=3, sim_tolerance=0.03)
+    rule = module("studies/real_finetune_cv").ShippingRule(margin=3, sim_tolerance=0.03)
     totals = {"shipped": 24, "start": 21, "control": 18, "cv": 24}
     sim = {"control": 0.800, "all": 0.831}
     assert rule.verdict(totals, sim)["ship"]
@@ -421,7 +423,7 @@ def test_real_finetune_shipping_rule_needs_every_condition():
 
 
 def test_coverage_probe_cuts_the_named_share_of_a_stripped_brain_and_nothing_else():
-    bench = module("coverage_probe")
+    bench = module("studies/coverage_probe")
     data = np.full((40, 40, 40), -2.0, np.float32)  # a z-scored brain's constant background
     data[5:35, 5:35, 5:35] = np.random.default_rng(0).uniform(0, 1, (30, 30, 30))
     assert bench.stripped_background(data) is None  # the cube fills 42% of the grid

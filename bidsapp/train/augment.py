@@ -32,7 +32,7 @@ def augment(x: torch.Tensor) -> torch.Tensor:
 
 def gamma_curve(x: torch.Tensor, gamma) -> torch.Tensor:
     """``sign(x)|x|^gamma``: a gamma curve on the percentile-mapped input that keeps the sign of the
-    few values below 0 (training's augmentation; ``benchmarks/ensemble_probe.py`` at test time)."""
+    few values below 0 (training's augmentation; ``benchmarks/studies/ensemble_probe.py`` at test time)."""
     return torch.sign(x) * x.abs().pow(gamma)
 
 

@@ -356,7 +356,7 @@ CLASS_PROTOCOLS = {
 BOLD_TE = {False: (40.0, 60.0), True: (25.0, 40.0)}
 
 #: SNR of a single BOLD volume, drawn like diffusion's (``_epi_geometry``: 8-40). Real single BOLD
-#: volumes are as grainy as real diffusion ones (``benchmarks/epi_grain.py``: high-frequency residual
+#: volumes are as grainy as real diffusion ones (``benchmarks/studies/epi_grain.py``: high-frequency residual
 #: 0.010-0.029 of the median tissue signal against 0.006-0.026 for real DWI); BOLD drawn at SNR 20-80
 #: (up to the 0.11.0 candidate) was smoother than both (median 0.007), so grain alone said "diffusion".
 BOLD_SNR = (6.0, 40.0)
@@ -829,7 +829,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
 #: vertex or skull base of a 2D axial stack, or a half brain of a coronal or oblique slab (the
 #: deepmedic pat0006 pair). Share of stripped series so cut, and the share of the brain cut away.
 #: 0.13.0, never shown one, lost up to 0.6 of the true-class probability of real stripped series
-#: when a third of the brain was cut from them (benchmarks/coverage_probe.py).
+#: when a third of the brain was cut from them (benchmarks/studies/coverage_probe.py).
 PARTIAL_SLAB = {"p": 0.3, "cut": (0.08, 0.5)}
 
 

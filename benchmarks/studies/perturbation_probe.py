@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where do real series sit relative to the simulated training distribution? A probe.
 
-    python benchmarks/perturbation_probe.py                          # shipped weights, real dev set
-    python benchmarks/perturbation_probe.py --weights runs/v9/mrclass.pt --json probe.json
+    python benchmarks/studies/perturbation_probe.py                          # shipped weights, real dev set
+    python benchmarks/studies/perturbation_probe.py --weights runs/v9/mrclass.pt --json probe.json
 
 Every known-class series of ``DATA/labels.tsv`` is read as inference reads it (``network_inputs``),
 then classified again after one input-space perturbation at a time: a gamma curve, a blur, an
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 import benchlib  # noqa: E402
 
 from bidsapp.classes import LABELS  # noqa: E402

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Would averaging models, or intensity curves at test time, classify real series better?
 
-    python benchmarks/ensemble_probe.py --weights A.pt --weights B.pt        # each, their mean, with/without TTA
-    python benchmarks/ensemble_probe.py --weights A.pt --gammas 1 --json probe.json
+    python benchmarks/studies/ensemble_probe.py --weights A.pt --weights B.pt        # each, their mean, with/without TTA
+    python benchmarks/studies/ensemble_probe.py --weights A.pt --gammas 1 --json probe.json
 
 Candidates: every ``--weights`` alone, the mean of their logits (when more than one), and each
 of those again with test-time gamma curves (logits averaged over ``--gammas`` applied to the
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib, derived_maps
 import benchlib  # noqa: E402
 import derived_maps  # noqa: E402
 

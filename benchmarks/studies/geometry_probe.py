@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does the voxel-size input decide a call? Classify real series with the voxel size swapped.
 
-    python benchmarks/geometry_probe.py                          # shipped weights, the real EPI series
-    python benchmarks/geometry_probe.py --weights runs/v17/mrclass.pt --label DWI --series dicom/x/
+    python benchmarks/studies/geometry_probe.py                          # shipped weights, the real EPI series
+    python benchmarks/studies/geometry_probe.py --weights runs/v17/mrclass.pt --label DWI --series dicom/x/
 
 Every series is read as inference reads it; its pixels stay, and the network is told a different
 stored voxel size (in-plane x slice, mm) each time: its own, then each of ``GEOMETRIES``. The table
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/studies/: epi_grain
 import benchlib  # noqa: E402
 import epi_grain  # noqa: E402
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How does a partially covered brain fare? Real skull-stripped series, cut by a slab edge.
 
-    python benchmarks/coverage_probe.py                               # shipped weights, real dev set
-    python benchmarks/coverage_probe.py --weights runs/v19/mrclass.pt --json coverage.json
+    python benchmarks/studies/coverage_probe.py                               # shipped weights, real dev set
+    python benchmarks/studies/coverage_probe.py --weights runs/v19/mrclass.pt --json coverage.json
 
 Skull-stripped research series are co-registered to a template, and where the source slab missed
 part of the brain the template shows a flat cut across it (the deepmedic pat0006 pair keeps only
@@ -26,7 +26,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 import benchlib  # noqa: E402
 
 #: Name → (direction in RAS towards the part cut away, share of the brain cut away).

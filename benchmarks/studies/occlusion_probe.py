@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where in the image does the network read a call? Occlusion maps and per-slice logits.
 
-    python benchmarks/occlusion_probe.py --out /tmp/occ                     # the persistent errors
-    python benchmarks/occlusion_probe.py --out /tmp/occ --label DWI --series dicom/x/ nifti/y.nii.gz
+    python benchmarks/studies/occlusion_probe.py --out /tmp/occ                     # the persistent errors
+    python benchmarks/studies/occlusion_probe.py --out /tmp/occ --label DWI --series dicom/x/ nifti/y.nii.gz
 
 For each series (read as inference reads it; first view of ``network_inputs``), prints the logit of
 ``--label`` (default: the series' best class) on every slice of its stack, then blanks one square
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 import benchlib  # noqa: E402
 
 #: The errors every model up to 0.8.0 and every arm of the real-data cross-validations made

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How often does a simulated brain series show a slice of face and neck rather than brain?
 
-    python benchmarks/face_slices.py                       # 400 draws per brain class, axial slices
-    python benchmarks/face_slices.py --draws 100 --seed 3 --limit 0.4
+    python benchmarks/studies/face_slices.py                       # 400 draws per brain class, axial slices
+    python benchmarks/studies/face_slices.py --draws 100 --seed 3 --limit 0.4
 
 For every brain class, draws protocols, planes and slice positions the way training does
 (``simulate.CLASS_PROTOCOLS``, ``plane_probabilities``, ``plan_geometry``: tissue maps only, no
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 import benchlib  # noqa: E402
 
 

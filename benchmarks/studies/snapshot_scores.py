@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does the simulated validation score that chose a checkpoint track real accuracy?
 
-    python benchmarks/snapshot_scores.py runs/v16              # every snapshot of a --select-every run
-    python benchmarks/snapshot_scores.py runs/v16 --json snapshots.json
+    python benchmarks/studies/snapshot_scores.py runs/v16              # every snapshot of a --select-every run
+    python benchmarks/studies/snapshot_scores.py runs/v16 --json snapshots.json
 
 ``mrclass-bids-train --select-every N`` keeps each scored snapshot and lists it, with the
 threshold and accuracy it got on the run's simulated validation set, in ``selection.tsv``.
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/studies/: ensemble_probe
 import benchlib  # noqa: E402
 from ensemble_probe import add_real_set_arguments, real_inputs, series_logits  # noqa: E402
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Look at what the network is shown: real series beside simulated ones of the same class.
 
-    python benchmarks/sim_vs_real.py --out /tmp/look                 # one PNG per class of the real set
-    python benchmarks/sim_vs_real.py --classes FLAIR T2w --per-class 6 --seed 3 --out /tmp/look
+    python benchmarks/studies/sim_vs_real.py --out /tmp/look                 # one PNG per class of the real set
+    python benchmarks/studies/sim_vs_real.py --classes FLAIR T2w --per-class 6 --seed 3 --out /tmp/look
 
 For every class with real series in ``DATA/labels.tsv`` (or ``--classes``), writes
 ``OUT/<class>.png``: first a row per real series, then ``--per-class`` rows of simulated series
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 import benchlib  # noqa: E402
 
 from bidsapp.report.figures import png_bytes  # noqa: E402

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does fine-tuning on real labelled series classify real series from *unseen sources* better?
 
-    python benchmarks/real_finetune_cv.py --out runs/cv1                 # control, every fold, all-sources model
-    python benchmarks/real_finetune_cv.py --out runs/cv1 --folds 2 --steps 20 --pool 64 --val-size 64   # smoke
+    python benchmarks/studies/real_finetune_cv.py --out runs/cv1                 # control, every fold, all-sources model
+    python benchmarks/studies/real_finetune_cv.py --out runs/cv1 --folds 2 --steps 20 --pool 64 --val-size 64   # smoke
 
 Four chained CPU runs on simulated data alone left the real score where it was: the simulator,
 not training length, limits it. Real labelled series are the other lever, and the only honest way
@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib, derived_maps
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/studies/: ensemble_probe
 import benchlib  # noqa: E402
 import derived_maps  # noqa: E402
 from ensemble_probe import series_input, series_logits  # noqa: E402
@@ -198,7 +199,7 @@ def training_record(recipe: Recipe, minutes: float, n_real: int, labels_tsv: Pat
             "train_slices": recipe.train_slices, "lr": recipe.lr, "bf16": recipe.bf16,
             "minutes": round(minutes, 1), "device": "cpu", "finetune_labels": benchlib.display_path(labels_tsv),
             "finetune_series": n_real, "real_fraction": recipe.real_fraction,
-            "command": "python benchmarks/real_finetune_cv.py " + " ".join(sys.argv[1:])}
+            "command": "python benchmarks/studies/real_finetune_cv.py " + " ".join(sys.argv[1:])}
 
 
 # -------------------------------------------------------------------------------------- driver

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How grainy are echo-planar series, real and simulated, as the network sees them?
 
-    python benchmarks/epi_grain.py                 # real BOLD and DWI, then 40 simulated of each
-    python benchmarks/epi_grain.py --n 100 --seed 1
+    python benchmarks/studies/epi_grain.py                 # real BOLD and DWI, then 40 simulated of each
+    python benchmarks/studies/epi_grain.py --n 100 --seed 1
 
 Grain of one series: per slice of the network input (``network_inputs``' first view), the median
 absolute difference from a 3x3 median filter over the eroded foreground, divided by the median
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 import benchlib  # noqa: E402
 
 #: Real echo-planar series of the development set, by what they are.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Do simulated training targets keep the tissue order their label implies? A check on the tables.
 
-    python benchmarks/contrast_order.py                # every brain class and open-set kind, 300 draws each
-    python benchmarks/contrast_order.py --draws 1000 --seed 3
+    python benchmarks/studies/contrast_order.py                # every brain class and open-set kind, 300 draws each
+    python benchmarks/studies/contrast_order.py --draws 1000 --seed 3
 
 For every brain class and every brain open-set kind ("other"), draws protocols and tissue values
 the way training does (``simulate.CLASS_PROTOCOLS``, ``simulate._other``, ``draw_tissue_params``,
