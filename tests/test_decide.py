@@ -87,9 +87,15 @@ def test_a_small_t1w_t1wce_margin_is_flagged_not_trusted():
     assert not clear.low_confidence
 
 
-def test_a_card_without_a_fused_section_gets_the_default_margin():
+def test_the_margin_is_the_shipped_cards_calibrated_one():
+    """decide.LOW_MARGIN is what benchmarks/fused_calibration.py wrote into the card's "fused"
+    section, beside (not instead of) the content threshold; a card without one gets the default."""
     from bidsapp import decide
+    from bidsapp.model.card import SHIPPED_WEIGHTS, read_card
 
+    card = read_card(SHIPPED_WEIGHTS)
+    assert decide.LOW_MARGIN == card["fused"]["low_margin"]
+    assert 0 < card["fused"]["threshold"] < 1 and 0 < card["threshold"] < 1  # two thresholds, kept apart
     assert decide.low_margin({"threshold": 0.4}) == decide.low_margin(None) == decide.DEFAULT_LOW_MARGIN
     assert decide.low_margin({"fused": {"low_margin": 0.2}}) == 0.2
 
