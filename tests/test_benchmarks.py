@@ -444,3 +444,33 @@ def test_sensitivities_of_classes_no_real_series_checks_are_listed_alone():
     sens = bench.class_sensitivities(metrics, ["T1w", "SWI", "body-T1w", "DWI"])
     assert sens == {"T1w": 0.9123, "SWI": 0.8, "body-T1w": None, "DWI": None}
     assert bench.unchecked_sensitivities(sens, ["T1w", "DWI", "other"]) == "SWI 0.80  body-T1w -"
+
+
+def _margin_rows(unflagged_right):
+    return [{"margin": round(0.025 * i, 3), "choosable": {"unflagged_right": v}} for i, v in enumerate(unflagged_right)]
+
+
+def test_fused_margin_rule_takes_the_smallest_margin_that_stays_above_the_target():
+    fc = module("fused_calibration")
+    assert fc.choose_margin(_margin_rows([0.90, 0.96, 0.95, 0.97])) == 0.025
+    assert fc.choose_margin(_margin_rows([0.90, 0.96, 0.94, 0.97])) == 0.075  # a dip later: not stable yet
+    assert fc.choose_margin(_margin_rows([0.90, 0.92, None])) == 0.05  # never met: the grid's largest
+
+
+def test_fused_calibration_scores_what_fuse_decides(tmp_path):
+    """A tiny phantom run: every grid row counts the same picks, the chosen margin's row is the
+    result's, and fused accuracy is recomputed from the per-class table."""
+    fc = module("fused_calibration")
+    out = tmp_path / "fc.json"
+    assert fc.main(["--anatomy", "phantom", "--val-size", "24", "--val-cache", str(tmp_path / "cache"),
+                    "--threads", "1", "--spread-seeds", "1", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert len({row["choosable"]["n"] for row in r["margin_grid"]}) == 1
+    assert r["low_margin"] in fc.GRID
+    if r["fused_threshold"]["kept_content_threshold"]:
+        assert r["fused_threshold"]["threshold"] == r["content_threshold"]
+    per_class = r["at_chosen"]["per_class"]
+    right = sum(c["fused"] * c["n"] for c in per_class.values())
+    assert round(right / r["at_chosen"]["n"], 4) == r["at_chosen"]["fused_accuracy"]
+    section = fc.card_section(r)
+    assert section["low_margin"] == r["low_margin"] and section["validation"]["n"] == 24

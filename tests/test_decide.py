@@ -81,10 +81,34 @@ def test_a_t1_weighted_acquisition_is_t1w_or_t1wce_by_content(probs, expected, b
 
 
 def test_a_small_t1w_t1wce_margin_is_flagged_not_trusted():
-    close = fuse(content(T1w=0.30, T1wce=0.27), witness(MPRAGE))
+    close = fuse(content(T1w=0.30, T1wce=0.27), witness(MPRAGE), flag_margin=0.10)
     assert close.label in ("T1w", "T1wce") and close.low_confidence
-    clear = fuse(content(T1w=0.30, T1wce=0.05), witness(MPRAGE))
+    clear = fuse(content(T1w=0.30, T1wce=0.05), witness(MPRAGE), flag_margin=0.10)
     assert not clear.low_confidence
+
+
+def test_the_margin_is_the_shipped_cards_calibrated_one():
+    """decide.LOW_MARGIN is what benchmarks/fused_calibration.py wrote into the card's "fused"
+    section, beside (not instead of) the content threshold; a card without one gets the default."""
+    from bidsapp import decide
+    from bidsapp.model.card import SHIPPED_WEIGHTS, read_card
+
+    card = read_card(SHIPPED_WEIGHTS)
+    assert decide.LOW_MARGIN == card["fused"]["low_margin"]
+    assert 0 < card["fused"]["threshold"] < 1 and 0 < card["threshold"] < 1  # two thresholds, kept apart
+    assert decide.low_margin({"threshold": 0.4}) == decide.low_margin(None) == decide.DEFAULT_LOW_MARGIN
+    assert decide.low_margin({"fused": {"low_margin": 0.2}}) == 0.2
+
+
+def test_fuse_flags_by_the_module_margin_unless_given_one(monkeypatch):
+    from bidsapp import decide
+
+    c = content(T1w=0.60, T1wce=0.45)  # margin 0.15
+    monkeypatch.setattr(decide, "LOW_MARGIN", 0.2)
+    assert fuse(c, witness(MPRAGE)).low_confidence
+    assert not fuse(c, witness(MPRAGE), flag_margin=0.1).low_confidence
+    monkeypatch.setattr(decide, "LOW_MARGIN", 0.1)
+    assert not fuse(c, witness(MPRAGE)).low_confidence
 
 
 def test_the_disagreement_between_witnesses_is_recorded():

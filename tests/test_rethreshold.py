@@ -43,3 +43,9 @@ def test_rethreshold_refuses_a_card_that_describes_other_weights(trained, tmp_pa
     weights.with_suffix(".json").write_text(trained.with_suffix(".json").read_text())
     with pytest.raises(SystemExit, match="other weights"):
         rethreshold.main([str(weights), "--anatomy", "phantom", "--seed", "7", "--out", str(tmp_path / "x")])
+
+
+def test_a_new_threshold_drops_the_fused_calibration_made_at_the_old_one():
+    card = {"threshold": 0.4, "fused": {"low_margin": 0.2, "threshold": 0.4}}
+    assert "fused" not in rethreshold.rethresholded_card(card, 0.45, {}, {})
+    assert rethreshold.rethresholded_card(card, 0.4, {}, {})["fused"] == card["fused"]

@@ -76,3 +76,22 @@ def test_training_validation_set_round_trips_through_the_cache(tmp_path):
     assert np.array_equal(built[0], read[0]) and np.array_equal(built[0], fresh[0])
     assert built[2] == read[2] == fresh[2] and built[3] == read[3]
     assert read[0].shape[1] == SPEC.n_slices
+
+
+def test_protocols_round_trip_through_the_cache(tmp_path):
+    """The fused calibration writes each series' synthetic header from its protocol: the cached
+    set must give back the very protocols the series were rendered with."""
+    from bidsapp.train.validation import validation_series
+
+    built = validation_series("phantom", 4, 7, SPEC, cache=tmp_path)
+    read = validation_series("phantom", 4, 7, SPEC, cache=tmp_path)
+    assert len(built[4]) == 4 and built[4] == read[4]
+    assert [p.label for p in read[4]] == read[2] and [p.kind for p in read[4]] == read[3]
+
+
+def test_a_set_cached_without_protocols_is_refused_for_the_series_view(tmp_path, monkeypatch):
+    from bidsapp.train.validation import validation_series
+
+    monkeypatch.setattr(validation, "simulate_set", lambda *a: counting_build([])())
+    with pytest.raises(ValueError, match="without its protocols"):
+        validation_series("phantom", 3, 1, SPEC, cache=tmp_path)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+#: The weights the App ships (``predict.DEFAULT_WEIGHTS``, named here without importing torch).
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mrclass.pt"
+
 
 def card_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")

@@ -47,8 +47,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def rethresholded_card(card: dict, threshold: float, metrics: dict, choice: dict) -> dict:
-    """``card`` with the new threshold and metrics, stamped with this package's version."""
-    return {**card, "version": __version__, "threshold": threshold, "validation_simulated": metrics,
+    """``card`` with the new threshold and metrics, stamped with this package's version. A changed
+    threshold drops the ``"fused"`` section: it was calibrated on decisions made at the old one
+    (``benchmarks/fused_calibration.py --write-card`` calibrates it again)."""
+    kept = {k: v for k, v in card.items() if k != "fused" or threshold == card.get("threshold")}
+    return {**kept, "version": __version__, "threshold": threshold, "validation_simulated": metrics,
             "threshold_choice": choice}
 
 

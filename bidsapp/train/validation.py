@@ -40,8 +40,19 @@ def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout
     scanners do, not on the easiest possible inputs. With ``holdout_heads``, brain series come
     from the heads training does not see (``simulate.split_heads``); body series from every body
     map. With ``cache``, the set is read from that folder when simulated before, else written there."""
+    return validation_series(anatomy_dir, n, seed, spec, holdout_heads, cache)[:4]
+
+
+def validation_series(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0,
+                      cache: Path | None = None):
+    """``validation_set``'s four, plus the ``simulate.Protocol`` each series was rendered with: what
+    a synthetic header is written from (``synthetic_header``), to calibrate the fused decision on
+    the same series and the same cache."""
     params = {"n": n, "seed": seed, "spec": asdict(spec), "holdout_heads": holdout_heads}
-    return cached(cache, params, anatomy_dir, lambda: simulate_set(anatomy_dir, n, seed, spec, holdout_heads))
+    built = cached(cache, params, anatomy_dir, lambda: simulate_set(anatomy_dir, n, seed, spec, holdout_heads))
+    if len(built) < 5:
+        raise ValueError("this cached validation set was written without its protocols")
+    return built
 
 
 def simulate_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0):
@@ -50,7 +61,7 @@ def simulate_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_h
     if holdout_heads:
         _, held = simulate.split_heads(anatomies, holdout_heads)
         anatomies = held + [a for a in anatomies if a.region != "brain"]
-    stacks, geometry, labels, kinds = [], [], [], []
+    stacks, geometry, labels, kinds, protocols = [], [], [], [], []
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     for _ in tqdm(range(n), desc="simulating validation set", unit="series", mininterval=30, leave=False):
@@ -59,8 +70,9 @@ def simulate_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_h
         geometry.append(sample.geometry)
         labels.append(sample.label)
         kinds.append(sample.protocol.kind)
+        protocols.append(sample.protocol)
     torch.random.set_rng_state(generator_state)
-    return np.stack(stacks), np.stack(geometry), labels, kinds
+    return np.stack(stacks), np.stack(geometry), labels, kinds, protocols
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -82,20 +94,28 @@ def cache_key(params: dict, anatomy_dir: str) -> str:
 
 
 def cached(folder: Path | None, params: dict, anatomy_dir: str, build: Callable[[], tuple]) -> tuple:
-    """``build()``'s (stacks, geometry, labels, kinds), read from ``folder`` when a set with the
-    same key is there, else built and written there (atomically: an interrupted write leaves no
-    file). ``folder`` None: always build, write nothing."""
+    """``build()``'s (stacks, geometry, labels, kinds[, protocols]), read from ``folder`` when a set
+    with the same key is there, else built and written there (atomically: an interrupted write
+    leaves no file). ``folder`` None: always build, write nothing."""
     if folder is None:
         return build()
     path = Path(folder) / f"validation-{cache_key(params, anatomy_dir)}.npz"
     if path.exists():
         with np.load(path) as f:
-            return f["stacks"], f["geometry"], [str(x) for x in f["labels"]], [str(x) for x in f["kinds"]]
-    stacks, geometry, labels, kinds = build()
+            read = (f["stacks"], f["geometry"], [str(x) for x in f["labels"]], [str(x) for x in f["kinds"]])
+            return read + ((protocols_from_json(f["protocols"]),) if "protocols" in f.files else ())
+    built = build()
+    stacks, geometry, labels, kinds = built[:4]
+    extra = {"protocols": np.array([json.dumps(asdict(p)) for p in built[4]])} if len(built) > 4 else {}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + f".{os.getpid()}.partial")
     with open(partial, "wb") as f:
         np.savez(f, stacks=stacks, geometry=geometry, labels=np.array(labels), kinds=np.array(kinds),
-                 params=np.array(json.dumps(params, sort_keys=True)))
+                 params=np.array(json.dumps(params, sort_keys=True)), **extra)
     partial.replace(path)
-    return stacks, geometry, labels, kinds
+    return built
+
+
+def protocols_from_json(rows) -> list[simulate.Protocol]:
+    """Protocols back from their JSON rows (the key hashes simulate.py: the fields always match)."""
+    return [simulate.Protocol(**json.loads(str(r))) for r in rows]
