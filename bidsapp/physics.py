@@ -150,6 +150,7 @@ class PhysicsRule:
     name: str = ""
     vendor: str = ""
     dims: str = ""  # MRAcquisitionType "2D" | "3D"
+    not_dims: str = ""  # any MRAcquisitionType but this one (absent included)
     inversion: bool | None = None
     diffusion: bool | None = None  # some b > 50
     b_distinct: int = 0  # at least this many distinct b-values
@@ -245,9 +246,15 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule(OTHER, "spin echo, TE < 30 ms, TR ≥ 1500 ms (proton-density weighted)", sequence=frozenset({"SE"}),
                 not_sequence=_NO_SPIN_PREP, inversion=False, diffusion=False, te=(None, 30.0), tr=(1500.0, None)),
     # -- spoiled gradient echo without preparation: flip angle against the Ernst angle
-    PhysicsRule("T1", "spoiled gradient echo, TE < 10 ms, flip ≥ 1.5 × Ernst angle (T1-weighted)",
+    PhysicsRule("T1", "spoiled gradient echo (not 3D), TE < 10 ms, flip ≥ 1.5 × Ernst angle (T1-weighted)",
                 sequence=frozenset({"GR"}), variant=_SPOILED, not_sequence=_NO_SPIN_PREP,
-                not_variant=frozenset({"MP"}),
+                not_variant=frozenset({"MP"}), not_dims="3D",
+                inversion=False, te=(None, 10.0), flip_over_ernst=(1.5, None), diffusion=False),
+    # 3D: only the short TR of today's T1 GRE (VIBE, LAVA, SPGR); TR 15-50 ms with a T1-like flip is
+    # also time-of-flight angiography, which no vendor field but Siemens' sequence name tells apart
+    PhysicsRule("T1", "3D spoiled gradient echo, TR < 15 ms, TE < 10 ms, flip ≥ 1.5 × Ernst angle (T1-weighted)",
+                sequence=frozenset({"GR"}), variant=_SPOILED, not_sequence=_NO_SPIN_PREP,
+                not_variant=frozenset({"MP"}), dims="3D", tr=(None, 15.0),
                 inversion=False, te=(None, 10.0), flip_over_ernst=(1.5, None), diffusion=False),
     PhysicsRule(OTHER, "spoiled gradient echo, TE < 10 ms, flip ≤ 0.6 × Ernst angle (proton-density weighted)",
                 sequence=frozenset({"GR"}), variant=_SPOILED, not_sequence=_NO_SPIN_PREP,
@@ -327,6 +334,7 @@ def _matches(rule: PhysicsRule, acq: Acquisition) -> bool:
         not rule.name or bool(acq.sequence_name and re.search(rule.name, acq.sequence_name, re.IGNORECASE)),
         not rule.vendor or rule.vendor in acq.manufacturer,
         not rule.dims or acq.mr_acquisition_type == rule.dims,
+        not rule.not_dims or acq.mr_acquisition_type != rule.not_dims,
         rule.inversion is None or acq.inversion == rule.inversion,
         rule.diffusion is None or acq.diffusion_weighted == rule.diffusion,
         len(set(acq.b_values)) >= rule.b_distinct,

@@ -257,6 +257,13 @@ CASES: tuple[Case, ...] = (
     Case("Siemens", "fieldmap-phase", classic(siemens(
         ImageType=["ORIGINAL", "PRIMARY", "P", "ND"], ScanningSequence="GR", SequenceVariant="SP",
         SequenceName="*fm2d2r", RepetitionTime=500, EchoTime=7.38, FlipAngle=60)), (OTHER,), "phase difference image"),
+    Case("Siemens", "flash-2d-t1", classic(siemens(  # 2D FLASH T1: TR 250 ms, flip 70° (Ernst 39°)
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], ScanningSequence="GR", SequenceVariant=["SP", "OSP"],
+        MRAcquisitionType="2D", SequenceName="*fl2d1", RepetitionTime=250, EchoTime=2.5, FlipAngle=70)), T1_BRAIN,
+        "spoiled gradient echo (not 3D)"),
+    Case("Siemens", "tof-like-3d-gre-without-tone-name", classic(siemens(  # TR 23 ms 3D GRE: T1 or TOF? silent
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], ScanningSequence="GR", SequenceVariant=["SP", "OSP"],
+        MRAcquisitionType="3D", SequenceName="*fl3d1r", RepetitionTime=23, EchoTime=3.6, FlipAngle=18)), SILENT),
     Case("Siemens", "fieldmap-without-image-type", classic(siemens(  # neither M nor P: still a field map
         ImageType=["ORIGINAL", "PRIMARY"], ScanningSequence="GR", SequenceVariant="SP",
         SequenceName="*fm2d2r", RepetitionTime=500, FlipAngle=60), echoes(4.92, 7.38)), (OTHER,),
