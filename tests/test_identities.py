@@ -255,8 +255,8 @@ def test_parallel_jobs_get_the_labels_of_one_run(export: Path):
 
 @pytest.mark.parametrize(
     "case",
-    ["short key", "missing key", "bad map", "unmapped patient", "key inside output", "map written inside input",
-     "map written below a file", "bids input"],
+    ["short key", "missing key", "bad map", "unmapped patient", "key inside output", "header index inside output",
+     "map written inside input", "map written below a file", "bids input"],
 )
 def test_identity_usage_errors_exit_2_with_one_line(export: Path, case: str, capsys):
     tmp = export.parent
@@ -270,6 +270,7 @@ def test_identity_usage_errors_exit_2_with_one_line(export: Path, case: str, cap
         "bad map": (export, ["--subject-map", str(short)], "unknown column"),
         "unmapped patient": (export, ["--subject-map", str(tmp / "map.tsv")], "not in --subject-map"),
         "key inside output": (export, ["--pseudonymise", str(tmp / "out" / "key")], "inside the output"),
+        "header index inside output": (export, ["--header-index", str(tmp / "out" / "i.json")], "inside the output"),
         "map written inside input": (export, ["--write-subject-map", str(export / "m.tsv")], "inside the input"),
         "map written below a file": (export, ["--write-subject-map", str(short / "m.tsv")], "is a file"),
         "bids input": (bids, ["--pseudonymise", str(tmp / "key")], "DICOM input only"),

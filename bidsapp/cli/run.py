@@ -124,16 +124,18 @@ def read_corrections(path: str | None) -> dict[str, str]:
         raise UsageError(str(exc)) from None
 
 
-#: Files of these options hold PatientIDs or the key: never inside the output (the dataset that is
-#: shared); the one written is never inside the input either (it is only ever read).
-PRIVATE_FILES = {"subject_map": "--subject-map", "pseudonymise": "--pseudonymise", "write_subject_map": "--write-subject-map"}
+#: Files of these options hold PatientIDs (or the key): never inside the output, the dataset that
+#: is shared.
+PRIVATE_FILES = {"subject_map": "--subject-map", "pseudonymise": "--pseudonymise",
+                 "write_subject_map": "--write-subject-map", "header_index": "--header-index"}
+LABEL_OPTIONS = ("--subject-map", "--pseudonymise", "--write-subject-map")  # DICOM labels only
 
 
 def identity_policy(args, kind: str, src: Path, out: Path) -> identities.IdentityPolicy:
     """The subject/session labels asked for (``bidsapp.identities``), checked before anything runs."""
     given = {option: Path(getattr(args, dest)).resolve() for dest, option in PRIVATE_FILES.items() if getattr(args, dest)}
-    if given and kind != "dicom":
-        raise UsageError(f"{', '.join(given)} apply to DICOM input only (a BIDS input's labels are its folder names)")
+    if kind != "dicom" and (labels := [o for o in LABEL_OPTIONS if o in given]):
+        raise UsageError(f"{', '.join(labels)} apply to DICOM input only (a BIDS input's labels are its folder names)")
     for option, path in given.items():
         if path.is_relative_to(out):
             raise UsageError(f"{option} {path} must not be inside the output directory (it would be shared with it)")
