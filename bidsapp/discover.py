@@ -20,6 +20,7 @@ import struct
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import pydicom
@@ -32,6 +33,9 @@ from bidsapp.header_index import HeaderIndex
 from bidsapp.naming import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_core, sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
+if TYPE_CHECKING:
+    from bidsapp.identities import Assignment, IdentityPolicy
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +46,7 @@ _INDEX_TAGS = [
     "StudyInstanceUID",
     "PatientID",
     "StudyDate",
+    "StudyTime",  # orders a patient's studies into sessions (bidsapp.identities)
     "SeriesNumber",
     "Rows",
     "Columns",
@@ -91,6 +96,7 @@ class Discovery:
     skipped: list[Skipped] = field(default_factory=list)
     # StudyInstanceUID -> (subject, session); DICOM only. Lets heudiconv reuse these decisions.
     study_ids: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    identities: Assignment | None = None  # DICOM: every label decision, for --write-subject-map
     problems: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> one-line reason
     not_images: dict[str, str] = field(default_factory=dict)  # SeriesInstanceUID -> what it is
 
@@ -354,7 +360,8 @@ def _problem_message(entry: _Indexed) -> str | None:
     return f"{n} of {len(entry.paths)} files unusable ({first}); series not converted"
 
 
-def discover_dicom(root: Path, header_index: str | Path | None = None) -> Discovery:
+def discover_dicom(root: Path, header_index: str | Path | None = None,
+                   identities: IdentityPolicy | None = None) -> Discovery:
     """Group every DICOM object under ``root`` by SeriesInstanceUID.
 
     Image series become :class:`Series`; so do non-image objects (SR, PR, KO) and series with
@@ -362,7 +369,10 @@ def discover_dicom(root: Path, header_index: str | Path | None = None) -> Discov
     of vanishing.
     Files that name no series (junk, DICOMDIR, headers cut before the UIDs) are ``skipped``.
     ``header_index``: a file keeping the headers read, for the next run (``bidsapp.header_index``).
+    Subjects and sessions are what ``identities`` decides (default: PatientID and StudyDate).
     """
+    from bidsapp.identities import IdentityPolicy, Study  # it builds on this module's labels
+
     root = Path(root).resolve()
     saved = HeaderIndex(header_index, root) if header_index else None
     by_uid, skipped = _walk_dicom(root, saved)
@@ -371,23 +381,18 @@ def discover_dicom(root: Path, header_index: str | Path | None = None) -> Discov
     index = {uid: e.ds for uid, e in by_uid.items()}
     pid_of = {uid: str(ds.get("PatientID", "") or "") for uid, ds in index.items()}
     study_of = {uid: str(ds.get("StudyInstanceUID", "") or "") for uid, ds in index.items()}
-    subjects = subject_labels(sorted(set(pid_of.values())))
 
     # Sessions come from image series only: a report filed under its own study must not split
     # a patient's images into sessions.
-    studies_by_subject: dict[str, dict[str, str]] = defaultdict(dict)
-    for uid, ds in index.items():
-        if by_uid[uid].image:
-            studies_by_subject[subjects[pid_of[uid]]][study_of[uid]] = readable_or_empty("DA", _raw_text(ds, "StudyDate"))
-    study_ids: dict[str, tuple[str, str | None]] = {}
-    for subject, studies in studies_by_subject.items():
-        for study_uid, session in session_labels(studies).items():
-            study_ids[study_uid] = (subject, session)
+    studies = {(pid_of[uid], study_of[uid]): Study(study_of[uid], pid_of[uid], readable_or_empty("DA", _raw_text(ds, "StudyDate")),
+                                                   readable_or_empty("TM", _raw_text(ds, "StudyTime")))
+               for uid, ds in index.items() if by_uid[uid].image}
+    ids = (identities or IdentityPolicy()).assign(studies.values(), pid_of.values())
 
     series, problems, not_images = [], {}, {}
     for uid, entry in by_uid.items():
         paths = sorted(entry.paths)
-        subject, session = study_ids.get(study_of[uid], (subjects[pid_of[uid]], None))
+        subject, session = ids.of(study_of[uid], pid_of[uid])
         source = os.path.relpath(os.path.commonpath([str(p.parent) for p in paths]), root)
         if len(paths) == 1 and not entry.image:
             source = os.path.relpath(paths[0], root)
@@ -405,8 +410,8 @@ def discover_dicom(root: Path, header_index: str | Path | None = None) -> Discov
                 header=entry.tally.apply(_dicom_facts(paths[0])),
             )
         )
-    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=study_ids, problems=problems,
-                     not_images=not_images)
+    return Discovery(series=sorted(series, key=series_sort_key), skipped=skipped, study_ids=ids.by_study(), problems=problems,
+                     not_images=not_images, identities=ids)
 
 
 def _dicom_facts(path: Path) -> HeaderFacts:
@@ -541,11 +546,11 @@ def detect_input_type(root: Path) -> str:
 
 
 def discover(root: Path, input_type: str = "auto", participants: list[str] | None = None,
-             header_index: str | Path | None = None) -> Discovery:
+             header_index: str | Path | None = None, identities: IdentityPolicy | None = None) -> Discovery:
     """Series of ``root`` (optionally only these participant labels), sorted deterministically;
-    ``header_index`` as in ``discover_dicom`` (BIDS input reads no headers)."""
+    ``header_index`` and ``identities`` as in ``discover_dicom`` (BIDS input reads no headers)."""
     kind = detect_input_type(root) if input_type == "auto" else input_type
-    found = discover_bids(root) if kind == "bids" else discover_dicom(root, header_index)
+    found = discover_bids(root) if kind == "bids" else discover_dicom(root, header_index, identities)
     if participants:
         wanted = {normalize_participant(p) for p in participants}
         found.series = [s for s in found.series if s.subject in wanted]

@@ -27,7 +27,7 @@ from bidsapp.derivatives import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-FORMAT = "mrclass-header-index/1"
+FORMAT = "mrclass-header-index/2"  # /2: StudyTime joined the index tags (session order); older indexes lack it
 
 #: what discovery makes of one file: (index tags or None, why it is left out or broken, is an image)
 Indexed = tuple[Dataset | None, str | None, bool]

@@ -39,6 +39,7 @@ def write_series(
     *,
     patient_id: str = "P01",
     study_date: str = "20240101",
+    study_time: str = "120000",
     study_uid: str | None = None,
     series_description: str = "t1_se_tra",
     series_number: int = 1,
@@ -63,7 +64,7 @@ def write_series(
         ds.PatientID = patient_id
         ds.PatientName = "Test^Subject"
         ds.StudyDate = study_date
-        ds.StudyTime = "120000"
+        ds.StudyTime = study_time
         ds.SeriesTime = f"12{series_number % 60:02d}00"
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid

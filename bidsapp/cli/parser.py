@@ -42,6 +42,11 @@ examples:
   mrclass-bids /data/dicom /data/bids participant --participant-label sub-02
   # the labels --participant-label accepts, one per line (for HPC job arrays)
   mrclass-bids /data/dicom /data/bids participant --list-participants > participants.txt
+  # labels that name no patient or date (sub-<keyed hash>, ses-1, ses-2); the key and the
+  # PatientID table stay with you
+  head -c 32 /dev/urandom > ~/mrclass.key
+  mrclass-bids /data/dicom /data/bids participant --pseudonymise ~/mrclass.key \\
+      --write-subject-map ~/subjects.tsv
   # then gather every participant's table into group_classifications.tsv
   mrclass-bids /data/dicom /data/bids group
   # re-sort a BIDS dataset whose files were named by hand
@@ -113,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=participant_label,
         metavar="LABEL",
-        help="only these participants (with or without 'sub-'; for DICOM the label derived from PatientID)",
+        help="only these participants (with or without 'sub-'): the labels the output uses, which for DICOM "
+        "--subject-map or --pseudonymise may choose (--list-participants prints them)",
     )
     p.add_argument(
         "--list-participants",
@@ -128,6 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
         "files change) and reuse them; job-array tasks sharing one FILE read the tree's headers once, not "
         "once per task (write it with --list-participants before submitting; it holds PatientIDs and "
         "dates: keep it with scratch data)",
+    )
+    p.add_argument(
+        "--pseudonymise",
+        "--pseudonymize",
+        dest="pseudonymise",
+        metavar="KEYFILE",
+        help="DICOM: subject labels become a keyed hash of the PatientID (HMAC-SHA256 with the bytes of KEYFILE, "
+        "at least 16; keep it private, and reuse it to get the same labels again) and sessions 1, 2, ... in study "
+        "order, so no PatientID or StudyDate is in a file name. Recommended for data that is shared",
+    )
+    p.add_argument(
+        "--subject-map",
+        metavar="TSV",
+        help="DICOM: your own labels: a TSV with PatientID and/or StudyInstanceUID, subject and optionally session "
+        "columns (sessions it leaves out are numbered 1, 2, ... in study order). It takes precedence over "
+        "--pseudonymise; without that option every patient must be in it",
+    )
+    p.add_argument(
+        "--write-subject-map",
+        metavar="FILE",
+        help="DICOM: write the PatientID, StudyInstanceUID -> subject, session table to FILE (outside the output "
+        "dataset, readable by you only); --subject-map reads it back. Nothing else keeps this mapping",
     )
     p.add_argument(
         "--input-type",

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bidsapp import derivatives, naming, relabel, stale
+from bidsapp import derivatives, identities, naming, relabel, stale
 from bidsapp.cli import console, identity, preflight
 from bidsapp.cli.parser import EXIT_NOTHING_DONE, EXIT_OK, EXIT_SERIES_FAILED, EXIT_USAGE, parse_args
 from bidsapp.discover import detect_input_type, discover
@@ -124,11 +124,49 @@ def read_corrections(path: str | None) -> dict[str, str]:
         raise UsageError(str(exc)) from None
 
 
-def list_participants(src: Path, input_type: str, labels: list[str] | None, header_index: str | None) -> int:
-    """Print the participant labels of ``src`` on stdout, one per line and nothing else, so job
-    array scripts can read them as they are (headers only are read; nothing but the header
-    index, when asked for, is written)."""
-    subjects = sorted({s.subject for s in discover(src, input_type, labels, header_index).series})
+#: Files of these options hold PatientIDs (or the key): never inside the output, the dataset that
+#: is shared.
+PRIVATE_FILES = {"subject_map": "--subject-map", "pseudonymise": "--pseudonymise",
+                 "write_subject_map": "--write-subject-map", "header_index": "--header-index"}
+LABEL_OPTIONS = ("--subject-map", "--pseudonymise", "--write-subject-map")  # DICOM labels only
+
+
+def identity_policy(args, kind: str, src: Path, out: Path) -> identities.IdentityPolicy:
+    """The subject/session labels asked for (``bidsapp.identities``), checked before anything runs."""
+    given = {option: Path(getattr(args, dest)).resolve() for dest, option in PRIVATE_FILES.items() if getattr(args, dest)}
+    if kind != "dicom" and (labels := [o for o in LABEL_OPTIONS if o in given]):
+        raise UsageError(f"{', '.join(labels)} apply to DICOM input only (a BIDS input's labels are its folder names)")
+    for option, path in given.items():
+        if path.is_relative_to(out):
+            raise UsageError(f"{option} {path} must not be inside the output directory (it would be shared with it)")
+    if written := given.get("--write-subject-map"):
+        if written.is_relative_to(src):
+            raise UsageError(f"--write-subject-map {written} must not be inside the input directory (it is only read)")
+        if problem := (preflight.unwritable(written.parent) or (written.is_dir() and f"{written} is a folder")):
+            raise UsageError(f"--write-subject-map: {problem}")
+    try:
+        return identities.policy(args.subject_map, args.pseudonymise)
+    except identities.IdentityError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def discover_labelled(src: Path, kind: str, args, policy: identities.IdentityPolicy):
+    """Discovery under ``policy``; writes ``--write-subject-map`` (every patient of the input, so
+    parallel jobs write the same table)."""
+    try:
+        found = discover(src, kind, args.participant_label, args.header_index, policy)
+    except identities.IdentityError as exc:
+        raise UsageError(str(exc)) from None
+    if args.write_subject_map and found.identities is not None:
+        identities.write_subject_map(args.write_subject_map, found.identities)
+    return found
+
+
+def list_participants(src: Path, found) -> int:
+    """Print the participant labels found on stdout, one per line and nothing else, so job
+    array scripts can read them as they are (headers only are read; nothing but the header index
+    and the subject map, when asked for, is written)."""
+    subjects = sorted({s.subject for s in found.series})
     if not subjects:
         log.error("no participants found under %s", src)
         return EXIT_NOTHING_DONE
@@ -139,18 +177,19 @@ def list_participants(src: Path, input_type: str, labels: list[str] | None, head
 def run_participants(args, src: Path, out: Path) -> int:
     if args.header_index and Path(args.header_index).resolve().is_relative_to(src):
         raise UsageError(f"--header-index {args.header_index} must not lie inside the input directory")
-    if args.list_participants:
-        return list_participants(src, args.input_type, args.participant_label, args.header_index)
-    corrections = read_corrections(args.relabel)
     kind = detect_input_type(src) if args.input_type == "auto" else args.input_type
-    found = discover(src, kind, args.participant_label, args.header_index)
+    policy = identity_policy(args, kind, src, out)
+    if args.list_participants:
+        return list_participants(src, discover_labelled(src, kind, args, policy))
+    corrections = read_corrections(args.relabel)
+    found = discover_labelled(src, kind, args, policy)
     if found.skipped:
         log.warning("%d files name no image series and were skipped (listed in %s)", len(found.skipped),
                     (deriv_root(out, kind) / derivatives.SKIPPED_TSV).relative_to(out))
     subjects = sorted({s.subject for s in found.series})
     missing = sorted(set(args.participant_label or ()) - set(subjects))
     if missing:
-        available = sorted({s.subject for s in discover(src, kind, header_index=args.header_index).series})
+        available = sorted({s.subject for s in discover(src, kind, header_index=args.header_index, identities=policy).series})
         raise UsageError(f"participant(s) not found: {', '.join(missing)}; available: {', '.join(available) or 'none'}")
     if not found.series:
         log.error("no %s series found under %s", kind, src)
