@@ -34,7 +34,8 @@ known-class simulated series; ``softmaxT-hard`` the same with T fitted on the ha
 exact quantile instead of the 0.025 grid); ``perclass-bar`` the same rule per best class, over
 the "other" series whose best class it is (classes with fewer than 10 such series keep the
 global threshold); ``perclass-q`` per-class target: every class refuses the same share q of its
-own correctly ranked simulated series (t_c = q-quantile of their scores), q the smallest (step
+own correctly ranked simulated series (t_c = their q-quantile score, an order statistic so that
+rank-equivalent scores decide alike), q the smallest (step
 0.0025) whose thresholds refuse >= 90% of all simulated "other"; ``perclass-q-hard`` the same
 with the quantiles taken on the hard series only (the shift-robust variant).
 
@@ -205,7 +206,7 @@ def fit_thresholds(rule: str, s: np.ndarray, best: np.ndarray, truth: list[str],
             sel = (tr == lab) & (best == c) & (hard if rule == "perclass-q-hard" else True)
             pools.append(s[sel] if sel.sum() >= 5 else None)
         for q in np.arange(0.0, 0.5001, 0.0025):
-            th = np.array([np.quantile(p, q) if p is not None else g for p in pools])
+            th = np.array([np.quantile(p, q, method="lower") if p is not None else g for p in pools])
             if refused(s[other], best[other], th).mean() >= BAR:
                 return th
         return th
