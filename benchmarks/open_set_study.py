@@ -35,9 +35,9 @@ exact quantile instead of the 0.025 grid); ``perclass-bar`` the same rule per be
 the "other" series whose best class it is (classes with fewer than 10 such series keep the
 global threshold); ``perclass-q`` per-class target: every class refuses the same share q of its
 own correctly ranked simulated series (t_c = their q-quantile score, an order statistic so that
-rank-equivalent scores decide alike), q the smallest (step
-0.0025) whose thresholds refuse >= 90% of all simulated "other"; ``perclass-q-hard`` the same
-with the quantiles taken on the hard series only (the shift-robust variant).
+rank-equivalent scores decide alike), q the smallest (step 0.0025) whose thresholds refuse
+>= 90% of all simulated "other"; ``perclass-q-hard`` the same with the quantiles taken on the
+hard series only (the shift-robust variant).
 
 **Honest simulated numbers.** Every fitted quantity (T, thresholds) is cross-fitted: fitted on
 the even-indexed half and scored on the odd-indexed half, and the other way round; the pooled
