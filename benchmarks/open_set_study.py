@@ -335,6 +335,28 @@ def refusal_rates(rows) -> None:
               f"   real {q['known_refused']}/{q['known_n']} = {q['known_refused'] / q['known_n']:.3f}")
 
 
+def real_scores(z: np.ndarray, truth: list[str], names: list[str]) -> list[dict]:
+    """Every real series' best class, runner-up, max sigmoid and energy: what a threshold can and
+    cannot reach (a refusal whose best class is wrong is not a threshold's to fix)."""
+    order = np.argsort(-z, axis=1)
+    sig, energy = score("sigmoid", z, {}), score("energy", z, {})
+    return [{"name": n, "truth": t, "best": LABELS[o[0]], "second": LABELS[o[1]],
+             "max_sigmoid": round(float(p), 4), "energy": round(float(e), 3)}
+            for n, t, o, p, e in zip(names, truth, order, sig, energy)]
+
+
+def print_refused(series: list[dict], threshold: float) -> None:
+    print(f"\nreal known-class series below the card's threshold {threshold} (best class right?):")
+    for r in series:
+        if r["truth"] != OTHER and r["max_sigmoid"] < threshold:
+            print(f"  {r['name'][:60]:<60} {r['truth']:<9} best {r['best']:<9}{'(right)' if r['best'] == r['truth'] else '(wrong)':<8}"
+                  f" p {r['max_sigmoid']:.3f}  energy {r['energy']:.2f}  second {r['second']}")
+    print("real 'other' series (refused by a threshold above their score):")
+    for r in series:
+        if r["truth"] == OTHER:
+            print(f"  {r['name'][:60]:<60} best {r['best']:<9} p {r['max_sigmoid']:.3f}  energy {r['energy']:.2f}")
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'candidate':<31}{'sim acc':>8}{'known':>7}{'hard':>7}{'other':>7}{'E1E2E3':>8}"
           f"{'dev':>7}{'refus':>6}{'wrong':>6}{'oth':>5}{'maps':>5}  brain classes (dev)")
@@ -380,13 +402,16 @@ def main(argv=None) -> int:
     rows = run(z_sim, truth, hard, z_real, real_truth, real_names, n_dev, clf.threshold)
     print_table(rows)
     refusal_rates(rows)
+    series = real_scores(z_real, real_truth, real_names)
+    print_refused(series, clf.threshold)
     chosen = choose(rows)
     print(f"\ndecision rule: {'ship ' + chosen['candidate'] if chosen else 'no candidate qualifies; the card stays'}")
     if args.json:
         benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
                                         "val_size": args.val_size, "seed": args.seed,
                                         "n_hard": int(hard.sum()), "n_other": truth.count(OTHER),
-                                        "chosen": chosen["candidate"] if chosen else None, "candidates": rows})
+                                        "chosen": chosen["candidate"] if chosen else None, "candidates": rows,
+                                        "real_series": series})
     return 0
 
 
