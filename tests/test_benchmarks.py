@@ -474,3 +474,55 @@ def test_fused_calibration_scores_what_fuse_decides(tmp_path):
     assert round(right / r["at_chosen"]["n"], 4) == r["at_chosen"]["fused_accuracy"]
     section = fc.card_section(r)
     assert section["low_margin"] == r["low_margin"] and section["validation"]["n"] == 24
+
+
+def _open_set_rows(study, hard_acc: dict[str, float], other: float = 0.9, swi: float = 0.8) -> list[dict]:
+    def row(candidate, score, rule, acc):
+        sim = {"other_refused": other, "known_accuracy": 0.8, "hard_known_accuracy": acc,
+               "sensitivity": {lab: (swi if lab == "SWI" and candidate != "card" else 0.8) for lab in study.NO_REAL_DATA}}
+        return {"candidate": candidate, "score": score, "rule": rule, "simulated": sim,
+                "real": {"dev_right": 20, "derived_right": 5}}
+
+    rows = [row("card", "sigmoid", "card", 0.70)]
+    rows += [row(name, *name.split("/", 1), acc) for name, acc in hard_acc.items()]
+    for r in rows:
+        r["eligible"] = study.eligible(r["simulated"], rows[0]["simulated"])
+    return rows
+
+
+def test_open_set_study_rule_ships_only_an_eligible_gain_and_never_a_redrawn_global_threshold():
+    study = module("studies/open_set_study")
+    rows = _open_set_rows(study, {"sigmoid/global": 0.80, "energy/perclass-q": 0.705, "softmaxT/global": 0.72})
+    assert study.choose(rows)["candidate"] == "softmaxT/global"  # today's rule re-drawn cannot ship
+    assert study.choose(_open_set_rows(study, {"energy/perclass-q": 0.709})) is None  # gain under 0.01
+    assert study.choose(_open_set_rows(study, {"energy/global": 0.80}, other=0.87)) is None  # E1
+    assert study.choose(_open_set_rows(study, {"energy/global": 0.80}, swi=0.77)) is None  # E2: SWI lost 0.03
+
+
+def test_open_set_study_thresholds_refuse_the_bar_and_rank_scores_agree():
+    """The bar threshold refuses exactly the lowest 90% of "other"; max logit decides as max
+    sigmoid under every rank rule; cross-fitted decisions never come from the half they score."""
+    from bidsapp.classes import LABELS
+
+    study = module("studies/open_set_study")
+    rng = np.random.default_rng(3)
+    s = rng.uniform(0, 1, 200)
+    t = study.bar_threshold(s)
+    assert (s < t).sum() == 180 and (s[s >= t] >= np.sort(s)[179]).all()
+    n = 600
+    truth = [LABELS[i] if i < 15 else "other" for i in rng.integers(0, 18, n)]
+    z = rng.normal(-3, 1, (n, 15))
+    for i, lab in enumerate(truth):
+        if lab != "other":
+            z[i, LABELS.index(lab)] += rng.normal(4, 2)
+    hard = study.hard_mask(truth, [{"snr": float(x)} for x in rng.uniform(5, 50, n)])
+    assert 0.4 < hard.sum() / sum(lab != "other" for lab in truth) < 0.6
+    for rule in study.RULES:
+        assert study.cross_fitted("sigmoid", rule, z, truth, hard) == study.cross_fitted("maxlogit", rule, z, truth, hard)
+    # the even half's decisions depend only on the odd half: changing an even "other" changes nothing there
+    moved = z.copy()
+    j = next(i for i, lab in enumerate(truth) if lab == "other" and i % 2 == 0)
+    moved[j] += 10
+    a, b = study.cross_fitted("energy", "perclass-q", z, truth, hard), study.cross_fitted("energy", "perclass-q", moved, truth, hard)
+    assert [x for i, x in enumerate(a) if i % 2 == 0 and i != j] == [x for i, x in enumerate(b) if i % 2 == 0 and i != j]
+    assert study.fit_temperature(z * 3, truth) == pytest.approx(3 * study.fit_temperature(z, truth), rel=0.02)
