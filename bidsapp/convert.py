@@ -327,7 +327,9 @@ def series_images(out_dir: Path, first_image: str) -> list[str]:
     """Every image of the series whose first image is ``first_image`` (the inverse of
     ``written_files``: echoes and parts share the stem the heuristic chose)."""
     folder, _, name = first_image.rpartition("/")
-    return written_files(out_dir, f"{folder}/{_ADDED_PIECES.sub('', naming.image_core(name))}") or [first_image]
+    stem = _ADDED_PIECES.sub("", naming.image_core(name))
+    stem = next((stem[:-1] for suffix in naming.NUMBERED_BY_BIDS if re.fullmatch(f".*{suffix}[12]", stem)), stem)
+    return written_files(out_dir, f"{folder}/{stem}") or [first_image]
 
 
 def all_written(out_dir: Path, outcomes: list[handoff.SeriesOutcome]) -> set[str]:
