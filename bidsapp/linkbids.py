@@ -99,6 +99,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
                 physics_kind=kind,
                 protocol=s.header.protocol_name,
+                image_type=s.header.image_type,
             )
         )
     names = naming.assign_names(requests)

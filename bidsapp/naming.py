@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bidsapp.classes import BY_LABEL
 
@@ -50,6 +50,8 @@ class NameRequest:
     has_directions: bool = True  # diffusion only: False → scanner-derived trace
     physics_kind: str = ""  # an "other" series the physics witness recognised ("bold"): ``PLACED_OTHER``
     protocol: str = ""  # typed protocol text: it may name a task, never classify
+    image_type: tuple[str, ...] = ()  # scanner ImageType: reformats and reconstruction twins (``rec-``)
+    rec: str | None = None  # rec- label set by ``assign_names`` for the twin of another series
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Entities:
     acq: str | None = None
     ce: str | None = None
     task: str | None = None
+    rec: str | None = None
 
 
 #: "other" series (no content class) that BIDS still has a place for, by physics kind:
@@ -69,6 +72,13 @@ PLACED_OTHER: dict[str, tuple[str, str]] = {
     "fmap_phasediff": ("fmap", "phasediff"),
 }
 TASK_SUFFIXES = frozenset({"bold"})  # suffixes that take a task- entity
+#: ImageType tokens of an image computed from another acquisition: named once, marked ``rec-``
+#: (a reformat or a subtraction is not a second acquisition of its contrast).
+DERIVED_RECONSTRUCTIONS = {"MPR": "mpr", "MPR_THICK": "mpr", "REFORMATTED": "mpr", "SUB": "sub", "SUBTRACTION": "sub"}
+#: Twins the scanner writes of one acquisition, (token of the plain one, token of the twin, rec- of the
+#: twin): Siemens stores a series with and without distortion correction (DIS2D/DIS3D vs ND) and
+#: with and without prescan normalisation (NORM vs none). The corrected image keeps the plain name.
+RECONSTRUCTION_TWINS = (({"DIS2D", "DIS3D"}, "ND", "nd"), ({"NORM"}, None, "nonorm"))
 #: Stems whose images BIDS itself numbers (``_magnitude`` → ``_magnitude1``, ``_magnitude2``): heudiconv's
 #: counter for a series' several images is then the BIDS name, not a clash to set aside.
 NUMBERED_BY_BIDS = ("_magnitude",)
@@ -125,13 +135,29 @@ def entities(req: NameRequest) -> Entities | None:
         suffix=suffix,
         acq=cls.acq,
         ce=agent_label(req.contrast_agent) if cls.contrast else None,
+        rec=req.rec or reconstruction(req.image_type),
     )
+
+
+def reconstruction(image_type: tuple[str, ...] | list[str]) -> str | None:
+    """``rec-`` label of a reformat or subtraction (``DERIVED_RECONSTRUCTIONS``), else None."""
+    return next((DERIVED_RECONSTRUCTIONS[t.upper()] for t in image_type if t.upper() in DERIVED_RECONSTRUCTIONS), None)
+
+
+def twin_rec(req: NameRequest, others: list[NameRequest]) -> str | None:
+    """``rec-`` of ``req`` when it is the uncorrected twin of another series with its name."""
+    mine = {t.upper() for t in req.image_type}
+    for plain, twin, label in RECONSTRUCTION_TWINS:
+        is_twin = (twin in mine) if twin else not (plain & mine)
+        if is_twin and any(plain & {t.upper() for t in o.image_type} for o in others):
+            return label
+    return None
 
 
 def _bids_stem(req: NameRequest, ent: Entities, run: int | None) -> str:
     prefix = f"sub-{req.subject}" + (f"_ses-{req.session}" if req.session else "")
     folder = f"sub-{req.subject}/" + (f"ses-{req.session}/" if req.session else "") + ent.datatype
-    pairs = [("task", ent.task), ("acq", ent.acq), ("ce", ent.ce), ("run", run)]
+    pairs = [("task", ent.task), ("acq", ent.acq), ("ce", ent.ce), ("rec", ent.rec), ("run", run)]
     middle = "".join(f"_{k}-{v}" for k, v in pairs if v is not None)
     return f"{folder}/{prefix}{middle}_{ent.suffix}"
 
@@ -158,6 +184,7 @@ def assign_names(requests: list[NameRequest]) -> dict[str, str]:
     Names are unique across the whole set (subject/session are part of every name), so the
     set may span several participants.
     """
+    requests = _mark_twins(requests)
     groups: dict[str, list[NameRequest]] = defaultdict(list)
     for req in requests:
         groups[path_stem(req)].append(req)
@@ -169,3 +196,20 @@ def assign_names(requests: list[NameRequest]) -> dict[str, str]:
         for run, req in enumerate(sorted(members, key=_order), start=1):
             names[req.key] = path_stem(req, run)
     return names
+
+
+def _mark_twins(requests: list[NameRequest]) -> list[NameRequest]:
+    """Requests with ``rec`` set where a series is the uncorrected twin of another one that would
+    share its name (``RECONSTRUCTION_TWINS``): each acquisition is named once, its twin marked."""
+    groups: dict[str, list[NameRequest]] = defaultdict(list)
+    for req in requests:
+        groups[path_stem(req)].append(req)
+    marked = {}
+    for stem, members in groups.items():
+        if len(members) < 2 or stem.startswith(UNCLASSIFIED_DIR):
+            continue
+        for req in members:
+            label = twin_rec(req, [o for o in members if o is not req])
+            if label:
+                marked[req.key] = replace(req, rec=label)
+    return [marked.get(r.key, r) for r in requests]

@@ -263,6 +263,7 @@ def infotodict(seqinfos) -> dict:
                 has_directions=v.has_directions,
                 physics_kind=v.physics_kind,
                 protocol=getattr(s, "protocol_name", ""),
+                image_type=tuple(v.image_type),
             )
         )
     names = naming.assign_names(requests)

@@ -175,3 +175,26 @@ def test_an_other_series_physics_recognises_as_bold_is_named_under_func():
     assert names["b"] == "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1_bold"
     assert names["c"] == "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2_bold"
     assert names["o"].startswith("sourcedata/unclassified/sub-01/ses-1/3_localizer")
+
+
+def _t1(key, number, image_type, label="T1w"):
+    return NameRequest(key=key, subject="01", session=None, label=label, series_number=number,
+                       series_description="t1_mprage_sag", image_type=image_type)
+
+
+def test_scanner_twins_and_reformats_are_named_once_and_marked_rec():
+    """Siemens writes one acquisition twice (with and without distortion correction, with and
+    without prescan normalisation) and reformats it (MPR): the corrected image keeps the plain
+    name, the twin and the reformat get rec-, and run- stays for real repeats."""
+    names = assign_names([
+        _t1("dis", 5, ("ORIGINAL", "PRIMARY", "M", "NORM", "DIS3D")),
+        _t1("nd", 6, ("ORIGINAL", "PRIMARY", "M", "NORM", "ND")),
+        _t1("mpr", 7, ("DERIVED", "PRIMARY", "MPR", "NORM", "DIS3D")),
+        _t1("raw", 8, ("ORIGINAL", "PRIMARY", "M", "DIS3D")),  # the same without NORM
+    ])
+    assert names == {"dis": "sub-01/anat/sub-01_T1w", "nd": "sub-01/anat/sub-01_rec-nd_T1w",
+                     "mpr": "sub-01/anat/sub-01_rec-mpr_T1w", "raw": "sub-01/anat/sub-01_rec-nonorm_T1w"}
+    repeats = assign_names([_t1("a", 3, ("ORIGINAL", "PRIMARY", "M", "ND")), _t1("b", 9, ("ORIGINAL", "PRIMARY", "M", "ND"))])
+    assert repeats == {"a": "sub-01/anat/sub-01_run-1_T1w", "b": "sub-01/anat/sub-01_run-2_T1w"}
+    alone = assign_names([_t1("nd", 6, ("ORIGINAL", "PRIMARY", "M", "ND"))])
+    assert alone == {"nd": "sub-01/anat/sub-01_T1w"}  # no twin: nothing to mark
