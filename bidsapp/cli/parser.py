@@ -14,11 +14,13 @@ EXIT_NOTHING_DONE = 3
 DESCRIPTION = """\
 Sort MRI series by what their images show, not by what their headers say.
 
-A convolutional network looks at every series (DICOM or NIfTI) and decides its contrast
-(T1w, T1w after contrast, T2w, FLAIR, SWI, DWI, ADC, and body phases). The series are written
-as a BIDS dataset under content-based names, with per-series confidences, a header-based
-cross-check and one TSV row per input series. Series the network does not recognise are kept
-(converted) under sourcedata/unclassified/ instead of being guessed.
+Two witnesses decide each series: a convolutional network looks at its images (T1w, T1w after
+contrast, T2w, FLAIR, SWI, DWI, ADC, and body phases), and the scanner's own acquisition fields
+(sequence, TR/TE/TI, flip angle, b-values, image type) rule classes out. Typed text
+(SeriesDescription, file names) never decides: it is compared and flagged. The series are written
+as a BIDS dataset under content-based names (BOLD runs and field maps where fMRI pipelines look),
+with per-series confidences and witnesses and one TSV row per input series. Series neither
+witness recognises are kept (converted) under sourcedata/unclassified/ instead of being guessed.
 """
 
 EPILOG = f"""\
