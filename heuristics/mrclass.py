@@ -4,11 +4,14 @@ Use on its own::
 
     heudiconv --files DICOM_DIR -f heuristics/mrclass.py -o OUT -c dcm2niix -b
 
-* ``custom_seqinfo`` loads each series' pixels (dcm2niix via ``bidsapp.volume.load_dicom``) and
-  classifies them; a series that fails becomes status "error" and is named as "other" instead
-  of stopping the whole conversion;
+* ``custom_seqinfo`` loads each series' pixels (dcm2niix via ``bidsapp.volume.load_dicom``),
+  classifies them and fuses that with the physics witness of its headers (``bidsapp.decide``,
+  the App's own decision; standalone, the series' files are header-read for echoes, b-values and
+  volumes); a series that fails becomes status "error" and is named as "other" instead of
+  stopping the whole conversion;
 * ``infotodict`` turns the verdicts into BIDS keys with ``bidsapp.naming`` (explicit run numbers,
-  never heudiconv's ``{item}``); "other" goes to ``sourcedata/unclassified/``;
+  never heudiconv's ``{item}``); "other" goes to ``sourcedata/unclassified/``, except what BIDS
+  still has a place for (BOLD runs in ``func/``, field maps in ``fmap/``);
 * ``infotoids`` gives the subject from PatientID (sanitised like ``bidsapp.discover``).
 
 Standalone, each study is one subject without a session (use heudiconv's ``-ss`` for sessions).
