@@ -1,10 +1,10 @@
 """Physics-based MR simulator: label maps of real anatomy → native-plane slice stacks.
 
-This module composes the pieces; each lives in its own module so that imports run one way
-(``tissues`` → ``anatomy`` → ``phantom`` → ``label_maps``; ``protocols`` → ``open_set``;
-``sequences``, ``geometry``, ``appearance``, ``artefacts``; then this module). One training
-example is made in four steps, each randomised (domain randomisation, SynthSeg-style but with
-MR physics so contrast *relationships* are right):
+This module composes the pieces. Each lives in its own module and imports only those listed
+before it, so imports run one way: ``tissues``, ``draws``, ``anatomy``, ``phantom``,
+``label_maps``, ``protocols``, ``open_set``, ``sequences``, ``geometry``, ``appearance``,
+``artefacts``, then this module. One training example is made in four steps, each randomised
+(domain randomisation, SynthSeg-style but with MR physics so contrast *relationships* are right):
 
 1. ``Protocol`` (``protocols``, ``open_set``): a class (or an "other" kind) picks a sequence and
    its parameters: spin echo, spoiled gradient echo, inversion recovery (FLAIR nulls the CSF T1
