@@ -20,8 +20,12 @@ import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from .train import simulate
+from .train.anatomy import Anatomy
+from .train.geometry import SliceGeometry, plan_geometry
 from .train.phantom import make_phantom
+from .train.protocols import Protocol
+from .train.simulate import render
+from .train.tissues import draw_tissue_params
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class ExampleSeries:
     number: int
     description: str
     truth: str  # what the content is (for the README and tests)
-    protocol: simulate.Protocol
+    protocol: Protocol
     plane: str = "axial"
     n_slices: int = 24
     b_values: tuple[float, ...] = ()  # one volume per b-value (diffusion)
@@ -43,16 +47,16 @@ class ExampleSeries:
         """The b-value of each volume, None for a volume without diffusion weighting."""
         return tuple(self.b_values) or (None,) * max(self.n_volumes, len(self.echo_times))
 
-    def protocols(self) -> list[simulate.Protocol]:
+    def protocols(self) -> list[Protocol]:
         """The protocol each volume is rendered with: per b-value, per echo, or the one."""
         if self.b_values:
             return [replace(self.protocol, b=float(b), raw_direction=b > 0) for b in self.b_values]
         return [replace(self.protocol, te=te) for te in self.echo_times] or [self.protocol]
 
 
-def _p(label, kind, seq, **kw) -> simulate.Protocol:
+def _p(label, kind, seq, **kw) -> Protocol:
     base = dict(thickness=5.0, res=1.0, snr=35.0, field=3.0)
-    return simulate.Protocol(label, kind, seq, **{**base, **kw})
+    return Protocol(label, kind, seq, **{**base, **kw})
 
 
 # Field maps are recognised by the vendor's sequence name (docs/physics.md): these two series say Siemens.
@@ -92,7 +96,7 @@ SERIES: tuple[ExampleSeries, ...] = (
 _LPS = np.array([-1.0, -1.0, 1.0])  # RAS → DICOM patient (LPS) coordinates
 
 
-def render_example_series(series: ExampleSeries, anat: simulate.Anatomy, seed: int) -> tuple[np.ndarray, simulate.SliceGeometry]:
+def render_example_series(series: ExampleSeries, anat: Anatomy, seed: int) -> tuple[np.ndarray, SliceGeometry]:
     """(n_volumes, n_slices, H, W) float images and their geometry. A time series is one
     rendered image repeated with fresh thermal noise per volume (temporal SNR ``protocol.snr``),
     as a BOLD run is: rendering each volume anew would redraw its texture and artefacts."""
@@ -106,16 +110,15 @@ def render_example_series(series: ExampleSeries, anat: simulate.Anatomy, seed: i
         rng = np.random.default_rng([seed, series.number, i])
         # the same slice positions for every volume of a 4D series: geometry drawn from one seed
         geo_rng = np.random.default_rng([seed, series.number])
-        geo = simulate.plan_geometry(geo_rng, anat, proto, series.n_slices, series.plane, fov=230.0,
-                                     even=True, oblique=False)
-        tp = simulate.draw_tissue_params(np.random.default_rng([series.number]), proto.field, jitter=0.05)
-        slices, geo = simulate.render(rng, anat, proto, series.n_slices, geometry=geo, tissue_params=tp,
-                                      stripped=False, storage=False)
+        geo = plan_geometry(geo_rng, anat, proto, series.n_slices, series.plane, fov=230.0, even=True, oblique=False)
+        tp = draw_tissue_params(np.random.default_rng([series.number]), proto.field, jitter=0.05)
+        slices, geo = render(rng, anat, proto, series.n_slices, geometry=geo, tissue_params=tp,
+                             stripped=False, storage=False)
         volumes.append(slices)
     return np.stack(volumes), geo
 
 
-def _dataset(path: Path, series: ExampleSeries, study: dict, geo: simulate.SliceGeometry, k: int,
+def _dataset(path: Path, series: ExampleSeries, study: dict, geo: SliceGeometry, k: int,
              pixels: np.ndarray, instance: int, b: float | None) -> FileDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage

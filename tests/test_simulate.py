@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from bidsapp.classes import LABELS
+from bidsapp.train import artefacts, geometry, label_maps, protocols
 from bidsapp.train import simulate as S
 from bidsapp.train.phantom import make_phantom
 from bidsapp.train.tissues import TISSUE_INDEX
@@ -78,11 +81,11 @@ def test_load_anatomies_reads_label_maps_and_refuses_an_empty_folder(tmp_path):
     labels = np.zeros((20, 20, 20), np.uint8)
     labels[5:15, 5:15, 5:15] = 3  # white matter
     nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "brainweb" / "subject00_crisp.nii.gz")
-    anatomies = S.load_anatomies(tmp_path, n_phantoms=1)
+    anatomies = label_maps.load_anatomies(tmp_path, n_phantoms=1)
     assert [a.region for a in anatomies] == ["brain", "brain"]
     assert (anatomies[1].tissue == TISSUE_INDEX["wm"]).sum() == 1000
     with pytest.raises(FileNotFoundError):
-        S.load_anatomies(tmp_path / "missing", n_phantoms=1)
+        label_maps.load_anatomies(tmp_path / "missing", n_phantoms=1)
 
 
 def test_air_cavities_inside_the_head_get_a_mucosa_lining_and_the_outer_skin_does_not(tmp_path):
@@ -96,7 +99,7 @@ def test_air_cavities_inside_the_head_get_a_mucosa_lining_and_the_outer_skin_doe
     labels[(zz - 8) ** 2 + yy**2 + xx**2 < 4**2] = 0  # ... an air cavity
     (tmp_path / "brainweb").mkdir()
     nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "brainweb" / "subject00_crisp.nii.gz")
-    tissue = S.load_anatomies(tmp_path)[0].tissue
+    tissue = label_maps.load_anatomies(tmp_path)[0].tissue
     mucosa = tissue == TISSUE_INDEX["mucosa"]
     dist = np.sqrt(((np.argwhere(mucosa) - (27.5, 19.5, 19.5)) ** 2).sum(1))  # from the cavity's centre
     assert mucosa.sum() > 200 and dist.max() < 7  # a lining round the cavity, inside the connective tissue
@@ -192,7 +195,7 @@ def test_epi_distortion_moves_pixels_along_the_phase_axis_and_keeps_the_signal()
     img = np.zeros((3, 64, 64), np.float32)
     img[:, 20:44, 20:44] = 1.0
     for axis in (1, 2):
-        out = S._epi_distortion(rng, img, axis)
+        out = artefacts._epi_distortion(rng, img, axis)
         assert not np.allclose(out, img)
         assert abs(out.sum() - img.sum()) < 0.1 * img.sum(), "a shift redistributes intensity"
         # nothing moves along the frequency axis: the square spans the same rows (columns) as before
@@ -203,16 +206,16 @@ def test_epi_distortion_moves_pixels_along_the_phase_axis_and_keeps_the_signal()
 def test_bold_dropout_hits_the_orbitofrontal_and_inferior_temporal_brain_only():
     """Signal is lost where the brain meets the sinuses and ear canals, nowhere near its centre."""
     rng = np.random.default_rng(3)
-    anat = S.load_anatomies("phantom")[0]
+    anat = label_maps.load_anatomies("phantom")[0]
     proto = S._other(np.random.default_rng(0), "brain")
-    proto = S.replace(proto, seq="gre", epi=True, thickness=3.0, res=2.0)
+    proto = replace(proto, seq="gre", epi=True, thickness=3.0, res=2.0)
     geo = S.plan_geometry(rng, anat, proto, 24, "sagittal", 240, even=True, oblique=False)
     keep = S.bold_dropout(rng, anat, proto, geo)
     assert keep.shape == (24, geo.size, geo.size)
     assert keep.min() < 0.3, "near-total loss somewhere"
     lo, hi = anat.brain_box
     lost, kept = [], []
-    for k, vox in enumerate(S.slice_voxels(anat, proto, geo)):
+    for k, vox in enumerate(geometry.slice_voxels(anat, proto, geo)):
         frac = (vox.mean(axis=0) - lo) / (hi - lo)  # position in the brain's box, RAS
         lost.append(frac[keep[k] < 0.5])
         kept.append(keep[k][(np.abs(frac - 0.5) < 0.1).all(axis=-1)])
@@ -223,13 +226,13 @@ def test_bold_dropout_hits_the_orbitofrontal_and_inferior_temporal_brain_only():
 
 
 def test_dropout_is_drawn_for_bold_but_not_for_spin_echo_diffusion(monkeypatch):
-    anat = S.load_anatomies("phantom")[0]
-    fmri = S.replace(S.CLASS_PROTOCOLS["DWI"](np.random.default_rng(0), "DWI"), label="other", seq="gre",
+    anat = label_maps.load_anatomies("phantom")[0]
+    fmri = replace(S.CLASS_PROTOCOLS["DWI"](np.random.default_rng(0), "DWI"), label="other", seq="gre",
                      tr=2000.0, te=30.0, flip=80.0, b=0.0)
     calls = []
     real = S.bold_dropout
     monkeypatch.setattr(S, "bold_dropout", lambda *a, **k: calls.append(a[2].seq) or real(*a, **k))
-    for proto in (fmri, S.replace(fmri, seq="dwi", label="DWI")):
+    for proto in (fmri, replace(fmri, seq="dwi", label="DWI")):
         S.render(np.random.default_rng(1), anat, proto, 4, plane="axial", stripped=False)
     assert calls == ["gre"]
 
@@ -239,7 +242,7 @@ def test_coil_shading_is_bright_at_the_surface_and_falls_with_depth():
     yy, xx = np.mgrid[:160, :160]
     r = np.sqrt((yy - 80) ** 2 + (xx - 80) ** 2)
     mask = np.broadcast_to(r < 70, (3, 160, 160)).copy()
-    gain = S._coil_sensitivity(rng, mask, res=2.0, gain=(1.0, 1.5))
+    gain = artefacts._coil_sensitivity(rng, mask, res=2.0, gain=(1.0, 1.5))
     rim, middle, centre = (gain[:, (r > a) & (r < b)].mean() for a, b in ((64, 69), (35, 40), (0, 5)))
     assert rim > middle > centre >= 1.0
     assert rim > 1.5 * centre, "a factor of ~2 between skin and depth, as on pelvic T2 without normalisation"
@@ -301,7 +304,7 @@ def test_no_diffusion_target_is_a_b0_image_alone():
     is diffusion. Mixtures (the mean of a 4D series without b-values) stay mostly diffusion-weighted."""
     rng = np.random.default_rng(3)
     mixes = [S.CLASS_PROTOCOLS[label](rng, label).b0_mix for _ in range(300) for label in ("DWI", "body-DWI")]
-    assert max(mixes) <= S.B0_MIX_MAX and 0.2 < np.mean(np.array(mixes) > 0) < 0.5
+    assert max(mixes) <= protocols.B0_MIX_MAX and 0.2 < np.mean(np.array(mixes) > 0) < 0.5
 
 
 def test_diffusion_targets_keep_csf_below_grey_matter():
@@ -346,17 +349,17 @@ def test_2d_brain_series_cover_the_brain_and_3d_volumes_the_whole_map():
     for seed in range(30):
         rng = np.random.default_rng(seed)
         for coverage in (True, False):
-            z = centre[2] + S._slice_positions(rng, anat, normal, centre, 12, brain_coverage=coverage)
+            z = centre[2] + geometry._slice_positions(rng, anat, normal, centre, 12, brain_coverage=coverage)
             lowest[coverage].append(z.min())
     # brain's lower edge less at most BRAIN_COVERAGE_BELOW_MM of skull base, and the face only sometimes
-    assert min(lowest[True]) >= 65 - S.BRAIN_COVERAGE_BELOW_MM
-    assert np.median(lowest[True]) > 65 - 0.75 * S.BRAIN_COVERAGE_BELOW_MM
-    assert min(lowest[False]) < 65 - S.BRAIN_COVERAGE_BELOW_MM  # the whole map reaches into the neck
+    assert min(lowest[True]) >= 65 - geometry.BRAIN_COVERAGE_BELOW_MM
+    assert np.median(lowest[True]) > 65 - 0.75 * geometry.BRAIN_COVERAGE_BELOW_MM
+    assert min(lowest[False]) < 65 - geometry.BRAIN_COVERAGE_BELOW_MM  # the whole map reaches into the neck
     rng = np.random.default_rng(0)
     proto2d = S.Protocol("T2w", "tse_t2", "se", is3d=False)
-    drawn = [S._brain_coverage(rng, anat, proto2d) for _ in range(400)]
+    drawn = [geometry._brain_coverage(rng, anat, proto2d) for _ in range(400)]
     assert 0.75 < np.mean(drawn) < 0.95
-    assert not any(S._brain_coverage(rng, anat, S.Protocol("T1w", "mprage", "mprage", is3d=True)) for _ in range(50))
+    assert not any(geometry._brain_coverage(rng, anat, S.Protocol("T1w", "mprage", "mprage", is3d=True)) for _ in range(50))
 
 
 def test_lumped_soft_tissue_is_fat_under_the_skin_and_mostly_muscle_deeper():
@@ -382,8 +385,8 @@ def test_brain_echo_planar_series_are_axial_stacks():
     mprage = S.Protocol("T1w", "mprage", "mprage", is3d=True)
     tse = S.Protocol("T2w", "tse_t2", "se", is3d=False)
     assert S.plane_probabilities(head, mprage)[0] < S.plane_probabilities(head, tse)[0] < 0.9
-    assert S.plane_probabilities(head, S.Protocol("other", "tof", "gre"))[0] == S.PLANE_P["tof"][0]
-    assert all(abs(sum(p) - 1) < 1e-9 for p in S.PLANE_P.values())
+    assert S.plane_probabilities(head, S.Protocol("other", "tof", "gre"))[0] == geometry.PLANE_P["tof"][0]
+    assert all(abs(sum(p) - 1) < 1e-9 for p in geometry.PLANE_P.values())
 
 
 def test_simulated_bold_has_the_bright_csf_of_real_bold():

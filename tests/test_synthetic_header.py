@@ -10,22 +10,23 @@ import pytest
 
 from bidsapp.physics import witness
 from bidsapp.records import HeaderFacts
-from bidsapp.train import simulate
+from bidsapp.train.open_set import OTHER_KINDS, _other
+from bidsapp.train.protocols import CLASS_PROTOCOLS, Protocol
 from bidsapp.train.synthetic_header import (GE, PHILIPS, SIEMENS, SOURCE_P, VENDOR_P, header_of,
                                             scanner_fields)
 
 DRAWS = 300
 
 
-def _protocols(rng) -> dict[tuple[str, str], list[simulate.Protocol]]:
+def _protocols(rng) -> dict[tuple[str, str], list[Protocol]]:
     """(label, kind) → simulated protocols: DRAWS per class, and "other" drawn until every kind has many."""
     out = collections.defaultdict(list)
-    for label, generator in simulate.CLASS_PROTOCOLS.items():
+    for label, generator in CLASS_PROTOCOLS.items():
         for _ in range(DRAWS):
             p = generator(rng, label)
             out[(label, p.kind)].append(p)
     for _ in range(40 * DRAWS):
-        p = simulate._other(rng, "body" if rng.random() < 0.3 else "brain")
+        p = _other(rng, "body" if rng.random() < 0.3 else "brain")
         out[("other", p.kind)].append(p)
     return out
 
@@ -49,8 +50,8 @@ _T1_GRE_RULES = {"spoiled gradient echo (not 3D), TE < 10 ms, flip ≥ 1.5 × Er
 
 def test_every_simulated_kind_is_drawn(verdicts):
     kinds = {kind for label, kind in verdicts if label == "other"}
-    assert kinds == set(simulate.OTHER_KINDS)
-    assert {label for label, _ in verdicts} == set(simulate.CLASS_PROTOCOLS) | {"other"}
+    assert kinds == set(OTHER_KINDS)
+    assert {label for label, _ in verdicts} == set(CLASS_PROTOCOLS) | {"other"}
 
 
 def test_physics_is_silent_or_allows_the_protocols_own_label(verdicts):
@@ -88,7 +89,7 @@ def test_known_contradictions_stay_a_minority(verdicts):
 
 def test_a_share_of_headers_has_no_physics_and_vendors_vary():
     rng = np.random.default_rng(1)
-    protocols = [simulate.CLASS_PROTOCOLS["T2w"](rng, "T2w") for _ in range(1500)]
+    protocols = [CLASS_PROTOCOLS["T2w"](rng, "T2w") for _ in range(1500)]
     headers = [header_of(p, rng) for p in protocols]
     bare = sum(not h.manufacturer and not h.scanning_sequence for h in headers) / len(headers)
     assert abs(bare - SOURCE_P["none"]) < 0.05
@@ -101,11 +102,11 @@ def _fields(label_or_kind: str, vendor: str, predicate=lambda p: True, seed: int
     that satisfies ``predicate``."""
     rng = np.random.default_rng(seed)
     for _ in range(5000):
-        if label_or_kind in simulate.CLASS_PROTOCOLS:
-            p = simulate.CLASS_PROTOCOLS[label_or_kind](rng, label_or_kind)
+        if label_or_kind in CLASS_PROTOCOLS:
+            p = CLASS_PROTOCOLS[label_or_kind](rng, label_or_kind)
         else:
-            p = simulate._other(rng, "brain")
-        if (label_or_kind in simulate.CLASS_PROTOCOLS or p.kind == label_or_kind) and predicate(p):
+            p = _other(rng, "brain")
+        if (label_or_kind in CLASS_PROTOCOLS or p.kind == label_or_kind) and predicate(p):
             region = "body" if label_or_kind.startswith("body") else "brain"
             return scanner_fields(p, vendor, region, rng) | {"protocol": p}
     raise AssertionError(f"no {label_or_kind} protocol drawn")

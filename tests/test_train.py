@@ -92,20 +92,21 @@ def test_bf16_training_steps_change_float32_weights(tmp_path):
 
 
 def test_held_out_heads_are_the_last_of_each_source_and_never_trained_on():
-    from bidsapp.train import simulate
+    from bidsapp.train.anatomy import Anatomy
+    from bidsapp.train.label_maps import split_heads
     from bidsapp.train.tissues import TISSUE_INDEX
 
     def anat(name, region="brain"):
-        return simulate.Anatomy(name, region, np.full((4, 4, 4), TISSUE_INDEX["wm"], np.uint8), np.eye(4))
+        return Anatomy(name, region, np.full((4, 4, 4), TISSUE_INDEX["wm"], np.uint8), np.eye(4))
 
     pool = ([anat(f"brainweb/s{i}") for i in range(5)] + [anat(f"synthseg/t{i}") for i in range(5)]
             + [anat("phantom/head0"), anat("totalseg/example_ct", "body")])
-    kept, held = simulate.split_heads(pool, 2)
+    kept, held = split_heads(pool, 2)
     assert [a.name for a in held] == ["brainweb/s3", "brainweb/s4", "synthseg/t3", "synthseg/t4"]
     assert {a.name for a in kept} == {a.name for a in pool} - {a.name for a in held}
-    assert simulate.split_heads(pool, 0) == (pool, [])
+    assert split_heads(pool, 0) == (pool, [])
     try:
-        simulate.split_heads(pool, 5)
+        split_heads(pool, 5)
     except ValueError as exc:
         assert "5 of 5" in str(exc)
     else:

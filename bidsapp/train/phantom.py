@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .simulate import Anatomy
+from .anatomy import Anatomy
 from .tissues import TISSUE_INDEX
 
 SHAPE = (160, 192, 168)  # x (R), y (A), z (S) at 1 mm

@@ -2,7 +2,7 @@
 
 The fused decision (``bidsapp.decide``) hears two witnesses: the image and the scanner-written
 acquisition fields. To choose its margin and threshold without real data, each simulated series
-gets the header its ``simulate.Protocol`` implies: ScanningSequence, SequenceVariant,
+gets the header its ``protocols.Protocol`` implies: ScanningSequence, SequenceVariant,
 ScanOptions, MRAcquisitionType, sequence name, TR/TE/TI/flip, echoes, b-values, ImageType,
 volumes, slice orientations, body part and coil.
 
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..records import HeaderFacts
-from .simulate import OTHER_KINDS, Protocol
+from .open_set import OTHER_KINDS
+from .protocols import Protocol
 from .tissues import TISSUES
 
 SIEMENS, GE, PHILIPS = "SIEMENS", "GE MEDICAL SYSTEMS", "Philips Medical Systems"
@@ -213,7 +214,7 @@ def _echoes(p: Protocol, family: str) -> tuple[float, ...]:
     return (round(p.te, 2),)
 
 
-#: Sentinel TIs of ``simulate`` (-1: null CSF, FLAIR; -2: null fat, STIR) → the tissue nulled.
+#: Sentinel TIs of ``protocols`` (-1: null CSF, FLAIR; -2: null fat, STIR) → the tissue nulled.
 _NULLED = {-1.0: "csf", -2.0: "fat"}
 
 

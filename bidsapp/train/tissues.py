@@ -1,4 +1,5 @@
-"""Tissue MR parameters and the label-map → tissue tables of every anatomy source.
+"""Tissue MR parameters, the label-map → tissue tables of every anatomy source, and the per-image
+draw of tissue parameters around them (``draw_tissue_params``).
 
 Values are centres of wide random ranges (the simulator jitters them 15-25% per image).
 T1/T2/T2* in ms, ADC in 1e-3 mm²/s, PD relative to CSF. Sources (see docs/simulator.md):
@@ -16,6 +17,8 @@ feeds it ("a" arterial, "v" portal/venous) for the body phases; ``fat``: fat fra
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ TISSUES: dict[str, Tissue] = {
     "prostate": Tissue(0.80, 1400, 1597, 80, 74, 40, 1.5, ve=0.20, vp=0.05),
     "soft": Tissue(0.78, 850, 950, 40, 40, 30, 1.3, ve=0.12, vp=0.04, fat=0.05),
     # SynthSeg's extra-cerebral label 507 lumps fat and muscle: render paints it per pixel as a smooth
-    # fat/muscle mixture (simulate._mix_lumped_soft_tissue); these values only give it a place in the tables
+    # fat/muscle mixture (appearance._mix_lumped_soft_tissue); these values only give it a place in the tables
     "head_soft": Tissue(0.85, 600, 650, 45, 50, 30, 0.8, ve=0.12, vp=0.03, fat=0.5),
     "gland": Tissue(0.80, 700, 800, 60, 55, 35, 1.4, ve=0.20, vp=0.10),
 }
@@ -115,3 +118,42 @@ TISSUE_INDEX: dict[str, int] = {n: i for i, n in enumerate(TISSUE_NAMES)}
 
 #: Tissues that belong to the brain proper (kept by simulated skull stripping).
 BRAIN_TISSUES = {"csf", "gm", "wm", "deep_gm", "choroid", "wm_lesion", "tumour", "necrosis", "oedema"}
+
+
+# ------------------------------------------- per-tissue vectors (TISSUE_NAMES order) and per-image draws
+N_TISSUES = len(TISSUE_NAMES)
+_T = {name: np.array([getattr(TISSUES[n], name) for n in TISSUE_NAMES], np.float64)
+      for name in ("pd", "t1_15", "t1_3", "t2_15", "t2_3", "t2s_3", "adc", "ve", "vp", "fat")}
+_ARTERIAL = np.array([TISSUES[n].supply == "a" for n in TISSUE_NAMES])
+_FLOW = np.array([TISSUES[n].flow for n in TISSUE_NAMES])
+_IS_BRAIN = np.array([n in BRAIN_TISSUES for n in TISSUE_NAMES])
+#: Tissues whose macromolecules saturate under magnetisation-transfer pulses (TOF background suppression).
+_MT_SUPPRESSED = np.isin(TISSUE_NAMES, ("gm", "wm", "deep_gm", "wm_lesion", "muscle"))
+
+
+def _idx(*names: str) -> np.ndarray:
+    return np.array([TISSUE_INDEX[n] for n in names])
+
+
+@dataclass
+class TissueParams:
+    pd: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    t2s: np.ndarray
+    adc: np.ndarray
+
+
+def draw_tissue_params(rng, field_t: float, jitter: float = 0.2, tissue_jitter: float = 0.05) -> TissueParams:
+    """Per-image tissue parameters around the literature values.
+
+    Each parameter gets one shared factor (±``jitter``: field strength, method and population
+    differences move all tissues together) times a small per-tissue factor (±``tissue_jitter``).
+    Independent ±20% per tissue would swap white and grey matter T1 at 1.5 T (a 27% gap) and
+    teach the network T1w images with inverted contrast."""
+    def j(v):
+        return v * rng.uniform(1 - jitter, 1 + jitter) * rng.uniform(1 - tissue_jitter, 1 + tissue_jitter, size=v.shape)
+    t1 = _T["t1_3"] if field_t >= 2 else _T["t1_15"]
+    t2 = _T["t2_3"] if field_t >= 2 else _T["t2_15"]
+    t2s = _T["t2s_3"] * (1.0 if field_t >= 2 else 1.3)
+    return TissueParams(j(_T["pd"]), j(t1), j(t2), np.minimum(j(t2s), j(t2)), j(_T["adc"]))

@@ -33,6 +33,7 @@ from ..model.predict import mirrored_logits, resolve_device, sha256
 from ..volume import SPEC, InputSpec
 from . import simulate
 from .augment import augment
+from .label_maps import split_heads, training_anatomies
 from .labelled import LabelledSeries, load_labelled, one_hot
 from .metrics import calibration, choose_threshold, decisions
 from .validation import validation_set
@@ -50,7 +51,7 @@ class SimulatedSeries(IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        anatomies, _ = simulate.split_heads(simulate.training_anatomies(self.anatomy_dir),
+        anatomies, _ = split_heads(training_anatomies(self.anatomy_dir),
                                             self.holdout_heads)
         while True:
             sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)

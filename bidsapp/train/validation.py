@@ -23,13 +23,17 @@ from tqdm import tqdm
 from ..volume import InputSpec
 from . import simulate
 from .augment import augment
+from .label_maps import split_heads, training_anatomies
+from .protocols import Protocol
 
-#: The code a validation set depends on, relative to the package: the simulator and its tissue
-#: tables, the augmentation, this module and the input geometry. Whole files are hashed: an
-#: unrelated edit there costs one re-simulation, never a stale set.
+#: The code a validation set depends on, relative to the package: every module of the simulator
+#: (``simulate`` and the pieces it composes, tissue tables and phantoms included), the
+#: augmentation, this module and the input geometry. Whole files are hashed: an unrelated edit
+#: there costs one re-simulation, never a stale set.
 _PACKAGE = Path(__file__).resolve().parents[1]
-SOURCES = ("train/simulate.py", "train/tissues.py", "train/phantom.py", "train/augment.py", "train/validation.py",
-           "volume.py")
+SIMULATOR = ("simulate", "tissues", "draws", "anatomy", "phantom", "label_maps", "protocols", "open_set",
+             "sequences", "geometry", "appearance", "artefacts")
+SOURCES = (*(f"train/{m}.py" for m in SIMULATOR), "train/augment.py", "train/validation.py", "volume.py")
 
 
 def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0,
@@ -38,14 +42,14 @@ def validation_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout
     geometry (``spec.n_slices`` slices), passed through the training augmentation once: the
     threshold should be chosen on images that differ from the simulator's clean look the way real
     scanners do, not on the easiest possible inputs. With ``holdout_heads``, brain series come
-    from the heads training does not see (``simulate.split_heads``); body series from every body
+    from the heads training does not see (``label_maps.split_heads``); body series from every body
     map. With ``cache``, the set is read from that folder when simulated before, else written there."""
     return validation_series(anatomy_dir, n, seed, spec, holdout_heads, cache)[:4]
 
 
 def validation_series(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0,
                       cache: Path | None = None):
-    """``validation_set``'s four, plus the ``simulate.Protocol`` each series was rendered with: what
+    """``validation_set``'s four, plus the ``protocols.Protocol`` each series was rendered with: what
     a synthetic header is written from (``synthetic_header``), to calibrate the fused decision on
     the same series and the same cache."""
     params = {"n": n, "seed": seed, "spec": asdict(spec), "holdout_heads": holdout_heads}
@@ -57,9 +61,9 @@ def validation_series(anatomy_dir: str, n: int, seed: int, spec: InputSpec, hold
 
 def simulate_set(anatomy_dir: str, n: int, seed: int, spec: InputSpec, holdout_heads: int = 0):
     rng = np.random.default_rng([seed, 12345])
-    anatomies = simulate.training_anatomies(anatomy_dir)
+    anatomies = training_anatomies(anatomy_dir)
     if holdout_heads:
-        _, held = simulate.split_heads(anatomies, holdout_heads)
+        _, held = split_heads(anatomies, holdout_heads)
         anatomies = held + [a for a in anatomies if a.region != "brain"]
     stacks, geometry, labels, kinds, protocols = [], [], [], [], []
     generator_state = torch.random.get_rng_state()
@@ -116,6 +120,6 @@ def cached(folder: Path | None, params: dict, anatomy_dir: str, build: Callable[
     return built
 
 
-def protocols_from_json(rows) -> list[simulate.Protocol]:
-    """Protocols back from their JSON rows (the key hashes simulate.py: the fields always match)."""
-    return [simulate.Protocol(**json.loads(str(r))) for r in rows]
+def protocols_from_json(rows) -> list[Protocol]:
+    """Protocols back from their JSON rows (the key hashes protocols.py: the fields always match)."""
+    return [Protocol(**json.loads(str(r))) for r in rows]
