@@ -12,7 +12,7 @@ difference, anatomy mostly does not.
 Why: every model named both real single BOLD volumes DWI, and the perturbation probe showed the call
 does not read their bright CSF. This measure showed simulated BOLD (SNR 20-80) smoother than every
 real BOLD volume and most simulated DWI (SNR 8-40): grain alone separated them, so the simulator
-now draws BOLD SNR like diffusion's (``simulate.BOLD_SNR``). A diagnostic to read, not a number.
+now draws BOLD SNR like diffusion's (``open_set.BOLD_SNR``). A diagnostic to read, not a number.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ head's pixels, for all series and for 2D series alone.
 Why: the TCGA 2D TIR FLAIR, called T1wce by every version, carries that call on its skull-base
 slices (``occlusion_probe.py``), 3 of the 12 inference reads, where the face and nasal cavity fill
 the slice; simulated 2D brain series started at most 15 mm below the brain until session 23
-(``simulate.BRAIN_COVERAGE_BELOW_MM``, 45 mm since). A class whose series
+(``geometry.BRAIN_COVERAGE_BELOW_MM``, 45 mm since). A class whose series
 show such slices more often than another's would also teach "face → that class". Tissue maps of
 the training anatomies are needed (``--anatomy``). A diagnostic to read, not a number to tune.
 """
