@@ -237,35 +237,27 @@ def _position(position: Any) -> tuple[float, ...] | None:
 
 
 def _enhanced_facts(ds: Any) -> dict[str, Any]:
-    """Per-frame physics of an enhanced multi-frame object (classic tags are empty there)."""
+    """Per-frame physics of an enhanced multi-frame object (classic tags are empty there),
+    tallied frame by frame as discovery tallies the files of a classic series."""
     frames = _frames(ds)
     if not frames:
         return {}
-    types: list[str] = []
+    tally = SeriesTally()
     contrasts: set[str] = set()
-    echoes: set[float] = set()
-    per_position: dict[tuple, int] = defaultdict(int)
-    normals: set[tuple] = set()
     for frame in frames:
-        types += _strings(_frame_value(frame, "MRImageFrameTypeSequence", "FrameType"))
+        tally.count(_strings(_frame_value(frame, "MRImageFrameTypeSequence", "FrameType")),
+                    _float(_frame_value(frame, "MREchoSequence", "EffectiveEchoTime")),
+                    _position(_frame_value(frame, "PlanePositionSequence", "ImagePositionPatient")),
+                    _normal(_frame_value(frame, "PlaneOrientationSequence", "ImageOrientationPatient")))
         contrast = _text(_frame_value(frame, "MRImageFrameTypeSequence", "AcquisitionContrast")).upper()
         if contrast:
             contrasts.add(contrast)
-        echo = _float(_frame_value(frame, "MREchoSequence", "EffectiveEchoTime"))
-        if echo is not None:
-            echoes.add(echo)
-        position = _position(_frame_value(frame, "PlanePositionSequence", "ImagePositionPatient"))
-        if position is not None:
-            per_position[position] += 1
-        normal = _normal(_frame_value(frame, "PlaneOrientationSequence", "ImageOrientationPatient"))
-        if normal is not None:
-            normals.add(normal)
     return {
-        "frame_types": tuple(dict.fromkeys(types)),
+        "frame_types": tuple(tally.types),
         "acquisition_contrast": tuple(sorted(contrasts)),
-        "echo_times": tuple(sorted(echoes)),
-        "n_volumes": max(per_position.values()) if per_position else None,
-        "n_orientations": len(normals) or None,
+        "echo_times": tuple(sorted(tally.echoes)),
+        "n_volumes": tally.volumes,
+        "n_orientations": len(tally.normals) or None,
     }
 
 
@@ -343,28 +335,37 @@ class SeriesTally:
     normals: set[tuple] = field(default_factory=set)
     mosaic: bool = False
 
+    def count(self, types: tuple[str, ...], echo: float | None, position: tuple | None, normal: tuple | None) -> None:
+        """Count one image (a file, or a frame of an enhanced object) in; absent values count nothing."""
+        for token in types:
+            self.types[token] = None
+        if echo is not None:
+            self.echoes.add(echo)
+        if position is not None:
+            self.per_position[position] += 1
+        if normal is not None:
+            self.normals.add(normal)
+
     def add(self, ds: Any) -> None:
         """Count one file's index dataset in; never raises."""
         self.files += 1
-        for token in _strings(_get(ds, "ImageType")):
-            self.types[token] = None
+        self.count(_strings(_get(ds, "ImageType")), _float(_get(ds, "EchoTime")),
+                   _position(_get(ds, "ImagePositionPatient")), _normal(_get(ds, "ImageOrientationPatient")))
         self.mosaic = self.mosaic or "MOSAIC" in self.types
-        echo = _float(_get(ds, "EchoTime"))
-        if echo is not None:
-            self.echoes.add(echo)
         self.b_values.update(_b_values(ds, _text(_get(ds, "Manufacturer"))))
-        position = _position(_get(ds, "ImagePositionPatient"))
-        if position is not None:
-            self.per_position[position] += 1
-        normal = _normal(_get(ds, "ImageOrientationPatient"))
-        if normal is not None:
-            self.normals.add(normal)
+
+    @property
+    def volumes(self) -> int | None:
+        """Images per slice position (a mosaic file holds every slice of one volume)."""
+        if self.mosaic:
+            return self.files
+        return max(self.per_position.values()) if self.per_position else None
 
     def apply(self, facts: HeaderFacts) -> HeaderFacts:
         """``facts`` (of one file, or of an enhanced object) widened to the whole series."""
         if not self.files:
             return facts
-        volumes = self.files if self.mosaic else (max(self.per_position.values()) if self.per_position else None)
+        volumes = self.volumes
         return replace(
             facts,
             b_values=tuple(sorted(self.b_values.union(facts.b_values))),
