@@ -313,7 +313,7 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
             continue
         core = naming.image_core(p.name)
         if (core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core)
-                or (name.endswith(naming.NUMBERED_BY_BIDS) and re.fullmatch(re.escape(name) + r"[12]", core))):
+                or naming.bids_numbered_stem(core) == name):
             hits.append(p.relative_to(out_dir).as_posix())
     if not hits and stem.startswith(naming.UNCLASSIFIED_DIR):
         # heudiconv's counter names ("12_mixed1", "12_mixed2": one series gave several images,
@@ -328,7 +328,7 @@ def series_images(out_dir: Path, first_image: str) -> list[str]:
     ``written_files``: echoes and parts share the stem the heuristic chose)."""
     folder, _, name = first_image.rpartition("/")
     stem = _ADDED_PIECES.sub("", naming.image_core(name))
-    stem = next((stem[:-1] for suffix in naming.NUMBERED_BY_BIDS if re.fullmatch(f".*{suffix}[12]", stem)), stem)
+    stem = naming.bids_numbered_stem(stem) or stem
     return written_files(out_dir, f"{folder}/{stem}") or [first_image]
 
 

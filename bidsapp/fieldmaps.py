@@ -11,13 +11,12 @@ atomically: a BIDS input's hard-linked files are never written through.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from bidsapp.derivatives import atomic_write_text
-from bidsapp.naming import IMAGE_SUFFIXES, image_core
+from bidsapp.naming import IMAGE_SUFFIXES, bids_numbered_stem, image_core
 from bidsapp.records import SeriesResult
 
 
@@ -39,7 +38,8 @@ def _placed(results: list[SeriesResult], out: Path) -> dict[str | None, list[_Pl
         if kind not in ("bold", "fmap_phasediff", "fmap_magnitude") or not r.bids_path or r.bids_path.startswith("sourcedata"):
             continue
         core = image_core(r.bids_path)
-        cores = [core[:-1] + "1", core[:-1] + "2"] if re.search(r"_magnitude[12]$", core) else [core]
+        numbered = bids_numbered_stem(core)
+        cores = [numbered + "1", numbered + "2"] if numbered else [core]
         images = sorted(f"{c}{ext}" for c in cores for ext in IMAGE_SUFFIXES if (out / f"{c}{ext}").is_file())
         by_session[r.series.session].append(_Placed(kind, r.series.header.series_number or 0, tuple(images)))
     return {s: sorted(p, key=lambda x: x.number) for s, p in by_session.items()}

@@ -82,6 +82,11 @@ RECONSTRUCTION_TWINS = (({"DIS2D", "DIS3D"}, "ND", "nd"), ({"NORM"}, None, "nono
 #: Stems whose images BIDS itself numbers (``_magnitude`` → ``_magnitude1``, ``_magnitude2``): heudiconv's
 #: counter for a series' several images is then the BIDS name, not a clash to set aside.
 NUMBERED_BY_BIDS = ("_magnitude",)
+
+
+def bids_numbered_stem(core: str) -> str | None:
+    """``…_magnitude`` for ``…_magnitude1`` or ``…_magnitude2`` (``NUMBERED_BY_BIDS``), else None."""
+    return next((core[:-1] for suffix in NUMBERED_BY_BIDS if re.fullmatch(f".*{suffix}[12]", core)), None)
 # Protocol words that say how a run was acquired, not what the task was.
 _NOT_TASK = re.compile(r"^((mb)?ep[23]d|epi|bold|asc|desc|int|interleaved|fmri|fmr|func|functional|moco|pace|cmrr|mb\d*|sms|ax|tra|sag|cor|"
                        r"fid|gre|ge|se|run\d*|\d+(mm|iso)?|te\d+|tr\d+|p\d|ipat\d*|grappa\d*|task|series)$")
