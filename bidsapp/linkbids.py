@@ -13,8 +13,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import nibabel as nib
-
 from bidsapp import derivatives, header, image_sidecar, naming
 from bidsapp.classes import BY_LABEL, OTHER
 from bidsapp.records import Classification, Series, SeriesResult
@@ -58,21 +56,13 @@ def place(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _n_volumes(path: Path) -> int:
-    try:
-        shape = nib.load(str(path)).shape
-    except Exception:  # noqa: BLE001  (unreadable: classify already said so)
-        return 1
-    return int(shape[3]) if len(shape) > 3 else 1
-
-
 def sort_participant(series: list[Series], out_dir: Path, classify: Classify, progress=None) -> list[SeriesResult]:
     """Classify, name and place every NIfTI series of one participant; one result each."""
     verdicts: dict[str, tuple[Classification | None, str]] = {}
     for s in series:
         try:
             c = classify(s)
-            verdicts[s.series_uid] = (c, dimension_problem(c.label, _n_volumes(s.files[0])) or c.reason)
+            verdicts[s.series_uid] = (c, dimension_problem(c.label, s.header.n_volumes or 1) or c.reason)
         except Exception as exc:  # one unreadable file must not stop the others
             text = str(exc).replace(str(s.files[0]), s.source)  # no absolute paths in rows
             msg = " ".join(f"{type(exc).__name__}: {text}".split())[:300]

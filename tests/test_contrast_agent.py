@@ -64,3 +64,17 @@ def test_example_t1wce_keeps_its_agent_when_its_output_is_sorted_again(tmp_path)
     assert sidecar["ContrastBolusAgent"] == "Gadovist"  # copied from the DICOM header
     assert main([str(first), str(second), "participant", "--input-type", "bids"]) == 0
     assert [p.name for p in second.glob("sub-EXAMPLE01/anat/*_ce-*_T1w.nii.gz")] == [image.name]
+
+
+def test_a_4d_series_that_looks_anatomical_is_kept_as_other(tmp_path):
+    """BIDS anat images are 3D: a 4D NIfTI the classifier calls T1wce is named as other, its
+    volume count taken from discovery's header read (the image is not opened twice)."""
+    src = tmp_path / "in"
+    path = src / "sub-01/anat/sub-01_T1w.nii.gz"
+    path.parent.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 3), np.float32), np.eye(4)), path)
+    (series,) = discover_bids(src).series
+    assert series.header.n_volumes == 3
+    (result,) = sort_participant([series], tmp_path / "out", t1wce)
+    assert result.status == "other" and "4D series (3 volumes)" in result.message
+    assert result.bids_path.startswith("sourcedata/unclassified/")
