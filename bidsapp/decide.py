@@ -26,8 +26,6 @@ from bidsapp.physics import PhysicsVerdict
 from bidsapp.records import Classification
 
 DECIDE_BY = ("both", "content")
-#: decided_by values: which witnesses carried the label ("person" comes from ``--relabel``).
-DECIDERS = ("content", "content+physics", "physics")
 #: Between two classes physics allows, content probabilities closer than this are a coin toss:
 #: the margin of a model card without a "fused" section (the value before it was calibrated).
 DEFAULT_LOW_MARGIN = 0.10

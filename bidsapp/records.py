@@ -88,7 +88,7 @@ class Classification:
     open_set_rejected: bool  # True when the best probability fell below its threshold
     threshold: float  # the threshold applied to the best class
     best_label: str = ""  # the highest-probability class, even when rejected
-    decided_by: str = "content"  # which witnesses carried the label (``decide.DECIDERS``), or "person" (``--relabel``)
+    decided_by: str = "content"  # who carried the label: "content", "content+physics", "physics" (``decide``) or "person"
     reason: str = ""  # why the series is "other" when its probabilities alone do not say (e.g. a time series)
     # The witnesses beside the decision (``bidsapp.decide``): content's own label, physics' testimony.
     content_label: str = ""
