@@ -21,7 +21,7 @@ from bidsapp import __version__
 from bidsapp.classes import region_of
 from bidsapp.header import text_field
 from bidsapp.naming import image_core
-from bidsapp.records import SeriesResult
+from bidsapp.records import Classification, SeriesResult
 
 BIDS_VERSION = "1.10.1"  # _trace and _ADC suffixes need 1.10.1
 APP_NAME = "mrclass-bids"
@@ -312,7 +312,7 @@ def mrclass_sidecar(result: SeriesResult, model_card: dict, source_uri: str) -> 
         "Region": region_of(c.label) if c else None,
         "Confidence": round(c.confidence, 6) if c else None,
         "OpenSetRejected": c.open_set_rejected if c else None,
-        "Probabilities": {k: round(float(v), 6) for k, v in c.probabilities.items()} if c else {},
+        "Probabilities": _probabilities(c),
         "Threshold": c.threshold if c else None,
         "BestLabel": c.best_label if c else None,
         "DecidedBy": c.decided_by if c else None,
@@ -339,16 +339,16 @@ def witnesses(result: SeriesResult) -> dict:
     c, h = result.classification, result.series.header
     return {
         "content": {"Label": (c.content_label or c.label) if c else None,
-                    "Probabilities": {k: round(float(v), 6) for k, v in c.probabilities.items()} if c else {}},
+                    "Probabilities": _probabilities(c)},
         "physics": {"Label": c.physics_label if c else "unknown", "Reasons": list(c.physics_reasons) if c else [],
-                    "Fields": _jsonable(c.physics_fields) if c else {}},
+                    "Fields": dict(c.physics_fields) if c else {}},
         "text": {"Label": result.header_label, "Field": text_field(h),
                  **({"Inherited": list(h.inherited)} if h.inherited else {})},
     }
 
 
-def _jsonable(values: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in (values or {}).items()}
+def _probabilities(c: Classification | None) -> dict:
+    return {k: round(float(v), 6) for k, v in c.probabilities.items()} if c else {}
 
 
 def sidecar_path(root: Path, bids_path: str) -> Path:
