@@ -72,7 +72,7 @@ def deriv_root(out: Path, kind: str) -> Path:
     return out / "derivatives" / "mrclass" if kind == "dicom" else out
 
 
-def run_group(out: Path, axes: tuple[str, str] = ("text", "decision")) -> int:
+def run_group(out: Path, axes: tuple[str, str]) -> int:
     from bidsapp.report.html import write_group_report
 
     root = out / "derivatives" / "mrclass"
