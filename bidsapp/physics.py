@@ -96,21 +96,9 @@ class Acquisition:
             {"IR", "IR_GEMS"} & self.tokens(self.scan_options)) or (self.inversion_time or 0.0) >= 50.0
 
     @property
-    def epi(self) -> bool:
-        return "EP" in self.tokens(self.scanning_sequence)
-
-    @property
     def diffusion_weighted(self) -> bool:
         """Some b-value above 50 s/mm² (Philips writes b≈0.001 on b=0 frames)."""
         return any(b > 50 for b in self.b_values)
-
-    @property
-    def te(self) -> float | None:
-        return max(self.echo_times) if self.echo_times else None
-
-    @property
-    def te_min(self) -> float | None:
-        return min(self.echo_times) if self.echo_times else None
 
     @property
     def flip_over_ernst(self) -> float | None:
