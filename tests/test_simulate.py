@@ -10,7 +10,8 @@ import pytest
 from bidsapp.classes import LABELS
 from bidsapp.train import artefacts, geometry, label_maps, protocols
 from bidsapp.train import simulate as S
-from bidsapp.train.phantom import make_phantom
+from bidsapp.train.open_set import OTHER_KINDS
+from bidsapp.train.phantom import make_pelvis_phantom, make_phantom
 from bidsapp.train.tissues import TISSUE_INDEX
 from bidsapp.volume import GEOMETRY_FEATURES, SPEC
 
@@ -452,3 +453,62 @@ def test_only_stripped_series_are_cut(monkeypatch):
         shown.append(S.render(np.random.default_rng(0), anat, proto, 6, plane="sagittal", fov=100,
                               stripped=False, storage=False)[0])
     np.testing.assert_array_equal(shown[0], shown[1])
+
+
+def _drawn(make, kind: str, tries: int = 400):
+    """The first protocol of ``kind`` that ``make(rng)`` draws, with the rng that drew it."""
+    for seed in range(tries):
+        rng = np.random.default_rng(seed)
+        proto = make(rng)
+        if proto.kind == kind:
+            return rng, proto
+    raise AssertionError(f"{kind} never drawn")
+
+
+def test_calculated_high_b_images_have_no_noise_floor_outside_the_body():
+    """A calculated b1400+ image is a fit: zero outside the body, where an acquired DWI shows
+    Rician noise (session-25 simulator change)."""
+    pelvis = make_pelvis_phantom(0)
+    rng, calc = _drawn(lambda r: protocols._body_dwi(r, "body-DWI"), "body_dwi_calc")
+    assert calc.computed and calc.b >= 1400 and calc.b0_mix == 0.0
+    acquired = replace(calc, kind="body_dwi", computed=False)
+    for proto, floor in ((calc, False), (acquired, True)):
+        img, _ = S.render(np.random.default_rng(5), pelvis, proto, 3, plane="axial", fov=420.0, storage=False)
+        zeros = float((img == 0).mean())
+        assert (zeros == 0) == floor and (floor or zeros > 0.1), (proto.kind, zeros)
+
+
+def test_single_shot_t2_is_blurred_along_one_axis_only():
+    """HASTE/SSFSE: T2 decay over one long echo train widens the point spread along phase, not
+    along read; a multi-shot TSE is not blurred."""
+    rng, haste = _drawn(lambda r: protocols._body_t2(r, "body-T2w"), "haste")
+    assert haste.single_shot and not haste.is3d
+    img = np.zeros((1, 64, 64), np.float32)
+    img[0, 32, 32] = 1.0
+    mask = np.ones_like(img, bool)
+    quiet = dict(snr=1e9)
+    out = artefacts._artefacts(np.random.default_rng(1), img, replace(haste, **quiet), mask, "body", bias_corrected=True)
+    tse = artefacts._artefacts(np.random.default_rng(1), img, replace(haste, single_shot=False, **quiet), mask,
+                               "body", bias_corrected=True)
+    spread = lambda a: (int((a[0, :, 32] > 0.2 * a.max()).sum()), int((a[0, 32, :] > 0.2 * a.max()).sum()))
+    along = spread(out)
+    assert max(along) > min(along), "blur along the phase axis only"
+    assert max(along) > max(spread(tse))
+
+
+def test_asl_m0_joins_the_brain_open_set_proton_density_weighted():
+    """ASL's M0 reference (long TR, short TE EPI/GRASE) is "other" on the brain only, and proton
+    density weighted: grey matter above white, CSF not black as on a b=1000 DWI (at TR 2-4 s it is
+    partly saturated, so it may sit below white matter)."""
+    assert OTHER_KINDS["asl_m0"][0] > 0 and OTHER_KINDS["asl_m0"][1] == 0
+    drawn = 0
+    for seed in range(600):
+        rng = np.random.default_rng(seed)
+        m0 = S._other(rng, "brain")
+        if m0.kind != "asl_m0":
+            continue
+        drawn += 1
+        s = S.tissue_signal(rng, m0, S.draw_tissue_params(rng, m0.field))
+        gm, wm, csf = (s[TISSUE_INDEX[n]] for n in ("gm", "wm", "csf"))
+        assert m0.label == "other" and m0.epi and gm > wm and csf > 0.3 * wm, (m0, gm, wm, csf)
+    assert drawn > 10

@@ -79,7 +79,8 @@ def _render_by_hand(rng, anat, proto, n_slices, stripped=None):
     img = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine](sub, axis=1)
     if proto.epi and proto.seq == "gre" and anat.region == "brain":
         img = img * artefacts.bold_dropout(rng, anat, proto, geo, scale)
-    img = artefacts._artefacts(rng, img, proto, (tissue != air).any(axis=1), anat.region, geo.res)
+    img = artefacts._artefacts(rng, img, proto, (tissue != air).any(axis=1), anat.region, geo.res,
+                               bias_corrected=stripped and rng.random() < artefacts.BIAS_CORRECTED_P)
     if stripped:
         img[~is_brain[tissue].any(axis=1)] = 0.0
         if rng.random() < artefacts.PARTIAL_SLAB["p"]:

@@ -67,11 +67,12 @@ def test_physics_is_silent_or_allows_the_protocols_own_label(verdicts):
 
 def test_physics_speaks_on_every_kind_but_noise(verdicts):
     """A mapping that wrote nothing would pass the test above: each kind's header must speak,
-    for the right label, on at least a fifth of its draws (a quarter carry no physics at all, and
-    only Siemens marks a TOF as such)."""
+    for the right label, on at least a tenth of its draws (a quarter carry no physics at all, and
+    only Siemens marks a TOF as such; body gradient-echo T1w speaks on about a fifth, as a 3D GRE
+    above TR 15 ms is silent, so a fifth was a coin toss on the draw)."""
     quiet = {key: round(sum(label_ok(key[0], v) for v in vs) / len(vs), 2) for key, vs in verdicts.items()
              if key[1] != "noise"}
-    assert {key: share for key, share in quiet.items() if share < 0.2} == {}
+    assert {key: share for key, share in quiet.items() if share < 0.1} == {}
     assert all(v.silent for v in verdicts[("other", "noise")])
 
 

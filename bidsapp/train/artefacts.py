@@ -89,8 +89,15 @@ def bold_dropout(rng, anat: Anatomy, proto: Protocol, geo: SliceGeometry, scale:
 
 #: Share of series shaded by phased-array receive coils (no intensity normalisation), and the
 #: range of the extra gain at the skin relative to depth, by region: body arrays sit on the
-#: skin of a large cross-section, head arrays closer around a smaller one.
-COIL_SHADING = {"body": (0.85, (0.5, 3.0)), "brain": (0.4, (0.15, 0.7))}
+#: skin of a large cross-section, head arrays closer around a smaller one. 3 T heads get their
+#: own row: 20-64 channel arrays brighten cortex, scalp and face well above the centre when the
+#: scanner does not normalise (real 3 T MPRAGEs with neck and face were refused by 0.15.0, which
+#: drew every head at 1.5 T's gains).
+COIL_SHADING = {"body": (0.85, (0.5, 3.0)), "brain": (0.4, (0.15, 0.7)), "brain_3t": (0.5, (0.2, 1.5))}
+
+#: Share of skull-stripped series whose bias field was removed before sharing (N4 in the BraTS
+#: and TCGA pre-processing); the rest keep the scanner's shading.
+BIAS_CORRECTED_P = 0.6
 
 
 def _coil_sensitivity(rng, mask: np.ndarray, res: float, gain: tuple[float, float]) -> np.ndarray:
@@ -110,7 +117,7 @@ def _coil_sensitivity(rng, mask: np.ndarray, res: float, gain: tuple[float, floa
 
 
 def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: str = "brain",
-               res: float = 1.0) -> np.ndarray:
+               res: float = 1.0, bias_corrected: bool = False) -> np.ndarray:
     n, h, w = img.shape
     if proto.seq == "fmap_phase":  # phase difference: smooth field inside the head, uniform noise outside
         inside = np.stack([_smooth_field(rng, (h, w), 20, math.pi) for _ in range(n)])
@@ -128,16 +135,18 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
         img = img * 1000 * (1 + rng.normal(scale=_u(rng, 0.02, 0.12), size=img.shape))
         img = np.where(mask | (rng.random(img.shape) < _u(rng, 0, 0.05)), img, 0)
         return np.clip(img, 0, None).astype(np.float32)
-    bias = np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))
-    img = img * bias[None]
-    p_coil, gain = COIL_SHADING[region]
-    if rng.random() < p_coil:
-        img = img * _coil_sensitivity(rng, mask, res, gain)
+    if not bias_corrected:
+        img = img * np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))[None]
+        p_coil, gain = COIL_SHADING["brain_3t" if region == "brain" and proto.field >= 2 else region]
+        if rng.random() < p_coil:
+            img = img * _coil_sensitivity(rng, mask, res, gain)
     phase_axis = 1 if rng.random() < 0.5 else 2
     if proto.epi:
         img = _epi_distortion(rng, img, phase_axis)
         # T2* decay during the long echo-planar readout blurs along the phase axis
         img = ndimage.gaussian_filter1d(img, sigma=_u(rng, 0.3, 1.2), axis=phase_axis)
+    elif proto.single_shot:  # T2 decay over a 60-130 echo train: a wider point spread along phase
+        img = ndimage.gaussian_filter1d(img, sigma=_u(rng, 0.6, 1.8), axis=phase_axis)
     if proto.epi or rng.random() < 0.1:  # Nyquist / motion ghost along the phase axis
         g = _u(rng, 0.02, 0.12)
         img = img + g * np.roll(img, h // 2, axis=phase_axis)
@@ -146,6 +155,8 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
     level = np.percentile(img[mask], 90 if proto.seq == "asl" else 50) if mask.any() else img.mean()
     sigma = level / proto.snr
     img = np.sqrt((img + rng.normal(scale=sigma, size=img.shape)) ** 2 + rng.normal(scale=sigma, size=img.shape) ** 2)
+    if proto.computed:  # a fitted image: the scanner writes zero where the fit had no signal
+        img = np.where(ndimage.binary_erosion(mask, np.ones((1, 3, 3), bool), iterations=2), img, 0.0)
     return img.astype(np.float32)
 
 

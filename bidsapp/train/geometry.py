@@ -127,9 +127,10 @@ def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray,
 #: Probability of an axial, sagittal, coronal series, by habit: TOF angiography is acquired as axial
 #: slabs, brain echo-planar series (diffusion, ADC, BOLD, ASL) as axial stacks, other 2D brain
 #: series mostly axial; 3D brain volumes are read in three views anyway. Up to the simulator of
-#: model 0.9, every brain series was 45% sagittal or coronal, echo-planar ones included.
+#: model 0.9, every brain series was 45% sagittal or coronal, echo-planar ones included. The
+#: abdomen's single-shot T2 (HASTE) is as often coronal as axial.
 PLANE_P = {"brain_3d": (0.55, 0.2, 0.25), "brain_2d": (0.75, 0.1, 0.15), "brain_epi": (0.92, 0.03, 0.05),
-           "body": (0.75, 0.05, 0.2), "tof": (0.9, 0.05, 0.05)}
+           "body": (0.75, 0.05, 0.2), "tof": (0.9, 0.05, 0.05), "haste": (0.5, 0.05, 0.45)}
 
 
 #: Field of view in mm: (probability, low, high) per region. Body MRI is either a survey of the

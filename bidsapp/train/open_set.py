@@ -32,8 +32,13 @@ BOLD_SNR = (6.0, 40.0)
 OTHER_KINDS = {
     "pd": (3.0, 3.0), "pd_gre": (1.5, 3.0), "tof": (2.0, 0.0), "fmri": (3.0, 0.0), "fmap_phase": (2.0, 1.0),
     "fmap_mag": (1.0, 1.0), "asl": (2.0, 0.0), "localizer": (2.0, 2.0), "noise": (1.0, 1.0), "ct": (2.0, 2.0),
-    "b0_epi_short": (1.0, 1.0), "fa": (1.5, 0.0),
+    "b0_epi_short": (1.0, 1.0), "fa": (1.5, 0.0), "asl_m0": (1.5, 0.0),
 }
+
+#: ASL's M0 reference: the readout of the ASL run (2D EPI or 3D GRASE) without labelling, at long TR
+#: and short TE, so proton-density weighted and grainy. Two real M0 volumes were named DWI by
+#: 0.15.0, whose open set held ASL subtractions but no M0.
+ASL_M0 = {"tr": (2000.0, 8000.0), "te": (9.0, 20.0), "grase_p": 0.4}
 
 
 def _other(rng, region: str) -> Protocol:
@@ -72,6 +77,10 @@ def _other(rng, region: str) -> Protocol:
     if kind == "asl":
         return Protocol("other", kind, "asl", **{**_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)),  # a subtraction:
                                                  "snr": _u(rng, 1.5, 8)})  # speckled (SNR vs grey matter)
+    if kind == "asl_m0":
+        seq = "se" if rng.random() < ASL_M0["grase_p"] else "gre"
+        return Protocol("other", kind, seq, tr=_u(rng, *ASL_M0["tr"]), te=_u(rng, *ASL_M0["te"]), flip=90.0,
+                        **{**_epi_geometry(rng, thick=(3, 6), res=(2.5, 4.0)), "snr": _u(rng, 8, 30)})
     if kind == "localizer":  # tri-plane scouts; a single-plane one is told from a T1w by being thick and coarse
         mixed = bool(rng.random() < 0.7)
         return Protocol("other", kind, "gre", tr=_u(rng, 3, 10), te=_u(rng, 1.5, 5), flip=_u(rng, 20, 60),

@@ -43,6 +43,8 @@ class Protocol:
     snr: float = 30.0
     field: float = 3.0
     mixed_planes: bool = False  # tri-plane localizer
+    single_shot: bool = False  # whole image from one echo train (HASTE/SSFSE): T2 decay blurs the phase axis
+    computed: bool = False  # calculated from a fit (high-b DWI): no noise floor outside the body
 
 
 def _geometry(rng, p3d: float, thick2d=(3.0, 6.5), thick3d=(0.8, 1.5), res=(0.5, 1.2)) -> dict:
@@ -145,18 +147,38 @@ def _body_t1(rng, label: str) -> Protocol:
                     fat_sat=fs, opposed_phase=opposed, gd_phase=phase, flow="none", **g)
 
 
+#: Share of body T2w series acquired single-shot (HASTE / SSFSE), by label: the abdomen's
+#: breath-hold T2, often coronal. Up to 0.15.0 every body T2w was a multi-shot TSE, and a real
+#: coronal renal HASTE was named body-DWI (blurred, grainy, bright fluid: what EPI looks like).
+SINGLE_SHOT_P = {"body-T2w": 0.35, "body-T2w-fs": 0.2}
+
+
 def _body_t2(rng, label: str) -> Protocol:
     g = _geometry(rng, p3d=0.1, thick2d=(3, 8), res=(0.5, 1.6))
     fs = _u(rng, 0.02, 0.2) if label == "body-T2w-fs" else 1.0
     if label == "body-T2w-fs" and rng.random() < 0.3:  # STIR
         return Protocol(label, "stir", "ir", tr=_u(rng, 3000, 6000), te=_u(rng, 40, 80), ti=-2.0, flow="void", **g)
+    if rng.random() < SINGLE_SHOT_P[label]:
+        return Protocol(label, "haste", "se", tr=_u(rng, 1000, 2500), te=_u(rng, 70, 120), fat_sat=fs, flow="void",
+                        single_shot=True, **{**g, "is3d": False, "thickness": _u(rng, 4, 8), "res": _u(rng, 1.0, 1.8),
+                                             "snr": _u(rng, 10, 40)})
     return Protocol(label, "body_tse_t2", "se", tr=_u(rng, 1200, 6000), te=_u(rng, 70, 140), fat_sat=fs,
                     flow="void", **g)
 
 
+#: Share of body DWI series that are calculated high-b images (PI-RADS asks b >= 1400, usually
+#: extrapolated from b 50-1000 on the scanner): smooth, no noise floor outside the body. Both real
+#: ProstateX calculated b1400 images were refused by 0.15.0, which never saw one.
+COMPUTED_B = {"p": 0.25, "b": (1400.0, 2000.0), "snr": (40.0, 120.0)}
+
+
 def _body_dwi(rng, label: str) -> Protocol:
-    return replace(_dwi(rng, label), kind="body_dwi", b=_u(rng, 400, 2000), raw_direction=False,
-                   **_epi_geometry(rng, thick=(3, 8), res=DIFFUSION_RES["body"]))
+    p = replace(_dwi(rng, label), kind="body_dwi", b=_u(rng, 400, 2000), raw_direction=False,
+                **_epi_geometry(rng, thick=(3, 8), res=DIFFUSION_RES["body"]))
+    if rng.random() < COMPUTED_B["p"]:
+        return replace(p, kind="body_dwi_calc", b=_u(rng, *COMPUTED_B["b"]), b0_mix=0.0, computed=True,
+                       snr=_u(rng, *COMPUTED_B["snr"]))
+    return p
 
 
 #: Class label → protocol generator. Body and brain classes draw from their own anatomy.

@@ -35,7 +35,7 @@ from ..classes import LABELS
 from ..volume import SPEC, InputSpec, geometry_features, normalise_stack
 from .anatomy import Anatomy, with_lesions
 from .appearance import TEXTURE, _mix_lumped_soft_tissue, _tissue_texture, _with_arteries
-from .artefacts import (PARTIAL_SLAB, _artefacts, _storage, bold_dropout, draw_skull_stripped, slab_coverage,
+from .artefacts import (BIAS_CORRECTED_P, PARTIAL_SLAB, _artefacts, _storage, bold_dropout, draw_skull_stripped, slab_coverage,
                         stored_voxel_size)
 from .draws import _smooth_field
 from .geometry import _PLANES, SliceGeometry, draw_fov, plan_geometry, plane_probabilities, sample_tissue_slices
@@ -87,7 +87,8 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     if proto.epi and proto.seq == "gre" and anat.region == "brain":
         img = img * bold_dropout(rng, anat, proto, geo, scale)
     brain_mask = (tissue != TISSUE_INDEX["air"]).any(axis=1)
-    img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res)
+    img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res,
+                     bias_corrected=stripped and rng.random() < BIAS_CORRECTED_P)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
         if rng.random() < PARTIAL_SLAB["p"]:

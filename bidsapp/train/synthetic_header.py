@@ -119,7 +119,7 @@ STYLES: dict[str, dict[str, Style]] = {
 
 #: Protocol kind → header family where the kind decides what a scanner writes; else its seq does.
 _FAMILY_OF_KIND = {"tof": "tof", "fmap_mag": "fmap", "localizer": "localizer", "fmri": "epi_gre",
-                   "b0_epi_short": "epi_gre"}
+                   "b0_epi_short": "epi_gre", "asl_m0": "asl"}
 _FAMILY_OF_SEQ = {"se": "se", "ir": "ir", "mprage": "mprage", "gre": "spgr", "dwi": "dwi", "adc": "adc", "fa": "fa",
                   "swi": "swi", "fmap_phase": "fmap_phase", "asl": "asl", "noise": "unknown", "ct": "unknown"}
 
