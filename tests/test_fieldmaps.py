@@ -59,3 +59,36 @@ def test_linking_never_writes_through_a_hard_link(tmp_path):
     link_fieldmaps(out, results)
     assert source.read_text() == before
     assert _meta(out, "sub-01/func/sub-01_task-rest_bold.nii.gz")["B0FieldSource"] == "phasediff2"
+
+
+def test_se_epi_pairs_correct_bold_and_dwi_runs_with_one_source_each(tmp_path):
+    """An AP/PA pair corrects the BOLD and DWI runs after it; a gradient-echo map acquired later
+    takes over the BOLD run after it, never the DWI; a lone direction is no field map."""
+    f = "sub-01/ses-1/fmap/sub-01_ses-1_"
+    results = [
+        _result(tmp_path, 2, "fmap_epi", f + "dir-PA_run-1_epi.nii.gz"),  # alone before a run: estimates nothing
+        _result(tmp_path, 3, "bold", "sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz"),
+        _result(tmp_path, 4, "fmap_epi", f + "dir-AP_epi.nii.gz"),
+        _result(tmp_path, 5, "fmap_epi", f + "dir-PA_run-2_epi.nii.gz"),
+        _result(tmp_path, 6, "bold", "sub-01/ses-1/func/sub-01_ses-1_task-b_bold.nii.gz"),
+        _result(tmp_path, 7, "DWI", "sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz"),
+        _result(tmp_path, 8, "fmap_magnitude", f + "magnitude1.nii.gz"),
+        _result(tmp_path, 9, "fmap_phasediff", f + "phasediff.nii.gz"),
+        _result(tmp_path, 10, "bold", "sub-01/ses-1/func/sub-01_ses-1_task-c_bold.nii.gz"),
+        _result(tmp_path, 11, "DWI", "sub-01/ses-1/dwi/sub-01_ses-1_acq-b_dwi.nii.gz"),
+    ]
+    assert link_fieldmaps(tmp_path, results) == 5
+    source = {name: _meta(tmp_path, path).get("B0FieldSource") for name, path in (
+        ("a", "sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz"), ("b", "sub-01/ses-1/func/sub-01_ses-1_task-b_bold.nii.gz"),
+        ("c", "sub-01/ses-1/func/sub-01_ses-1_task-c_bold.nii.gz"), ("dwi", "sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz"),
+        ("dwi2", "sub-01/ses-1/dwi/sub-01_ses-1_acq-b_dwi.nii.gz"))}
+    # run a comes before the pair (the first after it), b and both DWIs after it; c after the GRE map
+    assert source == {"a": "epi4", "b": "epi4", "c": "phasediff9", "dwi": "epi4", "dwi2": "epi4"}
+    for epi in ("dir-AP_epi", "dir-PA_run-2_epi"):
+        meta = _meta(tmp_path, f + epi + ".nii.gz")
+        assert meta["B0FieldIdentifier"] == "epi4"
+        assert meta["IntendedFor"] == [
+            "bids::sub-01/ses-1/dwi/sub-01_ses-1_acq-b_dwi.nii.gz", "bids::sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz",
+            "bids::sub-01/ses-1/func/sub-01_ses-1_task-a_bold.nii.gz", "bids::sub-01/ses-1/func/sub-01_ses-1_task-b_bold.nii.gz"]
+    assert "B0FieldIdentifier" not in _meta(tmp_path, f + "dir-PA_run-1_epi.nii.gz")
+    assert _meta(tmp_path, f + "phasediff.nii.gz")["IntendedFor"] == ["bids::sub-01/ses-1/func/sub-01_ses-1_task-c_bold.nii.gz"]
