@@ -154,8 +154,8 @@ def placement_problem(physics_kind: str, phase_encoding: str = "") -> str | None
     The message goes into the participant table of a series kept under sourcedata."""
     place = PLACED_OTHER.get(physics_kind)
     if place and place[1] in DIRECTED_SUFFIXES and not phase_encoding:
-        return (f"SE-EPI field map without a phase-encoding polarity (dcm2niix wrote no PhaseEncodingDirection): "
-                f"its dir- is not guessed; kept under {UNCLASSIFIED_DIR}")
+        return (f"SE-EPI field map whose sidecar lacks PhaseEncodingDirection (the header gives no polarity) or "
+                f"TotalReadoutTime, both required of a BIDS _epi: its dir- is not guessed; kept under {UNCLASSIFIED_DIR}")
     return None
 
 
