@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from bidsapp import derivatives, header, image_sidecar, naming
+from bidsapp import derivatives, header, image_sidecar, naming, phase_encoding
 from bidsapp.classes import BY_LABEL, OTHER
 from bidsapp.records import Classification, Series, SeriesResult
 
@@ -56,13 +56,21 @@ def place(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _sidecar(s: Series) -> Path | None:
+    return next((f for f in s.files[1:] if f.suffix == ".json"), None)
+
+
 def sort_participant(series: list[Series], out_dir: Path, classify: Classify, progress=None) -> list[SeriesResult]:
     """Classify, name and place every NIfTI series of one participant; one result each."""
     verdicts: dict[str, tuple[Classification | None, str]] = {}
+    directions: dict[str, str] = {}  # dir- labels of the SE-EPI field maps, from the input's sidecars
     for s in series:
         try:
             c = classify(s)
-            verdicts[s.series_uid] = (c, dimension_problem(c.label, s.header.n_volumes or 1) or c.reason)
+            if c.label == OTHER and naming.placement_problem(c.physics_kind):
+                directions[s.series_uid] = phase_encoding.label_of(s.files[0], _sidecar(s))
+            unplaced = naming.placement_problem(c.physics_kind, directions.get(s.series_uid, "")) if c.label == OTHER else None
+            verdicts[s.series_uid] = (c, dimension_problem(c.label, s.header.n_volumes or 1) or unplaced or c.reason)
         except Exception as exc:  # one unreadable file must not stop the others
             text = str(exc).replace(str(s.files[0]), s.source)  # no absolute paths in rows
             msg = " ".join(f"{type(exc).__name__}: {text}".split())[:300]
@@ -90,6 +98,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 physics_kind=kind,
                 protocol=s.header.protocol_name,
                 image_type=s.header.image_type,
+                phase_encoding=directions.get(s.series_uid, ""),
             )
         )
     names = naming.assign_names(requests)
@@ -101,7 +110,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
         stem = names[s.series_uid]
         image = s.files[0]
         bids_path = stem + image_extension(image)
-        sidecar = next((f for f in s.files[1:] if f.suffix == ".json"), None)
+        sidecar = _sidecar(s)
         own_sidecar = None if stem.startswith(naming.UNCLASSIFIED_DIR) else image_sidecar.derivative_text(sidecar, raw_input)
         try:
             place(image, Path(out_dir) / bids_path)

@@ -51,6 +51,7 @@ class NameRequest:
     physics_kind: str = ""  # an "other" series the physics witness recognised ("bold"): ``PLACED_OTHER``
     protocol: str = ""  # typed protocol text: it may name a task, never classify
     image_type: tuple[str, ...] = ()  # scanner ImageType: reformats and reconstruction twins (``rec-``)
+    phase_encoding: str = ""  # ``dir-`` label of an SE-EPI field map (``phase_encoding.dir_label``), "" unknown
     rec: str | None = None  # rec- label set by ``assign_names`` for the twin of another series
 
 
@@ -62,6 +63,7 @@ class Entities:
     ce: str | None = None
     task: str | None = None
     rec: str | None = None
+    dir: str | None = None
 
 
 #: "other" series (no content class) that BIDS still has a place for, by physics kind:
@@ -70,8 +72,10 @@ PLACED_OTHER: dict[str, tuple[str, str]] = {
     "bold": ("func", "bold"),
     "fmap_magnitude": ("fmap", "magnitude"),  # two echoes: heudiconv numbers them magnitude1, magnitude2
     "fmap_phasediff": ("fmap", "phasediff"),
+    "fmap_epi": ("fmap", "epi"),  # the dir- label from the phase-encoding direction (``DIRECTED_SUFFIXES``)
 }
 TASK_SUFFIXES = frozenset({"bold"})  # suffixes that take a task- entity
+DIRECTED_SUFFIXES = frozenset({"epi"})  # suffixes BIDS requires a dir- entity for
 #: ImageType tokens of an image computed from another acquisition: named once, marked ``rec-``
 #: (a reformat or a subtraction is not a second acquisition of its contrast).
 DERIVED_RECONSTRUCTIONS = {"MPR": "mpr", "MPR_THICK": "mpr", "REFORMATTED": "mpr", "SUB": "sub", "SUBTRACTION": "sub"}
@@ -129,10 +133,11 @@ def entities(req: NameRequest) -> Entities | None:
     None for the rest of "other" (goes to sourcedata)."""
     cls = BY_LABEL.get(req.label)
     if cls is None:
-        if req.physics_kind in PLACED_OTHER:
+        if req.physics_kind in PLACED_OTHER and not placement_problem(req.physics_kind, req.phase_encoding):
             datatype, suffix = PLACED_OTHER[req.physics_kind]
             task = task_label(req.protocol or req.series_description) if suffix in TASK_SUFFIXES else None
-            return Entities(datatype=datatype, suffix=suffix, task=task)
+            return Entities(datatype=datatype, suffix=suffix, task=task,
+                            dir=req.phase_encoding if suffix in DIRECTED_SUFFIXES else None)
         return None
     suffix = DWI_SUFFIX_BY_DIRECTIONS[req.has_directions] if cls.suffix == "dwi" else cls.suffix
     return Entities(
@@ -142,6 +147,16 @@ def entities(req: NameRequest) -> Entities | None:
         ce=agent_label(req.contrast_agent) if cls.contrast else None,
         rec=req.rec or reconstruction(req.image_type),
     )
+
+
+def placement_problem(physics_kind: str, phase_encoding: str = "") -> str | None:
+    """Why a series physics recognised cannot take its BIDS place (``PLACED_OTHER``), or None.
+    The message goes into the participant table of a series kept under sourcedata."""
+    place = PLACED_OTHER.get(physics_kind)
+    if place and place[1] in DIRECTED_SUFFIXES and not phase_encoding:
+        return (f"SE-EPI field map whose sidecar lacks PhaseEncodingDirection (the header gives no polarity) or "
+                f"TotalReadoutTime, both required of a BIDS _epi: its dir- is not guessed; kept under {UNCLASSIFIED_DIR}")
+    return None
 
 
 def reconstruction(image_type: tuple[str, ...] | list[str]) -> str | None:
@@ -162,7 +177,7 @@ def twin_rec(req: NameRequest, others: list[NameRequest]) -> str | None:
 def _bids_stem(req: NameRequest, ent: Entities, run: int | None) -> str:
     prefix = f"sub-{req.subject}" + (f"_ses-{req.session}" if req.session else "")
     folder = f"sub-{req.subject}/" + (f"ses-{req.session}/" if req.session else "") + ent.datatype
-    pairs = [("task", ent.task), ("acq", ent.acq), ("ce", ent.ce), ("rec", ent.rec), ("run", run)]
+    pairs = [("task", ent.task), ("acq", ent.acq), ("ce", ent.ce), ("rec", ent.rec), ("dir", ent.dir), ("run", run)]
     middle = "".join(f"_{k}-{v}" for k, v in pairs if v is not None)
     return f"{folder}/{prefix}{middle}_{ent.suffix}"
 

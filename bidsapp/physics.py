@@ -42,6 +42,7 @@ KIND_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "bold": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_magnitude": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_phasediff": {"brain": (OTHER,), "body": (OTHER,)},
+    "fmap_epi": {"brain": (OTHER,), "body": (OTHER,)},
 }
 
 
@@ -132,6 +133,7 @@ class PhysicsRule:
     not_flags: frozenset[str] = frozenset()
     contrast: frozenset[str] = frozenset()  # AcquisitionContrast values
     sequence: frozenset[str] = frozenset()
+    sequence_all: frozenset[str] = frozenset()  # every one of these ScanningSequence tokens
     not_sequence: frozenset[str] = frozenset()
     variant: frozenset[str] = frozenset()
     not_variant: frozenset[str] = frozenset()
@@ -142,11 +144,13 @@ class PhysicsRule:
     inversion: bool | None = None
     diffusion: bool | None = None  # some b > 50
     b_distinct: int = 0  # at least this many distinct b-values
+    b_recorded: bool | None = None  # some b-value written at all (a diffusion sequence writes b = 0 too)
     tr: Range | None = None
     te: Range | None = None  # every echo time in range
     ti: Range | None = None
     flip_over_ernst: Range | None = None
     min_volumes: int = 0
+    max_volumes: int | None = None  # at most this many (the count must be known)
     min_orientations: int = 0
     single_echo: bool = False
     fat_suppressed: bool | None = None  # ScanOptions FS / SFS / FAT / SPAIR / SPIR
@@ -164,6 +168,12 @@ _NO_SPIN_PREP = frozenset({"IR", "EP"})
 # SequenceVariant SP (spoiled): the Ernst-angle reading holds for spoiled gradient echo only; a
 # balanced SSFP (TrueFISP / FIESTA / bFFE: GR without SP) at a high flip angle is not T1-weighted.
 _SPOILED = frozenset({"SP"})
+# An SE-EPI field map ("pepolar"/topup pair): original spin-echo EPI images, a few volumes, no
+# inversion, and no b-value written at all: a diffusion sequence writes b = 0 on its b=0 images, so
+# a b=0-only diffusion series stays with the diffusion rules and the content (docs/physics.md).
+FMAP_EPI_MAX_VOLUMES = 10
+_SE_EPI = dict(flags=frozenset({"ORIGINAL"}), not_flags=frozenset({"DIFFUSION"}), b_recorded=False, inversion=False,
+               min_volumes=1, max_volumes=FMAP_EPI_MAX_VOLUMES)
 
 RULES: tuple[PhysicsRule, ...] = (
     # -- non-target objects the scanner labels as such
@@ -190,6 +200,12 @@ RULES: tuple[PhysicsRule, ...] = (
                 contrast=frozenset({"PROTON_DENSITY", "PERFUSION", "FLOW_ENCODED", "TOF", "TAGGING"})),
     PhysicsRule(OTHER, "Siemens gradient-echo field map sequence (fm2d/fm3d)", vendor="SIEMENS", name=r"fm[23]d"),
     PhysicsRule(OTHER, "GE B0 field map sequence", vendor="GE", name=r"^b0(map|rf)"),
+    PhysicsRule("fmap_epi", "Siemens spin-echo EPI (epse), ≤ 10 volumes, no b-value written (SE-EPI field map)",
+                vendor="SIEMENS", name=r"epse", **_SE_EPI),
+    PhysicsRule("fmap_epi", "Philips spin-echo EPI (SEEPI), ≤ 10 volumes, no b-value written (SE-EPI field map)",
+                vendor="PHILIPS", name=r"^seepi", **_SE_EPI),
+    PhysicsRule("fmap_epi", "spin-echo EPI (ScanningSequence SE and EP), ≤ 10 volumes, no b-value written "
+                "(SE-EPI field map)", sequence_all=frozenset({"SE", "EP"}), **_SE_EPI),
     PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD / DSC / PASL readout)", vendor="SIEMENS",
                 name=r"epfid", diffusion=False),
     PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD readout)", vendor="PHILIPS", name=r"^feepi",
@@ -316,6 +332,7 @@ def _matches(rule: PhysicsRule, acq: Acquisition) -> bool:
         not (rule.not_flags & types),
         not rule.contrast or bool(rule.contrast & frozenset(acq.acquisition_contrast)),
         not rule.sequence or bool(rule.sequence & acq.tokens(acq.scanning_sequence)),
+        rule.sequence_all <= acq.tokens(acq.scanning_sequence),
         not (rule.not_sequence & acq.tokens(acq.scanning_sequence)),
         not rule.variant or bool(rule.variant & acq.tokens(acq.sequence_variant)),
         not (rule.not_variant & acq.tokens(acq.sequence_variant)),
@@ -326,11 +343,13 @@ def _matches(rule: PhysicsRule, acq: Acquisition) -> bool:
         rule.inversion is None or acq.inversion == rule.inversion,
         rule.diffusion is None or acq.diffusion_weighted == rule.diffusion,
         len(set(acq.b_values)) >= rule.b_distinct,
+        rule.b_recorded is None or bool(acq.b_values) == rule.b_recorded,
         _within(acq.repetition_time, rule.tr),
         rule.te is None or (bool(acq.echo_times) and all(_within(t, rule.te) for t in acq.echo_times)),
         _within(acq.inversion_time, rule.ti),
         _within(acq.flip_over_ernst, rule.flip_over_ernst),
         (acq.n_volumes or 0) >= rule.min_volumes,
+        rule.max_volumes is None or (acq.n_volumes is not None and acq.n_volumes <= rule.max_volumes),
         (acq.n_orientations or 0) >= rule.min_orientations,
         not rule.single_echo or len(acq.echo_times) == 1,
         rule.fat_suppressed is None or bool(FAT_SAT_OPTIONS & acq.tokens(acq.scan_options)) == rule.fat_suppressed,

@@ -72,6 +72,7 @@ class Volume:
     n_volumes: int = 1
     b_values: tuple[float, ...] = ()
     timecourses: np.ndarray | None = None  # 4D: (volumes, voxels) of sampled foreground voxels (``timeseries``)
+    phase_encoding: str = ""  # ``dir-`` label (``AP``, ``PA`` ...) of the converted file (``phase_encoding``); "" unknown
 
     @property
     def spacing(self) -> tuple[float, float, float]:

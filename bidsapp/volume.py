@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .dicom_subset import classification_files
+from .phase_encoding import label_of
 from .records import Volume
 from .timeseries import TimecourseSampler, is_diffusion, sample_timecourses
 from .tools import find_tool
@@ -163,7 +164,8 @@ def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = No
     layout) into a temporary NIfTI, then load it. Raises ``NotConvertible`` when nothing converts.
 
     Huge series are converted from a subset of slice positions (``dicom_subset``): memory follows
-    ``MAX_SERIES_BYTES``, not the series."""
+    ``MAX_SERIES_BYTES``, not the series. dcm2niix's sidecar gives the phase-encoding direction
+    (``Volume.phase_encoding``), which only it derives from every vendor's private fields."""
     tmp = Path(tempfile.mkdtemp(prefix="mrclass-dcm-", dir=work_dir))
     try:
         src = tmp / "in"
@@ -173,7 +175,7 @@ def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = No
         out = tmp / "out"
         out.mkdir()
         proc = subprocess.run(
-            [_dcm2niix(), "-z", "n", "-b", "n", "-f", "%s_%e", "-o", str(out), str(src)],
+            [_dcm2niix(), "-z", "n", "-b", "y", "-f", "%s_%e", "-o", str(out), str(src)],
             capture_output=True, text=True, timeout=600,
         )
         niftis = sorted(out.glob("*.nii"), key=_conversion_rank)
@@ -181,8 +183,10 @@ def load_dicom(files: list[str | Path] | tuple, work_dir: str | Path | None = No
             last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
             raise NotConvertible(f"dcm2niix produced no image ({last[0].replace(str(src), '<series>')})")
         nii = niftis[0]
-        bval = nii.with_suffix(".bval")
-        return load_nifti(nii, bval if bval.is_file() else None)
+        bval, sidecar = nii.with_suffix(".bval"), nii.with_suffix(".json")
+        volume = load_nifti(nii, bval if bval.is_file() else None)
+        volume.phase_encoding = label_of(nii, sidecar if sidecar.is_file() else None)
+        return volume
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -116,6 +116,7 @@ class Verdict(NamedTuple):
     outcome_file: str  # where the full verdict is saved ("" when standalone)
     convertible: bool = True  # False: dcm2niix made no image, so heudiconv must not try (it would raise)
     physics_kind: str = ""  # what physics recognised: an "other" BIDS still places (``naming.PLACED_OTHER``)
+    phase_encoding: str = ""  # ``dir-`` label from dcm2niix's PhaseEncodingDirection ("" unknown)
 
 
 def create_key(template: str, outtype: tuple[str, ...] = ("nii.gz",), annotation_classes=None):
@@ -162,7 +163,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
     (errors become status "error")."""
     uid = str(wrapper.dcm_data.get("SeriesInstanceUID", ""))
     facts = _series_facts(wrapper, series_files, uid)
-    convertible = True
+    convertible, phase_encoding = True, ""
     outcome = handoff.SeriesOutcome(
         series_uid=uid,
         series_id="",
@@ -181,8 +182,11 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         outcome.has_directions = not naming.is_trace(facts.image_type, has_bvec=has_bvec)
         outcome.status = "other" if c.label == OTHER else "ok"
         outcome.message = c.reason
+        phase_encoding = volume.phase_encoding
         if why := dimension_problem(c.label, volume.n_volumes):
             outcome.status, outcome.message = "other", why
+        elif c.label == OTHER and (why := naming.placement_problem(c.physics_kind, phase_encoding)):
+            outcome.message = "; ".join(m for m in (outcome.message, why) if m)
     except Exception as exc:  # one bad series must not stop the others
         from bidsapp.volume import NotConvertible
 
@@ -208,6 +212,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         outcome_file=outcome_file,
         convertible=convertible,
         physics_kind=c.physics_kind if c and outcome.status in ("ok", "other") else "",
+        phase_encoding=phase_encoding,
     )
 
 
@@ -267,6 +272,7 @@ def infotodict(seqinfos) -> dict:
                 physics_kind=v.physics_kind,
                 protocol=getattr(s, "protocol_name", ""),
                 image_type=tuple(v.image_type),
+                phase_encoding=v.phase_encoding,
             )
         )
     names = naming.assign_names(requests)

@@ -6,6 +6,7 @@ The slices carry full geometry so dcm2niix converts them like real scanner outpu
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +50,22 @@ def write_series(
     size: int = 16,
     seed: int = 0,
     series_uid: str | None = None,
+    n_volumes: int = 1,
+    tags: dict | None = None,
+    csa: dict[str, object] | None = None,
 ) -> list[Path]:
-    """Write an axial few-slice MR series, one file per slice; returns the file paths."""
+    """Write an axial few-slice MR series, one file per slice and volume; returns the file paths.
+
+    ``tags`` overrides or adds attributes of every file (keyword → value); ``csa`` writes a Siemens
+    CSA image header with these items (dcm2niix reads e.g. PhaseEncodingDirectionPositive there)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     study_uid = study_uid or uid("study", patient_id, study_date)
     series_uid = series_uid or uid("series", study_uid, series_number, series_description)
     rng = np.random.default_rng(seed)
     paths = []
-    for k in range(n_slices):
-        sop_uid = uid(series_uid, k)
+    for v, k in ((v, k) for v in range(n_volumes) for k in range(n_slices)):
+        sop_uid = uid(series_uid, v, k) if v else uid(series_uid, k)
         ds = _base(MRImageStorage, sop_uid)
         ds.Modality = "MR"
         ds.PatientID = patient_id
@@ -72,7 +79,9 @@ def write_series(
         ds.SeriesDescription = series_description
         ds.ProtocolName = series_description
         ds.SeriesNumber = series_number
-        ds.InstanceNumber = k + 1
+        ds.InstanceNumber = v * n_slices + k + 1
+        if n_volumes > 1:  # the same slice positions again, one acquisition per volume
+            ds.AcquisitionNumber = ds.TemporalPositionIdentifier = v + 1
         ds.ImageType = list(image_type)
         ds.Manufacturer = "SIEMENS"
         ds.MagneticFieldStrength = 3
@@ -97,10 +106,26 @@ def write_series(
         ds.HighBit = 11
         ds.PixelRepresentation = 0
         ds.PixelData = rng.integers(0, 4000, (size, size), dtype=np.uint16).tobytes()
-        path = directory / f"IM{series_number:03d}_{k:04d}.dcm"
+        for keyword, value in (tags or {}).items():
+            setattr(ds, keyword, value)
+        if csa:
+            ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x10, "OB", siemens_csa(csa))
+        path = directory / f"IM{series_number:03d}_{v * n_slices + k:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def siemens_csa(items: dict[str, object]) -> bytes:
+    """A Siemens CSA header (SV10 layout, as nibabel.nicom.csareader reads it), one value per item."""
+    out = b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(items), 77)
+    for name, value in items.items():
+        vr = "IS" if isinstance(value, int) else ("DS" if isinstance(value, float) else "LO")
+        out += name.encode().ljust(64, b"\0") + struct.pack("<i4sii", 1, vr.encode().ljust(4, b"\0"), 6, 1)
+        data = str(value).encode() + b"\0"
+        out += struct.pack("<i", 77) + struct.pack("<4i", len(data), len(data), 77, len(data))
+        out += data.ljust(-(-len(data) // 4) * 4, b"\0")
+    return out
 
 
 def write_sr(path: Path, *, patient_id: str = "P01", study_uid: str | None = None) -> Path:

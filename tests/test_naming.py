@@ -198,3 +198,38 @@ def test_scanner_twins_and_reformats_are_named_once_and_marked_rec():
     assert repeats == {"a": "sub-01/anat/sub-01_run-1_T1w", "b": "sub-01/anat/sub-01_run-2_T1w"}
     alone = assign_names([_t1("nd", 6, ("ORIGINAL", "PRIMARY", "M", "ND"))])
     assert alone == {"nd": "sub-01/anat/sub-01_T1w"}  # no twin: nothing to mark
+
+
+def test_se_epi_field_maps_take_their_direction_and_an_unknown_one_stays_in_sourcedata():
+    from bidsapp.naming import NameRequest, assign_names, placement_problem
+
+    def epi(key, number, direction):
+        return NameRequest(key=key, subject="01", session=None, label="other", series_number=number,
+                           series_description="se_epi", physics_kind="fmap_epi", phase_encoding=direction)
+
+    names = assign_names([epi("ap", 3, "AP"), epi("pa", 4, "PA"), epi("ap2", 9, "AP"), epi("x", 5, "")])
+    assert names == {"ap": "sub-01/fmap/sub-01_dir-AP_run-1_epi", "pa": "sub-01/fmap/sub-01_dir-PA_epi",
+                     "ap2": "sub-01/fmap/sub-01_dir-AP_run-2_epi", "x": "sourcedata/unclassified/sub-01/5_seepi"}
+    assert "PhaseEncodingDirection" in placement_problem("fmap_epi", "")
+    assert placement_problem("fmap_epi", "AP") is None and placement_problem("bold") is None
+
+
+@pytest.mark.parametrize("direction, affine_columns, label", [
+    ("j", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]], "PA"),  # dcm2niix's axial: j points anterior
+    ("j-", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]], "AP"),
+    ("j", [[-1, 0, 0], [0, -1, 0], [0, 0, 1]], "AP"),  # the same polarity in a flipped file names the same run
+    ("i", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]], "RL"),
+    ("i-", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]], "LR"),
+    ("j", [[0, 1, 0], [0, 0, 1], [1, 0, 0]], "IS"),  # sagittal: j along the head-foot axis
+    ("j", [[-1, 0, 0], [0, 0.8, 0.6], [0, -0.6, 0.8]], "PA"),  # oblique: the nearest axis
+    ("", [[1, 0, 0], [0, 1, 0], [0, 0, 1]], ""),
+    ("y", [[1, 0, 0], [0, 1, 0], [0, 0, 1]], ""),
+])
+def test_dir_label_is_the_anatomical_direction_phase_encoding_runs(direction, affine_columns, label):
+    import numpy as np
+
+    from bidsapp.phase_encoding import dir_label
+
+    affine = np.eye(4)
+    affine[:3, :3] = np.array(affine_columns, float).T  # columns: where voxel axes i, j, k point (RAS)
+    assert dir_label(direction, affine) == label

@@ -284,9 +284,12 @@ CASES: tuple[Case, ...] = (
         (OTHER,), "TONE ramp"),
     Case("Siemens", "tof-mip", classic(siemens(ImageType=["DERIVED", "PRIMARY", "MIP_SAG", "ND"], **SPGR3D,
                                                SequenceName="*fl3d1r_t70")), (OTHER,), "derived or non-anatomical"),
-    Case("Siemens", "se-epi-b0-fieldmap", classic(siemens(
+    Case("Siemens", "se-epi-b0-fieldmap", classic(siemens(  # a b-value written: a diffusion b=0, not a field map
         ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], **EPI, SequenceName="*epse2d1_86", RepetitionTime=8000,
         EchoTime=66), b_siemens(0)), SILENT),
+    Case("Siemens", "se-epi-fieldmap", classic(siemens(
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], **EPI, SequenceName="*epse2d1_86", RepetitionTime=8000,
+        EchoTime=66), ({}, {}, {})), (OTHER,), "Siemens spin-echo EPI (epse)"),
     Case("Siemens", "derived-secondary-only", classic(siemens(ImageType=["DERIVED", "SECONDARY"])), SILENT),
     # ---- Siemens XA enhanced multi-frame (FrameType, AcquisitionContrast, per-frame b/TE/plane)
     Case("Siemens XA", "mprage", enhanced(
@@ -362,6 +365,9 @@ CASES: tuple[Case, ...] = (
     Case("GE", "adc-like-derived-se", classic(ge(
         ImageType=["DERIVED", "SECONDARY"], ScanningSequence="SE", RepetitionTime=8000, EchoTime=80),
         b_ge("1000001000\\8\\0\\0")), SILENT),
+    Case("GE", "se-epi-fieldmap", classic(ge(
+        "epi", ImageType=GE_ORIG, ScanningSequence=["SE", "EP"], RepetitionTime=6000, EchoTime=70,
+        ReceiveCoilName="32Ch Head"), ({}, {})), (OTHER,), "ScanningSequence SE and EP"),
     Case("GE", "localizer", classic(ge(
         "fgre", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"], ScanningSequence="GR", SequenceVariant="SS")),
         (OTHER,), "localizer"),
@@ -403,6 +409,9 @@ CASES: tuple[Case, ...] = (
     Case("Philips", "feepi-bold", classic(philips(
         "FEEPI", ImageType=PH_FFE, ScanningSequence="GR", RepetitionTime=2000, EchoTime=30, FlipAngle=90)),
         (OTHER,), "(BOLD readout)"),
+    Case("Philips", "seepi-fieldmap", classic(philips(
+        "SEEPI", ImageType=PH_SE, ScanningSequence="SE", SequenceVariant="SK", RepetitionTime=5000, EchoTime=65,
+        BodyPartExamined="BRAIN")), (OTHER,), "Philips spin-echo EPI (SEEPI)"),
     Case("Philips", "flair", classic(philips(
         "TIR", ImageType=PH_SE, ScanningSequence=["SE", "IR"], RepetitionTime=11000, EchoTime=125,
         InversionTime=2800, BodyPartExamined="BRAIN")), ("FLAIR",), "TI ≥ 1500 ms"),
@@ -690,3 +699,33 @@ def test_repeated_long_te_epi_is_no_time_series_and_a_recorded_ti_is_an_inversio
     flair = HeaderFacts(scanning_sequence="SE", echo_times=(110.0,), repetition_time=9000, inversion_time=2500,
                         body_part="BRAIN")
     assert witness(flair).labels == ("FLAIR",)
+
+
+@pytest.mark.parametrize("case_id", ["Siemens-se-epi-fieldmap", "GE-se-epi-fieldmap", "Philips-seepi-fieldmap"])
+def test_se_epi_field_maps_are_named_by_kind(case_id):
+    """Each vendor's SE-EPI field map is "other" for the content classes, of kind ``fmap_epi``
+    (what ``naming.PLACED_OTHER`` puts in fmap/)."""
+    assert _verdict(CASES_BY_ID[case_id]).kind == "fmap_epi"
+
+
+@pytest.mark.parametrize("case_id", [
+    "Siemens-se-epi-b0-fieldmap",  # a b=0 image of a diffusion sequence: the b-value is written
+    "Canon-seepi-b0-only",
+    "Siemens-XA-b0-only",
+    "Canon-dti",  # a DWI whose first file is its b=0: the other files' b-values count
+    "GE-dwi-b-plain",
+    "Siemens-t2-tse-head32",  # a 2D spin echo without EPI
+    "GE-t2-fse-torso",
+])
+def test_diffusion_b0_and_spin_echo_are_no_se_epi_field_map(case_id):
+    assert _verdict(CASES_BY_ID[case_id]).kind != "fmap_epi"
+
+
+def test_a_spin_echo_epi_time_series_is_no_field_map():
+    """More than a few volumes (an SE-EPI time series, a DWI whose b-values went unread) is no field map."""
+    facts = CASES_BY_ID["GE-se-epi-fieldmap"].facts()
+    assert physics.witness(replace(facts, n_volumes=physics.FMAP_EPI_MAX_VOLUMES)).kind == "fmap_epi"
+    assert physics.witness(replace(facts, n_volumes=physics.FMAP_EPI_MAX_VOLUMES + 1)).kind != "fmap_epi"
+    assert physics.witness(replace(facts, n_volumes=None)).kind != "fmap_epi"  # unknown count: no claim
+    derived = ("DERIVED", "PRIMARY")
+    assert physics.witness(replace(facts, image_type=derived, frame_types=derived)).kind != "fmap_epi"
