@@ -4,7 +4,8 @@
     python benchmarks/render.py                                   # benchmarks/results/*.json -> docs/benchmarks.md
     python benchmarks/render.py --results DIR --out FILE
 
-Reads ``classifier_speed.json``, ``end_to_end.json``, ``scaling.json`` and ``accuracy.json``
+Reads ``classifier_speed.json``, ``end_to_end.json``, ``scaling.json``, ``accuracy.json`` and
+``decision_accuracy.json``
 (any may be missing: its section then says how to produce it), checks every number against the
 bars of ARCHITECTURE.md section 5 and writes one page: the bars (met, or missed and by how much),
 the machine, and each benchmark's table with the command that reproduces it.
@@ -23,13 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("classifier_speed", "end_to_end", "scaling", "accuracy")
+NAMES = ("classifier_speed", "end_to_end", "scaling", "accuracy", "decision_accuracy")
 COMMANDS = {
     "classifier_speed": "python benchmarks/classifier_speed.py --json benchmarks/results/classifier_speed.json",
     "end_to_end": "python benchmarks/end_to_end.py --copies 2 --json benchmarks/results/end_to_end.json",
     "scaling": "python benchmarks/scaling.py --json benchmarks/results/scaling.json",
     "accuracy": "python benchmarks/accuracy.py --json benchmarks/results/accuracy.json",
+    "decision_accuracy": "python benchmarks/decision_accuracy.py --json benchmarks/results/decision_accuracy.json",
 }
+#: What each decision_accuracy condition runs, in words.
+CONDITIONS = {"both": "default (content and physics decide)", "content": "`--decide-by content`",
+              "lying-text": "every SeriesDescription/ProtocolName a lie", "bids-sidecars": "as misnamed BIDS with dcm2niix sidecars"}
 ACCURACY_MIN, BRAIN_CLASS_MIN, OTHER_REJECT_MIN = 0.95, 0.90, 0.90
 MODEL_MB_MAX = 50.0
 
@@ -261,6 +266,24 @@ def accuracy_section(result: dict | None) -> str:
         + provenance(result["meta"].get("model_training") or {})])
 
 
+def decision_section(result: dict | None) -> str:
+    head = "## The App's decision on the development set's DICOM series"
+    if not result:
+        return f"{head}\n\nNot run yet: `{COMMANDS['decision_accuracy']}`"
+    lines = [head, "", f"`{COMMANDS['decision_accuracy']}`", "",
+             "| condition | right | accuracy (Wilson 95%) | \"other\" rejected |", "|---|---|---|---|"]
+    for name, r in result["results"].items():
+        low, high = r["wilson95"]
+        lines.append(f"| {CONDITIONS.get(name, name)} | {r['right']} of {r['n']} | {r['accuracy']:.0%} "
+                     f"({low:.0%}-{high:.0%}) | {r['other_rejected']:.0%} |")
+    wrong = sorted({(s["source"], s["truth"], s["label"], name) for name, r in result["results"].items()
+                    for s in r["series"] if not s["right"]})
+    if wrong:
+        lines += ["", "Wrong: " + "; ".join(f"{src} ({truth} named {label}, {CONDITIONS.get(name, name)})"
+                                             for src, truth, label, name in wrong) + "."]
+    return "\n".join(lines)
+
+
 def provenance(training: dict) -> str:
     """What the model card says about real data in training (decides whether this is a test at all)."""
     if training.get("finetune_labels"):
@@ -276,7 +299,7 @@ def render(results: dict[str, dict]) -> str:
              "[benchmarks/README.md](../benchmarks/README.md).")
     parts = [intro, bars_section(results), machine_section(results), speed_section(results.get("classifier_speed")),
              e2e_section(results.get("end_to_end")), scaling_section(results.get("scaling")),
-             accuracy_section(results.get("accuracy"))]
+             accuracy_section(results.get("accuracy")), decision_section(results.get("decision_accuracy"))]
     return "\n\n".join(parts) + "\n"
 
 

@@ -67,8 +67,23 @@ def test_percentile_matches_numpy_default():
 
 def test_empty_results_render_as_not_run():
     text = module("render").render({})
-    assert text.count("Not run yet") == 4
+    assert text.count("Not run yet") == 5
     assert "not measured" in text and "missed" not in text
+
+
+def test_decision_section_tabulates_every_condition_and_names_the_misses():
+    """One condition right everywhere, one with a miss: the table has both, the miss is named."""
+    def series(right):
+        return {"source": "s1", "truth": "T2w", "label": "T2w" if right else "other", "right": right}
+    result = {"results": {
+        "both": {"right": 2, "n": 2, "accuracy": 1.0, "wilson95": [0.34, 1.0], "other_rejected": 1.0,
+                 "series": [series(True)]},
+        "content": {"right": 1, "n": 2, "accuracy": 0.5, "wilson95": [0.09, 0.91], "other_rejected": 1.0,
+                    "series": [series(False)]}}}
+    text = module("render").decision_section(result)
+    assert "| default (content and physics decide) | 2 of 2 | 100% (34%-100%) | 100% |" in text
+    assert "| `--decide-by content` | 1 of 2 | 50% (9%-91%) |" in text
+    assert "s1 (T2w named other, `--decide-by content`)" in text and text.count("s1") == 1
 
 
 def test_scaling_and_e2e_verdicts_say_by_how_much():
