@@ -182,3 +182,28 @@ def test_learning_rate_warms_up_then_falls_to_zero_by_the_budget():
     assert warm_cosine_lr(1e-3, 99, 100, 0.0) == pytest.approx(1e-3)
     assert warm_cosine_lr(1e-3, 500, 100, 0.5) == pytest.approx(5e-4)
     assert warm_cosine_lr(1e-3, 900, 100, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_wide_network_is_recorded_on_its_card_loads_from_it_and_refuses_compact_weights(tmp_path):
+    """``--arch wide`` (the GPU run's capacity lever, scripts/device_train.sh): the card names the
+    network inference must build, and compact weights cannot be forced into it."""
+    from bidsapp.model.network import ARCHS
+    from bidsapp.train import rethreshold
+    base = ["--anatomy", "phantom", "--steps", "1", "--batch", "2", "--train-slices", "2", "--val-size", "6",
+            "--workers", "0", "--threads", "1"]
+    compact, wide = tmp_path / "compact", tmp_path / "wide"
+    assert train.main(base + ["--out", str(compact)]) == 0
+    assert train.main(base + ["--out", str(wide), "--arch", "wide"]) == 0
+    card = json.loads((wide / "mrclass.json").read_text())
+    assert card["architecture"] == ARCHS["wide"] and card["training"]["arch"] == "wide"
+    clf = Classifier.load("cpu", wide / "mrclass.pt")
+    n_wide = sum(p.numel() for p in clf.network.parameters())
+    n_compact = sum(p.numel() for p in Classifier.load("cpu", compact / "mrclass.pt").network.parameters())
+    assert n_wide > 3 * n_compact
+    assert (wide / "mrclass.pt").stat().st_size < 50e6, "the 50 MB bar"
+    with pytest.raises(SystemExit, match="do not fit this network"):
+        train.main(base + ["--out", str(tmp_path / "x"), "--arch", "wide", "--init", str(compact / "mrclass.pt")])
+    again = tmp_path / "rethresholded"
+    assert rethreshold.main([str(wide / "mrclass.pt"), "--anatomy", "phantom", "--val-size", "6", "--seed", "1",
+                             "--threads", "1", "--out", str(again)]) == 0
+    assert Classifier.load("cpu", again / "mrclass.pt").card["architecture"] == ARCHS["wide"]

@@ -24,6 +24,14 @@ ARCH = {"block": "basic", "layers": [1, 1, 1, 1], "block_inplanes": [32, 64, 128
         "conv1_t_size": 5, "conv1_t_stride": 2, "no_max_pool": False, "norm_groups": 8,
         "geometry_features": list(GEOMETRY_FEATURES)}
 
+#: Networks training can build (``mrclass-bids-train --arch``); the card records the one used and
+#: inference builds from the card. "compact" is what every release so far shipped (1.2 M
+#: parameters, 2.5 MB as shipped in float16); "wide" (two blocks a stage, 1.5x channels: 6.3 M,
+#: 12.6 MB) is the capacity lever for a GPU-length run, inside the 50 MB bar; its CPU time per
+#: series must be measured (benchmarks/classifier_speed.py) before one ships.
+ARCHS = {"compact": ARCH,
+         "wide": {**ARCH, "layers": [2, 2, 2, 2], "block_inplanes": [48, 96, 192, 384]}}
+
 
 def batch_to_group_norm(module: nn.Module, groups: int) -> nn.Module:
     """Replace every BatchNorm2d in ``module`` by a GroupNorm (in place).

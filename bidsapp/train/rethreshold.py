@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.weights}: its card describes other weights (SHA256 differs)")
 
     device = torch.device("cpu")
-    net = init_network(str(args.weights), device).eval()
+    net = init_network(str(args.weights), device, card.get("architecture")).eval()
     stacks, geometry, labels, _ = validation_set(args.anatomy, args.val_size, args.seed, SPEC, 0, args.val_cache)
     threshold, metrics = validated(net, stacks, geometry, labels, device)
     log.info("threshold %.3f (was %.3f) on %d simulated series: accuracy %.3f, other rejected %.3f",

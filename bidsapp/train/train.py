@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from .. import __version__
 from ..classes import LABELS
 from ..model.card import read_card
-from ..model.network import ARCH, SliceStackClassifier
+from ..model.network import ARCH, ARCHS, SliceStackClassifier
 from ..model.predict import mirrored_logits, resolve_device, sha256
 from ..volume import SPEC, InputSpec
 from . import simulate
@@ -234,6 +234,8 @@ def parse_args(argv=None):
                    help="score the weights on the simulated validation set every N steps (a multiple of %d) "
                         "and at the end, and ship the best-scoring ones (0: the final weights)" % CHECKPOINT_EVERY)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--arch", default="compact", choices=sorted(ARCHS),
+                   help="network to build (network.ARCHS); --init weights must fit it")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast for the network (loss and weights stay float32): about 2x faster "
                         "steps on CPUs with bf16 instructions, slower on those without")
@@ -245,13 +247,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def init_network(init: str | None, device) -> SliceStackClassifier:
-    """A fresh network, or one started from ``init`` weights. Weights of an older architecture
-    load too (what they lack starts fresh); weights of another network are refused."""
-    net = SliceStackClassifier(len(LABELS), ARCH).to(device)
+def init_network(init: str | None, device, arch: dict | None = None) -> SliceStackClassifier:
+    """A fresh network of ``arch`` (default ``ARCH``), or one started from ``init`` weights. Weights
+    of an older architecture load too (what they lack starts fresh); weights of another network
+    are refused."""
+    net = SliceStackClassifier(len(LABELS), arch or ARCH).to(device)
     if init:
-        missing, unexpected = net.load_state_dict(
-            {k: v.float() for k, v in torch.load(init, map_location="cpu", weights_only=True).items()}, strict=False)
+        try:
+            missing, unexpected = net.load_state_dict(
+                {k: v.float() for k, v in torch.load(init, map_location="cpu", weights_only=True).items()}, strict=False)
+        except RuntimeError as exc:  # same names, other shapes: another width or depth
+            raise SystemExit(f"--init {init}: weights do not fit this network ({str(exc).splitlines()[1].strip()})")
         if unexpected:
             raise SystemExit(f"--init {init}: weights do not fit this network ({unexpected[:3]} ...)")
         if missing:
@@ -273,7 +279,7 @@ def train_step(net, opt, batch: list, device, bf16: bool) -> float:
 
 
 def model_card(spec: InputSpec, threshold: float, training: dict, history: list[dict], metrics: dict,
-               weights: Path) -> dict:
+               weights: Path, arch: dict = ARCH) -> dict:
     """What ships beside the weights: classes, threshold, input, recipe and its lineage, metrics."""
     return {
         "name": "mrclass-slicestack-resnet",
@@ -281,7 +287,7 @@ def model_card(spec: InputSpec, threshold: float, training: dict, history: list[
         "classes": list(LABELS),
         "threshold": threshold,
         "input": asdict(spec),
-        "architecture": ARCH,
+        "architecture": arch,
         "training": {**training, "code_commit": code_commit(), "lineage": history,
                      "total_steps": training["steps"] + sum(p.get("steps") or 0 for p in history),
                      "total_minutes": round(training["minutes"] + sum(p.get("minutes") or 0 for p in history), 1)},
@@ -308,7 +314,7 @@ def save_model(net, out: Path, spec: InputSpec, threshold: float, training: dict
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "mrclass.pt"
     torch.save({k: v.half() for k, v in net.state_dict().items()}, weights)
-    card = model_card(spec, threshold, training, history, metrics, weights)
+    card = model_card(spec, threshold, training, history, metrics, weights, net.arch)
     (out / "mrclass.json").write_text(json.dumps(card, indent=2))
     return weights
 
@@ -326,7 +332,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     spec = SPEC
 
-    net = init_network(args.init, device)
+    net = init_network(args.init, device, ARCHS[args.arch])
     history = lineage(args.init)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     step, elapsed = 0, 0.0
@@ -407,7 +413,7 @@ def main(argv=None) -> int:
                 "replay_fraction": args.replay_fraction, "average_from": args.average_from,
                 "averaged_snapshots": average.count, "select_every": args.select_every,
                 "selected_step": selection.best()["step"] if args.select_every else step,
-                "lr": args.lr, "bf16": args.bf16, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
+                "lr": args.lr, "bf16": args.bf16, "arch": args.arch, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
                 "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
                 "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv)}
     weights = save_model(net, out, spec, threshold, training, history, metrics)
