@@ -174,6 +174,10 @@ _SPOILED = frozenset({"SP"})
 FMAP_EPI_MAX_VOLUMES = 10
 _SE_EPI = dict(flags=frozenset({"ORIGINAL"}), not_flags=frozenset({"DIFFUSION"}), b_recorded=False, inversion=False,
                min_volumes=1, max_volumes=FMAP_EPI_MAX_VOLUMES)
+# A BOLD-like time series: five or more volumes of the same slices at one echo under 50 ms, no diffusion
+# (a DWI whose b-values went unread has TE ≥ 50 ms; multi-echo and long-TE EPI are no BOLD run here).
+_TIME_SERIES = dict(min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
+                    not_flags=frozenset({"DIFFUSION"}))
 
 RULES: tuple[PhysicsRule, ...] = (
     # -- non-target objects the scanner labels as such
@@ -200,25 +204,29 @@ RULES: tuple[PhysicsRule, ...] = (
                 contrast=frozenset({"PROTON_DENSITY", "PERFUSION", "FLOW_ENCODED", "TOF", "TAGGING"})),
     PhysicsRule(OTHER, "Siemens gradient-echo field map sequence (fm2d/fm3d)", vendor="SIEMENS", name=r"fm[23]d"),
     PhysicsRule(OTHER, "GE B0 field map sequence", vendor="GE", name=r"^b0(map|rf)"),
+    # gradient-echo EPI by its vendor name, before the spin-echo EPI rows: Siemens VB writes
+    # ScanningSequence SE\EP on epfid BOLD runs (real data), and the name is the more specific field
+    PhysicsRule("bold", "Siemens gradient-echo EPI (epfid) time series: five or more volumes at one echo under "
+                "50 ms, no diffusion (BOLD)", vendor="SIEMENS", name=r"epfid", **_TIME_SERIES),
+    PhysicsRule(OTHER, "Siemens gradient-echo EPI (epfid) without diffusion, no time series (a single BOLD "
+                "volume, a multi-echo or DSC/PASL readout)", vendor="SIEMENS", name=r"epfid", diffusion=False),
+    PhysicsRule("bold", "Philips field-echo EPI (FEEPI) time series: five or more volumes at one echo under 50 ms, "
+                "no diffusion (BOLD)", vendor="PHILIPS", name=r"^feepi", **_TIME_SERIES),
+    PhysicsRule(OTHER, "Philips field-echo EPI (FEEPI) without diffusion, no time series", vendor="PHILIPS",
+                name=r"^feepi", diffusion=False),
     PhysicsRule("fmap_epi", "Siemens spin-echo EPI (epse), ≤ 10 volumes, no b-value written (SE-EPI field map)",
                 vendor="SIEMENS", name=r"epse", **_SE_EPI),
     PhysicsRule("fmap_epi", "Philips spin-echo EPI (SEEPI), ≤ 10 volumes, no b-value written (SE-EPI field map)",
                 vendor="PHILIPS", name=r"^seepi", **_SE_EPI),
     PhysicsRule("fmap_epi", "spin-echo EPI (ScanningSequence SE and EP), ≤ 10 volumes, no b-value written "
                 "(SE-EPI field map)", sequence_all=frozenset({"SE", "EP"}), **_SE_EPI),
-    PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD / DSC / PASL readout)", vendor="SIEMENS",
-                name=r"epfid", diffusion=False),
-    PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD readout)", vendor="PHILIPS", name=r"^feepi",
-                diffusion=False),
     PhysicsRule(OTHER, "3D GRASE (ASL readout)", vendor="SIEMENS", name=r"tgse"),
     PhysicsRule(OTHER, "Siemens 3D FLASH with a TONE ramp (time-of-flight angiography)", vendor="SIEMENS",
                 name=r"fl3d\d*r?_t\d"),
     PhysicsRule("bold", "EPI time series: five or more volumes at one echo under 50 ms, no diffusion (BOLD)",
-                sequence=frozenset({"EP"}), min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
-                not_flags=frozenset({"DIFFUSION"})),
+                sequence=frozenset({"EP"}), **_TIME_SERIES),
     PhysicsRule(OTHER, "five or more volumes of the same slices at one echo under 50 ms, no diffusion (BOLD/ASL/DCE)",
-                min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
-                not_flags=frozenset({"DIFFUSION"})),  # a DWI whose b-values went unread has TE ≥ 50 ms
+                **_TIME_SERIES),
     # -- contrast, from enhanced MR's own AcquisitionContrast
     PhysicsRule("FLAIR", "AcquisitionContrast FLUID_ATTENUATED", contrast=frozenset({"FLUID_ATTENUATED"})),
     PhysicsRule("STIR", "AcquisitionContrast STIR", contrast=frozenset({"STIR"})),

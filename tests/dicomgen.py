@@ -16,6 +16,13 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
 SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
 
+# Siemens headers of acquisitions the physics witness recognises (docs/physics.md), for ``write_series(tags=...)``.
+# EPI: phase encoded along the columns (j), its polarity in the CSA header (write_series(csa=...)), as dcm2niix reads it.
+_SIEMENS_EPI = {"ScanningSequence": "EP", "SequenceVariant": "SK", "InPlanePhaseEncodingDirection": "COL",
+                "MRAcquisitionType": "2D"}
+SIEMENS_BOLD = {**_SIEMENS_EPI, "SequenceName": "*epfid2d1_64", "RepetitionTime": 2000, "EchoTime": 30, "FlipAngle": 77}
+SIEMENS_SE_EPI = {**_SIEMENS_EPI, "SequenceName": "*epse2d1_86", "RepetitionTime": 8000, "EchoTime": 66, "FlipAngle": 90}
+
 
 def uid(*parts: object) -> str:
     """Deterministic DICOM UID from arbitrary parts (2.25 + decimal of a hash)."""

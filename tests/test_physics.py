@@ -250,7 +250,16 @@ CASES: tuple[Case, ...] = (
     Case("Siemens", "bold-mosaic-one-file", classic(siemens(
         ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], ScanningSequence="EP", SequenceVariant="SK",
         SequenceName="*epfid2d1_64", RepetitionTime=2000, EchoTime=30, FlipAngle=90), slices=1),
-        (OTHER,), "gradient-echo EPI without diffusion (BOLD / DSC"),
+        (OTHER,), "Siemens gradient-echo EPI (epfid) without diffusion, no time series"),
+    Case("Siemens", "bold-mosaic-vb-se-ep", classic(siemens(  # syngo VB writes SE\EP on epfid (the real FMRI)
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], ScanningSequence=["SE", "EP"], SequenceVariant="SK",
+        SequenceName="*epfid2d1_64", RepetitionTime=2200, EchoTime=30, FlipAngle=90), slices=1),
+        (OTHER,), "Siemens gradient-echo EPI (epfid) without diffusion, no time series"),
+    Case("Siemens", "bold-time-series", classic(siemens(
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], ScanningSequence=["SE", "EP"], SequenceVariant="SK",
+        SequenceName="*epfid2d1_64", RepetitionTime=2000, EchoTime=30, FlipAngle=77), tuple({} for _ in range(6)),
+        slices=1), (OTHER,), "Siemens gradient-echo EPI (epfid) time series"),
+
     Case("Siemens", "fieldmap-magnitude", classic(siemens(
         ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], ScanningSequence="GR", SequenceVariant="SP",
         SequenceName="*fm2d2r", RepetitionTime=500, FlipAngle=60), echoes(4.92, 7.38)), (OTHER,), "fm2d"),
@@ -408,7 +417,10 @@ CASES: tuple[Case, ...] = (
         MRAcquisitionType="3D", RepetitionTime=4250, EchoTime=9)), (OTHER,), "derived or non-anatomical"),
     Case("Philips", "feepi-bold", classic(philips(
         "FEEPI", ImageType=PH_FFE, ScanningSequence="GR", RepetitionTime=2000, EchoTime=30, FlipAngle=90)),
-        (OTHER,), "(BOLD readout)"),
+        (OTHER,), "Philips field-echo EPI (FEEPI) without diffusion, no time series"),
+    Case("Philips", "feepi-bold-time-series", classic(philips(  # Philips writes GR, no EP: the technique tells
+        "FEEPI", ImageType=PH_FFE, ScanningSequence="GR", RepetitionTime=2000, EchoTime=30, FlipAngle=90),
+        tuple({} for _ in range(6))), (OTHER,), "Philips field-echo EPI (FEEPI) time series"),
     Case("Philips", "seepi-fieldmap", classic(philips(
         "SEEPI", ImageType=PH_SE, ScanningSequence="SE", SequenceVariant="SK", RepetitionTime=5000, EchoTime=65,
         BodyPartExamined="BRAIN")), (OTHER,), "Philips spin-echo EPI (SEEPI)"),
@@ -729,3 +741,26 @@ def test_a_spin_echo_epi_time_series_is_no_field_map():
     assert physics.witness(replace(facts, n_volumes=None)).kind != "fmap_epi"  # unknown count: no claim
     derived = ("DERIVED", "PRIMARY")
     assert physics.witness(replace(facts, image_type=derived, frame_types=derived)).kind != "fmap_epi"
+
+
+@pytest.mark.parametrize(("case_id", "kind"), [
+    ("Siemens-bold-time-series", "bold"),  # syngo VB's SE\EP on an epfid run: the name wins over 12c's SE + EP
+    ("Philips-feepi-bold-time-series", "bold"),
+    ("GE-bold-time-series", "bold"),
+    ("Siemens-bold-mosaic-one-file", OTHER),  # one volume is no time series, and no SE-EPI field map either
+    ("Siemens-bold-mosaic-vb-se-ep", OTHER),
+    ("Philips-feepi-bold", OTHER),
+])
+def test_epi_time_series_kinds(case_id, kind):
+    """Gradient-echo EPI runs of five or more volumes are BOLD (``func/``); fewer are none."""
+    assert _verdict(CASES_BY_ID[case_id]).kind == kind
+
+
+def test_real_epfid_volume_kind(real_rows):
+    """The development set's Siemens fMRI (one mosaic volume, SE\\EP written) is no SE-EPI field map
+    and no time series."""
+    kinds = {path.split("/")[1]: v.kind for path, _, _, v in real_rows}
+    expected = {"siemens_12bit_FMRI_AX_ASC": OTHER}
+    if not expected.keys() <= kinds.keys():
+        pytest.skip("development series absent")
+    assert {name: kinds[name] for name in expected} == expected
