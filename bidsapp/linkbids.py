@@ -67,7 +67,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
     for s in series:
         try:
             c = classify(s)
-            if c.label == OTHER and naming.placement_problem(c.physics_kind):
+            if c.label == OTHER and naming.needs_direction(c.physics_kind):
                 directions[s.series_uid] = phase_encoding.label_of(s.files[0], _sidecar(s))
             unplaced = naming.placement_problem(c.physics_kind, directions.get(s.series_uid, "")) if c.label == OTHER else None
             verdicts[s.series_uid] = (c, dimension_problem(c.label, s.header.n_volumes or 1) or unplaced or c.reason)

@@ -43,6 +43,8 @@ KIND_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "fmap_magnitude": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_phasediff": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_epi": {"brain": (OTHER,), "body": (OTHER,)},
+    # "other", and a BIDS place (perf/) whose required fields scanners rarely write (``naming.placement_problem``)
+    "asl": {"brain": (OTHER,), "body": (OTHER,)},
 }
 
 
@@ -158,11 +160,12 @@ class PhysicsRule:
 
 FAT_SAT_OPTIONS = frozenset({"FS", "SFS", "FAT", "FAT_SAT", "FATSAT", "SPAIR", "SPIR", "FSAT"})
 
+# Perfusion maps computed from an ASL or DSC series: derived images, not the label/control series BIDS perf/ holds
+_PERFUSION_MAPS = frozenset({"CBF", "RELCBF", "CBV", "RELCBV", "MTT", "TTP"})
 _OTHER_MAPS = frozenset({
-    "FA", "COLFA", "EXP", "EADC", "TENSOR", "TENSOR_B0", "PERFUSION", "ASL", "CBF", "RELCBF", "CBV",
-    "RELCBV", "MTT", "TTP", "MOCO", "FMRI", "T1 MAP", "T2 MAP", "T2_MAP", "T1_MAP", "T2* MAP", "R2*",
-    "PROJECTION IMAGE", "CSA REPORT", "CSAPARALLEL", "SCREENSHOT",
-})
+    "FA", "COLFA", "EXP", "EADC", "TENSOR", "TENSOR_B0", "PERFUSION", "ASL", "MOCO", "FMRI", "T1 MAP", "T2 MAP",
+    "T2_MAP", "T1_MAP", "T2* MAP", "R2*", "PROJECTION IMAGE", "CSA REPORT", "CSAPARALLEL", "SCREENSHOT",
+}) | _PERFUSION_MAPS
 _PHASE = frozenset({"P", "PHASE", "PHASE MAP", "B0 MAP", "B0", "FIELD_MAP", "FIELDMAP", "REAL", "IMAGINARY"})
 _NO_SPIN_PREP = frozenset({"IR", "EP"})
 # SequenceVariant SP (spoiled): the Ernst-angle reading holds for spoiled gradient echo only; a
@@ -188,6 +191,8 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule("fmap_magnitude", "Siemens gradient-echo field map sequence (fm2d/fm3d), magnitude images",
                 vendor="SIEMENS", name=r"fm[23]d", flags=frozenset({"M", "MAGNITUDE"})),
     PhysicsRule(OTHER, "ImageType says phase / field-map image", flags=_PHASE),
+    PhysicsRule("asl", "ImageType says ASL / perfusion, not a derived map (label/control series)",
+                flags=frozenset({"ASL", "PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
     PhysicsRule(OTHER, "ImageType says derived or non-anatomical map (FA, exp. ADC, perfusion, BOLD)",
                 flags=_OTHER_MAPS, flag_prefixes=("MIP",)),
     # -- diffusion, as the scanner labels its own images
@@ -200,6 +205,8 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule("DWI", "original images at two or more b-values, one above 50", flags=frozenset({"ORIGINAL"}),
                 diffusion=True, b_distinct=2),
     # -- non-target acquisitions recognised by their physics
+    PhysicsRule("asl", "enhanced MR AcquisitionContrast PERFUSION, not a derived map",
+                contrast=frozenset({"PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
     PhysicsRule(OTHER, "enhanced MR AcquisitionContrast of a non-target series (PD, perfusion, flow, TOF)",
                 contrast=frozenset({"PROTON_DENSITY", "PERFUSION", "FLOW_ENCODED", "TOF", "TAGGING"})),
     PhysicsRule(OTHER, "Siemens gradient-echo field map sequence (fm2d/fm3d)", vendor="SIEMENS", name=r"fm[23]d"),
@@ -220,7 +227,7 @@ RULES: tuple[PhysicsRule, ...] = (
                 vendor="PHILIPS", name=r"^seepi", **_SE_EPI),
     PhysicsRule("fmap_epi", "spin-echo EPI (ScanningSequence SE and EP), ≤ 10 volumes, no b-value written "
                 "(SE-EPI field map)", sequence_all=frozenset({"SE", "EP"}), **_SE_EPI),
-    PhysicsRule(OTHER, "3D GRASE (ASL readout)", vendor="SIEMENS", name=r"tgse"),
+    PhysicsRule("asl", "Siemens 3D GRASE (tgse), the ASL readout", vendor="SIEMENS", name=r"tgse"),
     PhysicsRule(OTHER, "Siemens 3D FLASH with a TONE ramp (time-of-flight angiography)", vendor="SIEMENS",
                 name=r"fl3d\d*r?_t\d"),
     PhysicsRule("bold", "EPI time series: five or more volumes at one echo under 50 ms, no diffusion (BOLD)",

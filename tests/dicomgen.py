@@ -22,6 +22,9 @@ _SIEMENS_EPI = {"ScanningSequence": "EP", "SequenceVariant": "SK", "InPlanePhase
                 "MRAcquisitionType": "2D"}
 SIEMENS_BOLD = {**_SIEMENS_EPI, "SequenceName": "*epfid2d1_64", "RepetitionTime": 2000, "EchoTime": 30, "FlipAngle": 77}
 SIEMENS_SE_EPI = {**_SIEMENS_EPI, "SequenceName": "*epse2d1_86", "RepetitionTime": 8000, "EchoTime": 66, "FlipAngle": 90}
+# a 2D pCASL EPI: the same readout as BOLD, its images marked ASL by the scanner
+SIEMENS_PCASL = {**SIEMENS_BOLD, "RepetitionTime": 4000, "EchoTime": 14, "FlipAngle": 90,
+                 "ImageType": ["ORIGINAL", "PRIMARY", "ASL", "NONE", "ND"]}
 
 
 def uid(*parts: object) -> str:
