@@ -22,14 +22,23 @@ log = logging.getLogger(__name__)
 Classify = Callable[[Series], Classification]
 
 
-def dimension_problem(label: str, n_volumes: int) -> str | None:
-    """Why a series with ``n_volumes`` volumes cannot take this label's BIDS name, or None.
+def dimension_problem(label: str, n_volumes: int, echo_times: tuple[float, ...] = ()) -> str | None:
+    """Why a series with ``n_volumes`` volumes and these echo times cannot take this label's BIDS
+    name, or None.
 
-    BIDS anat images are 3D; a 4D series (fMRI, multi-echo, a repeated scan) that looks like
-    a T1w is kept as "other" instead of producing an invalid anat file.
+    BIDS anat images are 3D and hold one contrast: a 4D series (fMRI, a repeated scan) that looks
+    like a T1w, or one series acquired at several echo times (a dual-echo PD/T2, which dcm2niix
+    writes as ``_e1`` and ``_e2`` and heudiconv would name ``echo-1``/``echo-2`` of one label), is
+    kept whole as "other": no echo is named as a contrast it may not have.
     """
     ent = BY_LABEL.get(label)
-    if n_volumes > 1 and ent is not None and ent.datatype == "anat":
+    if ent is None or ent.datatype != "anat":
+        return None
+    if len(echo_times) > 1:
+        tes = ", ".join(f"{t:g}" for t in echo_times)
+        return (f"one series at {len(echo_times)} echo times (TE {tes} ms) looks like {label}, but each echo is an "
+                f"image of its own contrast (a dual-echo PD/T2 is two); kept whole as other, none of it named {label}")
+    if n_volumes > 1:
         return f"4D series ({n_volumes} volumes) looks like {label}, but BIDS anat images are 3D; kept as other"
     return None
 
@@ -67,7 +76,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
     for s in series:
         try:
             c = classify(s)
-            if c.label == OTHER and naming.placement_problem(c.physics_kind):
+            if c.label == OTHER and naming.needs_direction(c.physics_kind):
                 directions[s.series_uid] = phase_encoding.label_of(s.files[0], _sidecar(s))
             unplaced = naming.placement_problem(c.physics_kind, directions.get(s.series_uid, "")) if c.label == OTHER else None
             verdicts[s.series_uid] = (c, dimension_problem(c.label, s.header.n_volumes or 1) or unplaced or c.reason)

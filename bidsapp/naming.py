@@ -76,6 +76,15 @@ PLACED_OTHER: dict[str, tuple[str, str]] = {
 }
 TASK_SUFFIXES = frozenset({"bold"})  # suffixes that take a task- entity
 DIRECTED_SUFFIXES = frozenset({"epi"})  # suffixes BIDS requires a dir- entity for
+#: "other" series physics recognises whose BIDS place needs what a scanner's header does not say:
+#: kind → why it stays under sourcedata (the row's message). Nothing is guessed to fill the gap.
+UNPLACED_OTHER: dict[str, str] = {
+    "asl": ("ASL series, not placed in perf/: BIDS requires an _aslcontext.tsv (which volume is control, label or "
+            "M0), which no converter writes, and the sidecar fields ArterialSpinLabelingType, PostLabelingDelay, "
+            "BackgroundSuppression, M0Type, TotalAcquiredPairs, RepetitionTimePreparation (and LabelingDuration "
+            "or BolusCutOffFlag), which classic DICOM headers rarely give; none is guessed; "
+            f"kept under {UNCLASSIFIED_DIR}"),
+}
 #: ImageType tokens of an image computed from another acquisition: named once, marked ``rec-``
 #: (a reformat or a subtraction is not a second acquisition of its contrast).
 DERIVED_RECONSTRUCTIONS = {"MPR": "mpr", "MPR_THICK": "mpr", "REFORMATTED": "mpr", "SUB": "sub", "SUBTRACTION": "sub"}
@@ -149,11 +158,18 @@ def entities(req: NameRequest) -> Entities | None:
     )
 
 
-def placement_problem(physics_kind: str, phase_encoding: str = "") -> str | None:
-    """Why a series physics recognised cannot take its BIDS place (``PLACED_OTHER``), or None.
-    The message goes into the participant table of a series kept under sourcedata."""
+def needs_direction(physics_kind: str) -> bool:
+    """Whether the BIDS place of a physics kind takes a ``dir-`` label (``DIRECTED_SUFFIXES``)."""
     place = PLACED_OTHER.get(physics_kind)
-    if place and place[1] in DIRECTED_SUFFIXES and not phase_encoding:
+    return bool(place) and place[1] in DIRECTED_SUFFIXES
+
+
+def placement_problem(physics_kind: str, phase_encoding: str = "") -> str | None:
+    """Why a series physics recognised cannot take its BIDS place (``PLACED_OTHER``, ``UNPLACED_OTHER``),
+    or None. The message goes into the participant table of a series kept under sourcedata."""
+    if physics_kind in UNPLACED_OTHER:
+        return UNPLACED_OTHER[physics_kind]
+    if needs_direction(physics_kind) and not phase_encoding:
         return (f"SE-EPI field map whose sidecar lacks PhaseEncodingDirection (the header gives no polarity) or "
                 f"TotalReadoutTime, both required of a BIDS _epi: its dir- is not guessed; kept under {UNCLASSIFIED_DIR}")
     return None

@@ -43,6 +43,8 @@ KIND_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "fmap_magnitude": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_phasediff": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_epi": {"brain": (OTHER,), "body": (OTHER,)},
+    # "other", and a BIDS place (perf/) whose required fields scanners rarely write (``naming.placement_problem``)
+    "asl": {"brain": (OTHER,), "body": (OTHER,)},
 }
 
 
@@ -158,11 +160,12 @@ class PhysicsRule:
 
 FAT_SAT_OPTIONS = frozenset({"FS", "SFS", "FAT", "FAT_SAT", "FATSAT", "SPAIR", "SPIR", "FSAT"})
 
+# Perfusion maps computed from an ASL or DSC series: derived images, not the label/control series BIDS perf/ holds
+_PERFUSION_MAPS = frozenset({"CBF", "RELCBF", "CBV", "RELCBV", "MTT", "TTP"})
 _OTHER_MAPS = frozenset({
-    "FA", "COLFA", "EXP", "EADC", "TENSOR", "TENSOR_B0", "PERFUSION", "ASL", "CBF", "RELCBF", "CBV",
-    "RELCBV", "MTT", "TTP", "MOCO", "FMRI", "T1 MAP", "T2 MAP", "T2_MAP", "T1_MAP", "T2* MAP", "R2*",
-    "PROJECTION IMAGE", "CSA REPORT", "CSAPARALLEL", "SCREENSHOT",
-})
+    "FA", "COLFA", "EXP", "EADC", "TENSOR", "TENSOR_B0", "PERFUSION", "ASL", "MOCO", "FMRI", "T1 MAP", "T2 MAP",
+    "T2_MAP", "T1_MAP", "T2* MAP", "R2*", "PROJECTION IMAGE", "CSA REPORT", "CSAPARALLEL", "SCREENSHOT",
+}) | _PERFUSION_MAPS
 _PHASE = frozenset({"P", "PHASE", "PHASE MAP", "B0 MAP", "B0", "FIELD_MAP", "FIELDMAP", "REAL", "IMAGINARY"})
 _NO_SPIN_PREP = frozenset({"IR", "EP"})
 # SequenceVariant SP (spoiled): the Ernst-angle reading holds for spoiled gradient echo only; a
@@ -174,6 +177,10 @@ _SPOILED = frozenset({"SP"})
 FMAP_EPI_MAX_VOLUMES = 10
 _SE_EPI = dict(flags=frozenset({"ORIGINAL"}), not_flags=frozenset({"DIFFUSION"}), b_recorded=False, inversion=False,
                min_volumes=1, max_volumes=FMAP_EPI_MAX_VOLUMES)
+# A BOLD-like time series: five or more volumes of the same slices at one echo under 50 ms, no diffusion
+# (a DWI whose b-values went unread has TE ≥ 50 ms; multi-echo and long-TE EPI are no BOLD run here).
+_TIME_SERIES = dict(min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
+                    not_flags=frozenset({"DIFFUSION"}))
 
 RULES: tuple[PhysicsRule, ...] = (
     # -- non-target objects the scanner labels as such
@@ -184,6 +191,8 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule("fmap_magnitude", "Siemens gradient-echo field map sequence (fm2d/fm3d), magnitude images",
                 vendor="SIEMENS", name=r"fm[23]d", flags=frozenset({"M", "MAGNITUDE"})),
     PhysicsRule(OTHER, "ImageType says phase / field-map image", flags=_PHASE),
+    PhysicsRule("asl", "ImageType says ASL / perfusion, not a derived map (label/control series)",
+                flags=frozenset({"ASL", "PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
     PhysicsRule(OTHER, "ImageType says derived or non-anatomical map (FA, exp. ADC, perfusion, BOLD)",
                 flags=_OTHER_MAPS, flag_prefixes=("MIP",)),
     # -- diffusion, as the scanner labels its own images
@@ -196,29 +205,35 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule("DWI", "original images at two or more b-values, one above 50", flags=frozenset({"ORIGINAL"}),
                 diffusion=True, b_distinct=2),
     # -- non-target acquisitions recognised by their physics
+    PhysicsRule("asl", "enhanced MR AcquisitionContrast PERFUSION, not a derived map",
+                contrast=frozenset({"PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
     PhysicsRule(OTHER, "enhanced MR AcquisitionContrast of a non-target series (PD, perfusion, flow, TOF)",
                 contrast=frozenset({"PROTON_DENSITY", "PERFUSION", "FLOW_ENCODED", "TOF", "TAGGING"})),
     PhysicsRule(OTHER, "Siemens gradient-echo field map sequence (fm2d/fm3d)", vendor="SIEMENS", name=r"fm[23]d"),
     PhysicsRule(OTHER, "GE B0 field map sequence", vendor="GE", name=r"^b0(map|rf)"),
+    # gradient-echo EPI by its vendor name, before the spin-echo EPI rows: Siemens VB writes
+    # ScanningSequence SE\EP on epfid BOLD runs (real data), and the name is the more specific field
+    PhysicsRule("bold", "Siemens gradient-echo EPI (epfid) time series: five or more volumes at one echo under "
+                "50 ms, no diffusion (BOLD)", vendor="SIEMENS", name=r"epfid", **_TIME_SERIES),
+    PhysicsRule(OTHER, "Siemens gradient-echo EPI (epfid) without diffusion, no time series (a single BOLD "
+                "volume, a multi-echo or DSC/PASL readout)", vendor="SIEMENS", name=r"epfid", diffusion=False),
+    PhysicsRule("bold", "Philips field-echo EPI (FEEPI) time series: five or more volumes at one echo under 50 ms, "
+                "no diffusion (BOLD)", vendor="PHILIPS", name=r"^feepi", **_TIME_SERIES),
+    PhysicsRule(OTHER, "Philips field-echo EPI (FEEPI) without diffusion, no time series", vendor="PHILIPS",
+                name=r"^feepi", diffusion=False),
     PhysicsRule("fmap_epi", "Siemens spin-echo EPI (epse), ≤ 10 volumes, no b-value written (SE-EPI field map)",
                 vendor="SIEMENS", name=r"epse", **_SE_EPI),
     PhysicsRule("fmap_epi", "Philips spin-echo EPI (SEEPI), ≤ 10 volumes, no b-value written (SE-EPI field map)",
                 vendor="PHILIPS", name=r"^seepi", **_SE_EPI),
     PhysicsRule("fmap_epi", "spin-echo EPI (ScanningSequence SE and EP), ≤ 10 volumes, no b-value written "
                 "(SE-EPI field map)", sequence_all=frozenset({"SE", "EP"}), **_SE_EPI),
-    PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD / DSC / PASL readout)", vendor="SIEMENS",
-                name=r"epfid", diffusion=False),
-    PhysicsRule(OTHER, "gradient-echo EPI without diffusion (BOLD readout)", vendor="PHILIPS", name=r"^feepi",
-                diffusion=False),
-    PhysicsRule(OTHER, "3D GRASE (ASL readout)", vendor="SIEMENS", name=r"tgse"),
+    PhysicsRule("asl", "Siemens 3D GRASE (tgse), the ASL readout", vendor="SIEMENS", name=r"tgse"),
     PhysicsRule(OTHER, "Siemens 3D FLASH with a TONE ramp (time-of-flight angiography)", vendor="SIEMENS",
                 name=r"fl3d\d*r?_t\d"),
     PhysicsRule("bold", "EPI time series: five or more volumes at one echo under 50 ms, no diffusion (BOLD)",
-                sequence=frozenset({"EP"}), min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
-                not_flags=frozenset({"DIFFUSION"})),
+                sequence=frozenset({"EP"}), **_TIME_SERIES),
     PhysicsRule(OTHER, "five or more volumes of the same slices at one echo under 50 ms, no diffusion (BOLD/ASL/DCE)",
-                min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
-                not_flags=frozenset({"DIFFUSION"})),  # a DWI whose b-values went unread has TE ≥ 50 ms
+                **_TIME_SERIES),
     # -- contrast, from enhanced MR's own AcquisitionContrast
     PhysicsRule("FLAIR", "AcquisitionContrast FLUID_ATTENUATED", contrast=frozenset({"FLUID_ATTENUATED"})),
     PhysicsRule("STIR", "AcquisitionContrast STIR", contrast=frozenset({"STIR"})),

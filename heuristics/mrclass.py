@@ -183,7 +183,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         outcome.status = "other" if c.label == OTHER else "ok"
         outcome.message = c.reason
         phase_encoding = volume.phase_encoding
-        if why := dimension_problem(c.label, volume.n_volumes):
+        if why := dimension_problem(c.label, volume.n_volumes, facts.echo_times):
             outcome.status, outcome.message = "other", why
         elif c.label == OTHER and (why := naming.placement_problem(c.physics_kind, phase_encoding)):
             outcome.message = "; ".join(m for m in (outcome.message, why) if m)

@@ -16,6 +16,19 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
 SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
 
+# Siemens headers of acquisitions the physics witness recognises (docs/physics.md), for ``write_series(tags=...)``.
+# EPI: phase encoded along the columns (j), its polarity in the CSA header (write_series(csa=...)), as dcm2niix reads it.
+_SIEMENS_EPI = {"ScanningSequence": "EP", "SequenceVariant": "SK", "InPlanePhaseEncodingDirection": "COL",
+                "MRAcquisitionType": "2D"}
+SIEMENS_BOLD = {**_SIEMENS_EPI, "SequenceName": "*epfid2d1_64", "RepetitionTime": 2000, "EchoTime": 30, "FlipAngle": 77}
+SIEMENS_SE_EPI = {**_SIEMENS_EPI, "SequenceName": "*epse2d1_86", "RepetitionTime": 8000, "EchoTime": 66, "FlipAngle": 90}
+# a 2D pCASL EPI: the same readout as BOLD, its images marked ASL by the scanner
+SIEMENS_PCASL = {**SIEMENS_BOLD, "RepetitionTime": 4000, "EchoTime": 14, "FlipAngle": 90,
+                 "ImageType": ["ORIGINAL", "PRIMARY", "ASL", "NONE", "ND"]}
+# a dual-echo turbo spin echo (``write_series(echo_times=(12, 96))``): proton density and T2 in one series
+SIEMENS_DUAL_ECHO_TSE = {"ScanningSequence": "SE", "SequenceVariant": "SK", "SequenceName": "*tse2d2_5",
+                         "RepetitionTime": 3500, "FlipAngle": 150, "MRAcquisitionType": "2D"}
+
 
 def uid(*parts: object) -> str:
     """Deterministic DICOM UID from arbitrary parts (2.25 + decimal of a hash)."""
@@ -51,18 +64,21 @@ def write_series(
     seed: int = 0,
     series_uid: str | None = None,
     n_volumes: int = 1,
+    echo_times: tuple[float, ...] = (),
     tags: dict | None = None,
     csa: dict[str, object] | None = None,
 ) -> list[Path]:
     """Write an axial few-slice MR series, one file per slice and volume; returns the file paths.
 
-    ``tags`` overrides or adds attributes of every file (keyword → value); ``csa`` writes a Siemens
-    CSA image header with these items (dcm2niix reads e.g. PhaseEncodingDirectionPositive there)."""
+    ``echo_times`` makes one volume per echo (EchoTime, EchoNumbers), as a multi-echo acquisition
+    stores them; ``tags`` overrides or adds attributes of every file (keyword → value); ``csa`` writes
+    a Siemens CSA image header with these items (dcm2niix reads e.g. PhaseEncodingDirectionPositive there)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     study_uid = study_uid or uid("study", patient_id, study_date)
     series_uid = series_uid or uid("series", study_uid, series_number, series_description)
     rng = np.random.default_rng(seed)
+    n_volumes = len(echo_times) or n_volumes
     paths = []
     for v, k in ((v, k) for v in range(n_volumes) for k in range(n_slices)):
         sop_uid = uid(series_uid, v, k) if v else uid(series_uid, k)
@@ -80,7 +96,7 @@ def write_series(
         ds.ProtocolName = series_description
         ds.SeriesNumber = series_number
         ds.InstanceNumber = v * n_slices + k + 1
-        if n_volumes > 1:  # the same slice positions again, one acquisition per volume
+        if n_volumes > 1 and not echo_times:  # the same slice positions again, one acquisition per volume
             ds.AcquisitionNumber = ds.TemporalPositionIdentifier = v + 1
         ds.ImageType = list(image_type)
         ds.Manufacturer = "SIEMENS"
@@ -90,6 +106,8 @@ def write_series(
         ds.RepetitionTime = 500
         ds.EchoTime = 12
         ds.FlipAngle = 90
+        if echo_times:
+            ds.EchoTime, ds.EchoNumbers = echo_times[v], v + 1
         if contrast_agent is not None:
             ds.ContrastBolusAgent = contrast_agent
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bidsapp.classes import ALL_LABELS, OTHER
-from bidsapp.naming import NameRequest, entities
+from bidsapp.naming import DIRECTED_SUFFIXES, PLACED_OTHER, TASK_SUFFIXES, NameRequest, entities
 from bidsapp.tools import search_path
 
 # Real DICOM series used by default; the two DTI folders (500+ files each) only with -m slow,
@@ -89,10 +90,23 @@ def check_row_path(row: dict, root: Path) -> None:
         assert all(p in stem for p in pieces), row
         if "_ce-" not in pieces:
             assert "_ce-" not in stem, row
+    elif row["status"] == "other" and not path.startswith("sourcedata/"):
+        assert path.startswith(f"{sub}/") and placed_by_physics(row), row
     else:
         assert path.startswith(f"sourcedata/unclassified/{sub}/"), row
         if row["status"] == "other":  # rejected by the model, or set aside with a reason
             assert label == OTHER or row["message"] != "n/a", row
+
+
+def placed_by_physics(row: dict) -> bool:
+    """An "other" row that the physics witness recognised, named where BIDS has a place for it
+    (``naming.PLACED_OTHER``: its folder and suffix, a task- or dir- where the suffix takes one)."""
+    stem = row["bids_path"].rsplit(".nii", 1)[0]
+    if row["label"] != OTHER or row["physics_label"] != OTHER:
+        return False
+    return any(f"/{datatype}/" in stem and re.search(rf"_{suffix}\d?$", stem)
+               and ("_task-" in stem) == (suffix in TASK_SUFFIXES) and ("_dir-" in stem) == (suffix in DIRECTED_SUFFIXES)
+               for datatype, suffix in PLACED_OTHER.values())
 
 
 def validator_errors(root: Path) -> list[dict]:

@@ -94,32 +94,27 @@ def test_se_epi_pairs_correct_bold_and_dwi_runs_with_one_source_each(tmp_path):
     assert _meta(tmp_path, f + "phasediff.nii.gz")["IntendedFor"] == ["bids::sub-01/ses-1/func/sub-01_ses-1_task-c_bold.nii.gz"]
 
 
-# A Siemens SE-EPI field map as dcm2niix reads it: polarity and bandwidth from the CSA image header
-# (TotalReadoutTime, required of an _epi, comes from the bandwidth).
-SE_EPI = {"ScanningSequence": "EP", "SequenceVariant": "SK", "SequenceName": "*epse2d1_86", "RepetitionTime": 8000,
-          "EchoTime": 66, "FlipAngle": 90, "InPlanePhaseEncodingDirection": "COL", "MRAcquisitionType": "2D"}
-BOLD = {"ScanningSequence": "EP", "SequenceVariant": "SK", "RepetitionTime": 2000, "EchoTime": 30, "FlipAngle": 77,
-        "InPlanePhaseEncodingDirection": "COL", "MRAcquisitionType": "2D"}
-
-
 def test_se_epi_pair_from_dicom_lands_in_fmap_linked_to_the_bold_run(tmp_path):
     """A generated study: an AP/PA SE-EPI pair, a BOLD run, and an SE-EPI whose header gives no
     polarity. The pair is written as fmap/_dir-AP_epi and _dir-PA_epi (directions from dcm2niix's
     PhaseEncodingDirection), linked both ways with the BOLD run; the third stays in sourcedata
     with its reason; the dataset validates."""
-    from dicomgen import write_series
-    from e2e_helpers import require_model, validator_errors
+    from dicomgen import SIEMENS_BOLD, SIEMENS_SE_EPI, write_series
+    from e2e_helpers import check_row_path, require_model, validator_errors
 
     from bidsapp.cli.run import main
     from bidsapp.derivatives import read_tsv
 
     require_model()
     src = tmp_path / "dicom"
+    # a Siemens SE-EPI as dcm2niix reads it: polarity and bandwidth from the CSA image header
+    # (TotalReadoutTime, required of an _epi, comes from the bandwidth)
     for number, desc, positive in ((3, "se_epi_ap", 1), (4, "se_epi_pa", 0), (7, "se_epi_nopolarity", None)):
         polarity = {} if positive is None else {"PhaseEncodingDirectionPositive": positive}
         csa = {**polarity, "BandwidthPerPixelPhaseEncode": 30.0}
-        write_series(src / desc, series_description=desc, series_number=number, seed=number, tags=SE_EPI, csa=csa)
-    write_series(src / "bold", series_description="ep2d_bold_rest", series_number=5, n_volumes=6, tags=BOLD,
+        write_series(src / desc, series_description=desc, series_number=number, seed=number, tags=SIEMENS_SE_EPI,
+                     csa=csa)
+    write_series(src / "bold", series_description="ep2d_bold_rest", series_number=5, n_volumes=6, tags=SIEMENS_BOLD,
                  csa={"PhaseEncodingDirectionPositive": 1})
     out = tmp_path / "bids"
     assert main([str(src), str(out), "participant", "--work-dir", str(tmp_path / "work")]) == 0
@@ -136,4 +131,6 @@ def test_se_epi_pair_from_dicom_lands_in_fmap_linked_to_the_bold_run(tmp_path):
     unplaced = rows["se_epi_nopolarity"]
     assert unplaced["bids_path"].startswith("sourcedata/unclassified/sub-P01/7_")
     assert "PhaseEncodingDirection" in unplaced["message"] and "not guessed" in unplaced["message"]
+    for row in rows.values():  # the placed "other" rows pass the end-to-end tests' path check too
+        check_row_path(row, out)
     assert validator_errors(out) == []

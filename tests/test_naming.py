@@ -214,6 +214,23 @@ def test_se_epi_field_maps_take_their_direction_and_an_unknown_one_stays_in_sour
     assert placement_problem("fmap_epi", "AP") is None and placement_problem("bold") is None
 
 
+
+def test_asl_is_kept_in_sourcedata_with_the_fields_perf_would_need():
+    """ASL has a BIDS place (perf/_asl) whose aslcontext.tsv and sidecar fields scanners' headers do
+    not give: it stays under sourcedata, whatever its direction, and the reason names what is missing."""
+    from bidsapp.naming import NameRequest, assign_names, needs_direction, placement_problem
+
+    asl = NameRequest(key="a", subject="01", session=None, label="other", series_number=6,
+                      series_description="pcasl", physics_kind="asl", phase_encoding="AP")
+    assert assign_names([asl]) == {"a": "sourcedata/unclassified/sub-01/6_pcasl"}
+    why = placement_problem("asl", "AP")
+    assert "perf/" in why and "aslcontext.tsv" in why
+    for field in ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSuppression", "M0Type",
+                  "TotalAcquiredPairs", "RepetitionTimePreparation", "LabelingDuration", "BolusCutOffFlag"):
+        assert field in why
+    assert [k for k in ("asl", "bold", "fmap_epi", "fmap_phasediff", "other") if needs_direction(k)] == ["fmap_epi"]
+
+
 @pytest.mark.parametrize("direction, affine_columns, label", [
     ("j", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]], "PA"),  # dcm2niix's axial: j points anterior
     ("j-", [[-1, 0, 0], [0, 1, 0], [0, 0, 1]], "AP"),

@@ -250,7 +250,22 @@ CASES: tuple[Case, ...] = (
     Case("Siemens", "bold-mosaic-one-file", classic(siemens(
         ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], ScanningSequence="EP", SequenceVariant="SK",
         SequenceName="*epfid2d1_64", RepetitionTime=2000, EchoTime=30, FlipAngle=90), slices=1),
-        (OTHER,), "gradient-echo EPI without diffusion (BOLD / DSC"),
+        (OTHER,), "Siemens gradient-echo EPI (epfid) without diffusion, no time series"),
+    Case("Siemens", "bold-mosaic-vb-se-ep", classic(siemens(  # syngo VB writes SE\EP on epfid (the real FMRI)
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], ScanningSequence=["SE", "EP"], SequenceVariant="SK",
+        SequenceName="*epfid2d1_64", RepetitionTime=2200, EchoTime=30, FlipAngle=90), slices=1),
+        (OTHER,), "Siemens gradient-echo EPI (epfid) without diffusion, no time series"),
+    Case("Siemens", "bold-time-series", classic(siemens(
+        ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], ScanningSequence=["SE", "EP"], SequenceVariant="SK",
+        SequenceName="*epfid2d1_64", RepetitionTime=2000, EchoTime=30, FlipAngle=77), tuple({} for _ in range(6)),
+        slices=1), (OTHER,), "Siemens gradient-echo EPI (epfid) time series"),
+    Case("Siemens", "pcasl-epi", classic(siemens(  # the BOLD readout, its images marked ASL: no BOLD run
+        ImageType=["ORIGINAL", "PRIMARY", "ASL", "NONE", "ND", "MOSAIC"], **EPI, SequenceName="*epfid2d1_64",
+        RepetitionTime=4000, EchoTime=14, FlipAngle=90), tuple({} for _ in range(8)), slices=1),
+        (OTHER,), "ImageType says ASL / perfusion"),
+    Case("Siemens", "asl-relcbf-map", classic(siemens(
+        ImageType=["DERIVED", "PRIMARY", "ASL", "RELCBF", "ND"], **EPI, SequenceName="*epfid2d1_64")),
+        (OTHER,), "derived or non-anatomical"),
     Case("Siemens", "fieldmap-magnitude", classic(siemens(
         ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], ScanningSequence="GR", SequenceVariant="SP",
         SequenceName="*fm2d2r", RepetitionTime=500, FlipAngle=60), echoes(4.92, 7.38)), (OTHER,), "fm2d"),
@@ -330,6 +345,10 @@ CASES: tuple[Case, ...] = (
     Case("Siemens XA", "pd", enhanced(
         {**XA, "EchoPulseSequence": "SPIN"}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "PROTON_DENSITY",
         per_position=({"te": 12},), tr=3000), (OTHER,), "non-target series"),
+    Case("Siemens XA", "asl-by-contrast", enhanced(
+        {**XA, "EchoPulseSequence": "GRADIENT", "EchoPlanarPulseSequence": "YES"},
+        ["ORIGINAL", "PRIMARY", "M", "NONE"], "PERFUSION", per_position=tuple({"te": 14} for _ in range(6)), tr=4000),
+        (OTHER,), "AcquisitionContrast PERFUSION"),
     Case("Siemens XA", "localizer-3-plane", enhanced(
         {**XA, "EchoPulseSequence": "GRADIENT"}, ["ORIGINAL", "PRIMARY", "M", "NONE"], "T1",
         orientations=(AX, COR, SAG)), (OTHER,), "several orientations"),
@@ -405,10 +424,13 @@ CASES: tuple[Case, ...] = (
         (OTHER,), "phase / field-map"),
     Case("Philips", "perfusion", classic(philips(
         "GraSE", ImageType=["ORIGINAL", "PRIMARY", "PERFUSION_FFE", "PERFUSION", "FFE"], ScanningSequence="GR",
-        MRAcquisitionType="3D", RepetitionTime=4250, EchoTime=9)), (OTHER,), "derived or non-anatomical"),
+        MRAcquisitionType="3D", RepetitionTime=4250, EchoTime=9)), (OTHER,), "ImageType says ASL / perfusion"),
     Case("Philips", "feepi-bold", classic(philips(
         "FEEPI", ImageType=PH_FFE, ScanningSequence="GR", RepetitionTime=2000, EchoTime=30, FlipAngle=90)),
-        (OTHER,), "(BOLD readout)"),
+        (OTHER,), "Philips field-echo EPI (FEEPI) without diffusion, no time series"),
+    Case("Philips", "feepi-bold-time-series", classic(philips(  # Philips writes GR, no EP: the technique tells
+        "FEEPI", ImageType=PH_FFE, ScanningSequence="GR", RepetitionTime=2000, EchoTime=30, FlipAngle=90),
+        tuple({} for _ in range(6))), (OTHER,), "Philips field-echo EPI (FEEPI) time series"),
     Case("Philips", "seepi-fieldmap", classic(philips(
         "SEEPI", ImageType=PH_SE, ScanningSequence="SE", SequenceVariant="SK", RepetitionTime=5000, EchoTime=65,
         BodyPartExamined="BRAIN")), (OTHER,), "Philips spin-echo EPI (SEEPI)"),
@@ -729,3 +751,32 @@ def test_a_spin_echo_epi_time_series_is_no_field_map():
     assert physics.witness(replace(facts, n_volumes=None)).kind != "fmap_epi"  # unknown count: no claim
     derived = ("DERIVED", "PRIMARY")
     assert physics.witness(replace(facts, image_type=derived, frame_types=derived)).kind != "fmap_epi"
+
+
+@pytest.mark.parametrize(("case_id", "kind"), [
+    ("Siemens-bold-time-series", "bold"),  # syngo VB's SE\EP on an epfid run: the name wins over 12c's SE + EP
+    ("Philips-feepi-bold-time-series", "bold"),
+    ("GE-bold-time-series", "bold"),
+    ("Siemens-bold-mosaic-one-file", OTHER),  # one volume is no time series, and no SE-EPI field map either
+    ("Siemens-bold-mosaic-vb-se-ep", OTHER),
+    ("Philips-feepi-bold", OTHER),
+    ("Siemens-pcasl-epi", "asl"),  # an ASL EPI time series is no BOLD run
+    ("Siemens-asl-tgse", "asl"),
+    ("Siemens-XA-asl-by-contrast", "asl"),
+    ("Philips-perfusion", "asl"),
+    ("Siemens-asl-relcbf-map", OTHER),  # a perfusion map computed from ASL is no label/control series
+])
+def test_epi_time_series_and_asl_kinds(case_id, kind):
+    """Which "other" series BIDS has a place for: gradient-echo EPI runs of five or more volumes
+    (``func/``), ASL label/control series (``perf/``, left unplaced by ``naming.placement_problem``)."""
+    assert _verdict(CASES_BY_ID[case_id]).kind == kind
+
+
+def test_real_epfid_volume_and_pcasl_kinds(real_rows):
+    """The development set's Siemens fMRI (one mosaic volume, SE\\EP written) is no SE-EPI field map
+    and no time series; its Philips pCASL is ASL."""
+    kinds = {path.split("/")[1]: v.kind for path, _, _, v in real_rows}
+    expected = {"siemens_12bit_FMRI_AX_ASC": OTHER, "philips_enh_1901_3DpCASL": "asl"}
+    if not expected.keys() <= kinds.keys():
+        pytest.skip("development series absent")
+    assert {name: kinds[name] for name in expected} == expected
