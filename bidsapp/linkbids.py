@@ -22,22 +22,30 @@ log = logging.getLogger(__name__)
 Classify = Callable[[Series], Classification]
 
 
+#: Echoes of one series that are images of different contrasts: the longest at least this long (ms,
+#: T2- or T2*-weighted) and at least twice the shortest (proton-density or T1-weighted). A dual-echo
+#: PD/T2 TSE (12/96 ms) is; the in- and opposed-phase echoes of a body T1w (2.3/4.6 ms) and the
+#: echoes of a multi-echo MPRAGE (1.7-7.4 ms) are one contrast each, named ``echo-N`` as before.
+MIXED_WEIGHTING_TE = 40.0
+
+
 def dimension_problem(label: str, n_volumes: int, echo_times: tuple[float, ...] = ()) -> str | None:
     """Why a series with ``n_volumes`` volumes and these echo times cannot take this label's BIDS
     name, or None.
 
     BIDS anat images are 3D and hold one contrast: a 4D series (fMRI, a repeated scan) that looks
-    like a T1w, or one series acquired at several echo times (a dual-echo PD/T2, which dcm2niix
-    writes as ``_e1`` and ``_e2`` and heudiconv would name ``echo-1``/``echo-2`` of one label), is
-    kept whole as "other": no echo is named as a contrast it may not have.
+    like a T1w, or one series whose echoes are different contrasts (``MIXED_WEIGHTING_TE``: a
+    dual-echo PD/T2, which dcm2niix writes as ``_e1`` and ``_e2`` and heudiconv would name
+    ``echo-1``/``echo-2`` of one label), is kept whole as "other": no echo is named as a contrast
+    it does not have.
     """
     ent = BY_LABEL.get(label)
     if ent is None or ent.datatype != "anat":
         return None
-    if len(echo_times) > 1:
+    if len(echo_times) > 1 and max(echo_times) >= MIXED_WEIGHTING_TE and max(echo_times) >= 2 * min(echo_times):
         tes = ", ".join(f"{t:g}" for t in echo_times)
-        return (f"one series at {len(echo_times)} echo times (TE {tes} ms) looks like {label}, but each echo is an "
-                f"image of its own contrast (a dual-echo PD/T2 is two); kept whole as other, none of it named {label}")
+        return (f"one series at {len(echo_times)} echo times (TE {tes} ms) looks like {label}, but its echoes are "
+                f"images of different contrasts (a dual-echo PD/T2 is two); kept whole as other, none of it named {label}")
     if n_volumes > 1:
         return f"4D series ({n_volumes} volumes) looks like {label}, but BIDS anat images are 3D; kept as other"
     return None

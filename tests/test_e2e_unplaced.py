@@ -13,6 +13,9 @@ def test_a_series_at_several_echo_times_is_kept_whole_as_other():
     why = dimension_problem("T2w", 1, (12.0, 96.0))
     assert "2 echo times (TE 12, 96 ms)" in why and "kept whole as other" in why
     assert dimension_problem("T2w", 1, (96.0,)) is None
+    assert dimension_problem("body-T1w", 1, (2.3, 4.6)) is None  # in- and opposed-phase: one T1w contrast
+    assert dimension_problem("T1w", 1, (1.7, 3.6, 5.5, 7.4)) is None  # multi-echo MPRAGE: echo-N of a T1w
+    assert dimension_problem("T2w", 1, (80.0, 120.0)) is None  # two T2-weighted echoes
     assert dimension_problem("DWI", 1, (60.0, 90.0)) is None  # not anat: diffusion keeps its own rules
     assert dimension_problem("other", 1, (4.92, 7.38)) is None  # a field map's magnitudes: named by BIDS
     assert "4D series" in dimension_problem("T1w", 6)
