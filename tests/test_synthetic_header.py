@@ -147,7 +147,7 @@ def test_time_series_and_scouts_carry_their_geometry():
 
 
 @pytest.mark.parametrize(("kind", "vendor", "reason"), [
-    ("tof", SIEMENS, "time-of-flight"), ("fmri", SIEMENS, "gradient-echo EPI"), ("fmri", PHILIPS, "BOLD readout"),
+    ("tof", SIEMENS, "time-of-flight"), ("fmri", SIEMENS, "gradient-echo EPI"), ("fmri", PHILIPS, "field-echo EPI (FEEPI)"),
     ("fmap_mag", SIEMENS, "field map"), ("fmap_mag", GE, "GE B0 field map"), ("SWI", SIEMENS, "SWI"),
     ("T1w", GE, "inversion-prepared"),
 ])
