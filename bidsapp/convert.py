@@ -9,6 +9,7 @@ atomically, because parallel participant jobs share them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -246,10 +247,10 @@ def remove_partials(out_dir: Path, subject: str) -> None:
 
 
 def finish_outcomes(outcomes: list[handoff.SeriesOutcome], out_dir: Path, series: Series) -> list[handoff.SeriesOutcome]:
-    """Tidy what heudiconv wrote: gradients only with _dwi, counter-named images set aside."""
+    """Tidy what heudiconv wrote: gradients only with _dwi, counter-named images named or set aside."""
     for outcome in outcomes:
         drop_gradients_of_non_dwi(Path(out_dir), outcome.stem)
-        set_aside_unnamed(Path(out_dir), outcome, series)
+        name_numbered(Path(out_dir), outcome, series)
         record_contrast_agent(Path(out_dir), outcome)
     return outcomes
 
@@ -268,28 +269,74 @@ def record_contrast_agent(out_dir: Path, outcome: handoff.SeriesOutcome) -> None
             set_readonly(str(sidecar))
 
 
-def set_aside_unnamed(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series) -> None:
-    """Move images heudiconv could only tell apart by a counter (``_T1w1``, ``_T1w2``; e.g. a
-    GE field map's magnitude + map) to sourcedata/unclassified: such names are not BIDS, and
-    which of them carries the classified contrast is unknown. Status becomes "other".
+def name_numbered(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series) -> None:
+    """Name the images heudiconv could only tell apart by a counter (``_T1w1``, ``_T1w2``; a GE field
+    map's ``_fieldmap1``, ``_fieldmap2``). Where BIDS names a series' images apart
+    (``naming.SPLIT_SERIES``), each takes its BIDS name, once the sidecars have what BIDS requires
+    (``naming.placement_problem``). Anything else goes to sourcedata/unclassified with status "other"
+    and the reason: counter names are not BIDS, and which image carries the classified contrast is unknown.
     """
-    if not outcome.stem or outcome.stem.startswith(naming.UNCLASSIFIED_DIR) or outcome.stem.endswith(naming.NUMBERED_BY_BIDS):
+    if not outcome.stem or outcome.stem.startswith(naming.UNCLASSIFIED_DIR):
         return
     folder, name = Path(out_dir) / Path(outcome.stem).parent, Path(outcome.stem).name
-    numbered = sorted(p for p in folder.glob(f"{name}[0-9]*") if re.fullmatch(re.escape(name) + r"\d+(\.nii\.gz|\.nii|\.json|\.bval|\.bvec)", p.name))
-    if not numbered:
+    written = {p: m.groups() for p in sorted(folder.glob(f"{name}*"))
+               if (m := re.fullmatch(re.escape(name) + r"(\d*)(\.nii\.gz|\.nii|\.json|\.bval|\.bvec)", p.name))}
+    counters = {counter for counter, _ in written.values()}
+    if counters - {""}:  # heudiconv numbers all or none: an image under the plain name is a previous run's
+        written, counters = {p: w for p, w in written.items() if w[0]}, counters - {""}
+    if counters <= {""} and not naming.split_images(name):  # one image under its own name
         return
+    cores = _split_cores(folder, name, counters)
+    kind = outcome.classification.physics_kind if outcome.classification else ""
+    named = next((folder / (name + c) for c, core in (cores or {}).items() if core == name), None)
+    why = naming.placement_problem(kind, sidecar=_sidecar(named) if named else {}) if cores else None
+    if cores and not why:
+        for p, (counter, ext) in written.items():
+            if (renamed := folder / (cores[counter] + ext)) != p:
+                os.replace(p, renamed)
+                stale.update_scans_row(out_dir, p.relative_to(out_dir).as_posix(),
+                                       renamed.relative_to(out_dir).as_posix())
+        return
+    _set_aside(out_dir, outcome, series, written)
+    images = sum(".nii" in p.name for p in written)
+    outcome.message = why or f"heudiconv wrote {images} unnamed images for {name}; kept under {naming.UNCLASSIFIED_DIR}"
+
+
+def _sidecar(core: Path) -> dict:
+    """The JSON sidecar of an image core ({} when absent or unreadable)."""
+    try:
+        return json.loads(core.with_name(core.name + ".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _split_cores(folder: Path, name: str, counters: set[str]) -> dict[str, str] | None:
+    """{heudiconv's counter ("" for none): BIDS image core} when each image written under ``name`` is a
+    distinct image of a split series (``naming.split_images``: told by the counter, else by the
+    ImageType token in its sidecar; an image without a counter keeps the name), else None."""
+    images = naming.split_images(name)
+
+    def core(counter: str) -> str | None:
+        tokens = _sidecar(folder / f"{name}{counter}").get("ImageType", ())
+        return name if not counter else images.get(counter) or next((images[t] for t in tokens if t in images), None)
+
+    cores = {c: core(c) for c in counters}
+    return cores if images and None not in cores.values() and len(set(cores.values())) == len(cores) else None
+
+
+def _set_aside(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series, written: dict[Path, tuple[str, str]]) -> None:
+    """Move a series' files ({path: (heudiconv's counter, extension)}) to its sourcedata/unclassified
+    name; status becomes "other"."""
     request = naming.NameRequest(
         key=outcome.series_uid, subject=series.subject, session=series.session, label=OTHER,
         series_number=outcome.header.series_number, series_description=outcome.header.series_description,
     )
     target = naming.path_stem(request)
-    for p in numbered:
-        dest = Path(out_dir) / (target + "_" + p.name[len(name):])
+    for p, (counter, ext) in written.items():
+        dest = out_dir / (target + (f"_{counter}" if counter else "") + ext)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(p, dest)
-        stale.drop_scans_row(Path(out_dir), p.relative_to(out_dir).as_posix())  # sourcedata is not listed
-    outcome.message = f"heudiconv wrote {len([p for p in numbered if '.nii' in p.name])} unnamed images for {name}; kept under {naming.UNCLASSIFIED_DIR}"
+        stale.update_scans_row(out_dir, p.relative_to(out_dir).as_posix())  # sourcedata is not listed
     outcome.status, outcome.stem = "other", target
 
 
@@ -300,7 +347,7 @@ _ADDED_PIECES = re.compile(r"_(echo-\d+|part-(mag|phase|real|imag)|inv-\d+)(?=_)
 
 def written_files(out_dir: Path, stem: str) -> list[str]:
     """Image files written for a stem, relative to ``out_dir`` (sorted); for a stem under
-    sourcedata/unclassified also the numbered images ``set_aside_unnamed`` put there."""
+    sourcedata/unclassified also the numbered images ``name_numbered`` set aside there."""
     if not stem:
         return []
     folder = Path(out_dir) / Path(stem).parent
@@ -313,7 +360,7 @@ def written_files(out_dir: Path, stem: str) -> list[str]:
             continue
         core = naming.image_core(p.name)
         if (core == name or _ADDED_PIECES.sub("", core) == name or re.fullmatch(re.escape(name) + r"_\d+", core)
-                or naming.bids_numbered_stem(core) == name):
+                or core in naming.series_cores(name)):
             hits.append(p.relative_to(out_dir).as_posix())
     if not hits and stem.startswith(naming.UNCLASSIFIED_DIR):
         # heudiconv's counter names ("12_mixed1", "12_mixed2": one series gave several images,
@@ -327,8 +374,7 @@ def series_images(out_dir: Path, first_image: str) -> list[str]:
     """Every image of the series whose first image is ``first_image`` (the inverse of
     ``written_files``: echoes and parts share the stem the heuristic chose)."""
     folder, _, name = first_image.rpartition("/")
-    stem = _ADDED_PIECES.sub("", naming.image_core(name))
-    stem = naming.bids_numbered_stem(stem) or stem
+    stem = naming.series_stem(_ADDED_PIECES.sub("", naming.image_core(name)))
     return written_files(out_dir, f"{folder}/{stem}") or [first_image]
 
 

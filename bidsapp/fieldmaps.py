@@ -1,9 +1,11 @@
 """Link field maps to the runs they correct, so fMRIPrep and QSIPrep use them without a person.
 
-Two kinds of field map are recognised by physics and placed in ``fmap/``:
+Three kinds of field map are recognised by physics and placed in ``fmap/``:
 
 * a gradient-echo phase-difference map (``_phasediff`` with its ``_magnitude1/2``), which corrects
   the BOLD runs;
+* a direct field map in Hz (GE's B0 map: ``_fieldmap`` with its ``_magnitude``), which corrects the
+  BOLD runs; a lone Hz map is no field map (sdcflows needs its magnitude);
 * an SE-EPI ("pepolar", topup) field map: consecutive ``_dir-<label>_epi`` series, with no run or
   other field map between them, in at least two phase-encoding directions (one direction alone
   estimates nothing, and sdcflows refuses such an identifier), which corrects the BOLD and the DWI
@@ -26,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bidsapp.derivatives import atomic_write_text
-from bidsapp.naming import IMAGE_SUFFIXES, bids_numbered_stem, image_core
+from bidsapp.naming import IMAGE_SUFFIXES, image_core, series_cores, series_stem
 from bidsapp.records import SeriesResult
 
 RUN_KINDS = ("bold", "dwi")
-FIELDMAP_KINDS = ("fmap_phasediff", "fmap_magnitude", "fmap_epi")
+FIELDMAP_KINDS = ("fmap_phasediff", "fmap_magnitude", "fmap_epi", "fmap_fieldmap")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,7 @@ def _placed(results: list[SeriesResult], out: Path) -> dict[str | None, list[_Pl
         if kind not in RUN_KINDS + FIELDMAP_KINDS or not r.bids_path or r.bids_path.startswith("sourcedata"):
             continue
         core = image_core(r.bids_path)
-        numbered = bids_numbered_stem(core)
-        cores = [numbered + "1", numbered + "2"] if numbered else [core]
+        cores = series_cores(series_stem(core))
         images = sorted(f"{c}{ext}" for c in cores for ext in IMAGE_SUFFIXES if (out / f"{c}{ext}").is_file())
         direction = m.group(1) if (m := re.search(r"_dir-([a-zA-Z0-9]+)_", core)) else ""
         by_session[r.series.session].append(_Placed(kind, r.series.header.series_number or 0, tuple(images), direction))
@@ -88,6 +89,12 @@ def _gradient_echo_maps(placed: list[_Placed]) -> list[_FieldMap]:
         maps.append(_FieldMap(f"phasediff{phasediff.number}", phasediff.number,
                               (phasediff,) + ((magnitude,) if magnitude else ()), ("bold",)))
     return maps
+
+
+def _direct_maps(placed: list[_Placed]) -> list[_FieldMap]:
+    """GE B0 maps with both images written, the Hz map and its magnitude (sdcflows needs the magnitude)."""
+    return [_FieldMap(f"fieldmap{p.number}", p.number, (p,), ("bold",))
+            for p in placed if p.kind == "fmap_fieldmap" and len(p.images) == 2]
 
 
 def _epi_maps(placed: list[_Placed]) -> list[_FieldMap]:
@@ -115,7 +122,7 @@ def link_fieldmaps(out: Path, results: list[SeriesResult]) -> int:
     out = Path(out)
     linked = 0
     for placed in _placed(results, out).values():
-        maps = sorted(_gradient_echo_maps(placed) + _epi_maps(placed), key=lambda m: m.number)
+        maps = sorted(_gradient_echo_maps(placed) + _direct_maps(placed) + _epi_maps(placed), key=lambda m: m.number)
         runs_of: dict[_FieldMap, list[_Placed]] = defaultdict(list)
         for run in (p for p in placed if p.kind in RUN_KINDS):
             if (fieldmap := _nearest([m for m in maps if run.kind in m.corrects], run.number)) is not None:

@@ -73,6 +73,7 @@ PLACED_OTHER: dict[str, tuple[str, str]] = {
     "fmap_magnitude": ("fmap", "magnitude"),  # two echoes: heudiconv numbers them magnitude1, magnitude2
     "fmap_phasediff": ("fmap", "phasediff"),
     "fmap_epi": ("fmap", "epi"),  # the dir- label from the phase-encoding direction (``DIRECTED_SUFFIXES``)
+    "fmap_fieldmap": ("fmap", "fieldmap"),  # a GE B0 map: the Hz map, with its _magnitude (``SPLIT_SERIES``)
 }
 TASK_SUFFIXES = frozenset({"bold"})  # suffixes that take a task- entity
 DIRECTED_SUFFIXES = frozenset({"epi"})  # suffixes BIDS requires a dir- entity for
@@ -92,14 +93,38 @@ DERIVED_RECONSTRUCTIONS = {"MPR": "mpr", "MPR_THICK": "mpr", "REFORMATTED": "mpr
 #: twin): Siemens stores a series with and without distortion correction (DIS2D/DIS3D vs ND) and
 #: with and without prescan normalisation (NORM vs none). The corrected image keeps the plain name.
 RECONSTRUCTION_TWINS = (({"DIS2D", "DIS3D"}, "ND", "nd"), ({"NORM"}, None, "nonorm"))
-#: Stems whose images BIDS itself numbers (``_magnitude`` → ``_magnitude1``, ``_magnitude2``): heudiconv's
-#: counter for a series' several images is then the BIDS name, not a clash to set aside.
-NUMBERED_BY_BIDS = ("_magnitude",)
+#: Series that BIDS writes as several images: the suffix of the series' name → its images' suffixes, each
+#: keyed by what tells it among the images heudiconv only numbers (``_fieldmap1``, ``_fieldmap2``): the
+#: counter where heudiconv numbers as BIDS does (a Siemens field map's two magnitude echoes), else the
+#: ImageType token dcm2niix writes in the image's sidecar (a GE B0 map's Hz map and magnitude).
+SPLIT_SERIES: dict[str, dict[str, str]] = {
+    "_magnitude": {"1": "_magnitude1", "2": "_magnitude2"},
+    "_fieldmap": {"FIELDMAPHZ": "_fieldmap", "MAGNITUDE": "_magnitude"},
+}
+#: Sidecar fields BIDS requires of a placed image that a converter may leave out, by suffix: checked once
+#: the image is written (``convert``); a series without them stays under sourcedata (``placement_problem``).
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"fieldmap": ("Units",)}
 
 
-def bids_numbered_stem(core: str) -> str | None:
-    """``…_magnitude`` for ``…_magnitude1`` or ``…_magnitude2`` (``NUMBERED_BY_BIDS``), else None."""
-    return next((core[:-1] for suffix in NUMBERED_BY_BIDS if re.fullmatch(f".*{suffix}[12]", core)), None)
+def split_images(core: str) -> dict[str, str]:
+    """{counter or ImageType token: image core} of the series named ``core`` when BIDS writes it as
+    several images (``SPLIT_SERIES``), else {}: ``…_fieldmap`` → ``…_fieldmap``, ``…_magnitude``."""
+    suffix = next((s for s in SPLIT_SERIES if core.endswith(s)), None)
+    return {key: core[: -len(suffix)] + image for key, image in SPLIT_SERIES[suffix].items()} if suffix else {}
+
+
+def series_cores(core: str) -> tuple[str, ...]:
+    """The cores of every image of the series named ``core``: itself, or its ``SPLIT_SERIES`` images."""
+    return tuple(split_images(core).values()) or (core,)
+
+
+def series_stem(core: str) -> str:
+    """The name of the series an image belongs to (the inverse of ``series_cores``):
+    ``…_magnitude1`` → ``…_magnitude``, a GE map's ``…_magnitude`` → ``…_fieldmap``; else ``core``."""
+    return next((core[: -len(image)] + suffix for suffix, images in SPLIT_SERIES.items()
+                 for image in images.values() if core.endswith(image)), core)
+
+
 # Protocol words that say how a run was acquired, not what the task was.
 _NOT_TASK = re.compile(r"^((mb)?ep[23]d|epi|bold|asc|desc|int|interleaved|fmri|fmr|func|functional|moco|pace|cmrr|mb\d*|sms|ax|tra|sag|cor|"
                        r"fid|gre|ge|se|run\d*|\d+(mm|iso)?|te\d+|tr\d+|p\d|ipat\d*|grappa\d*|task|series)$")
@@ -164,14 +189,19 @@ def needs_direction(physics_kind: str) -> bool:
     return bool(place) and place[1] in DIRECTED_SUFFIXES
 
 
-def placement_problem(physics_kind: str, phase_encoding: str = "") -> str | None:
+def placement_problem(physics_kind: str, phase_encoding: str = "", sidecar: dict | None = None) -> str | None:
     """Why a series physics recognised cannot take its BIDS place (``PLACED_OTHER``, ``UNPLACED_OTHER``),
-    or None. The message goes into the participant table of a series kept under sourcedata."""
+    or None. The message goes into the participant table of a series kept under sourcedata.
+    ``sidecar``: the written image's, once there is one (``REQUIRED_FIELDS``)."""
     if physics_kind in UNPLACED_OTHER:
         return UNPLACED_OTHER[physics_kind]
     if needs_direction(physics_kind) and not phase_encoding:
         return (f"SE-EPI field map whose sidecar lacks PhaseEncodingDirection (the header gives no polarity) or "
                 f"TotalReadoutTime, both required of a BIDS _epi: its dir- is not guessed; kept under {UNCLASSIFIED_DIR}")
+    suffix = PLACED_OTHER.get(physics_kind, ("", ""))[1]
+    if sidecar is not None and (missing := [f for f in REQUIRED_FIELDS.get(suffix, ()) if sidecar.get(f) in (None, "")]):
+        return (f"the converter wrote no {', '.join(missing)} in the sidecar, which BIDS requires of a _{suffix}: "
+                f"not guessed; kept under {UNCLASSIFIED_DIR}")
     return None
 
 

@@ -43,6 +43,7 @@ KIND_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "fmap_magnitude": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_phasediff": {"brain": (OTHER,), "body": (OTHER,)},
     "fmap_epi": {"brain": (OTHER,), "body": (OTHER,)},
+    "fmap_fieldmap": {"brain": (OTHER,), "body": (OTHER,)},
     # "other", and a BIDS place (perf/) whose required fields scanners rarely write (``naming.placement_problem``)
     "asl": {"brain": (OTHER,), "body": (OTHER,)},
 }
@@ -177,6 +178,9 @@ _SPOILED = frozenset({"SP"})
 FMAP_EPI_MAX_VOLUMES = 10
 _SE_EPI = dict(flags=frozenset({"ORIGINAL"}), not_flags=frozenset({"DIFFUSION"}), b_recorded=False, inversion=False,
                min_volumes=1, max_volumes=FMAP_EPI_MAX_VOLUMES)
+# dcm2niix's ImageType tokens for one image of a series it split (a GE B0 map's Hz map and magnitude):
+# a NIfTI input holds one of them, which alone makes no field map (sdcflows needs both), so it stays "other"
+_ONE_CONVERTED_IMAGE = frozenset({"FIELDMAPHZ", "MAGNITUDE"})
 # A BOLD-like time series: five or more volumes of the same slices at one echo under 50 ms, no diffusion
 # (a DWI whose b-values went unread has TE ≥ 50 ms; multi-echo and long-TE EPI are no BOLD run here).
 _TIME_SERIES = dict(min_volumes=5, single_echo=True, diffusion=False, te=(None, 50.0),
@@ -210,7 +214,10 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule(OTHER, "enhanced MR AcquisitionContrast of a non-target series (PD, perfusion, flow, TOF)",
                 contrast=frozenset({"PROTON_DENSITY", "PERFUSION", "FLOW_ENCODED", "TOF", "TAGGING"})),
     PhysicsRule(OTHER, "Siemens gradient-echo field map sequence (fm2d/fm3d)", vendor="SIEMENS", name=r"fm[23]d"),
-    PhysicsRule(OTHER, "GE B0 field map sequence", vendor="GE", name=r"^b0(map|rf)"),
+    PhysicsRule("fmap_fieldmap", "GE B0 field map sequence (B0map/B0rf): a field map in Hz and its magnitude",
+                vendor="GE", name=r"^b0(map|rf)", not_flags=_ONE_CONVERTED_IMAGE),
+    PhysicsRule(OTHER, "GE B0 field map sequence, one of its two images converted already", vendor="GE",
+                name=r"^b0(map|rf)"),
     # gradient-echo EPI by its vendor name, before the spin-echo EPI rows: Siemens VB writes
     # ScanningSequence SE\EP on epfid BOLD runs (real data), and the name is the more specific field
     PhysicsRule("bold", "Siemens gradient-echo EPI (epfid) time series: five or more volumes at one echo under "

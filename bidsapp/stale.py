@@ -55,7 +55,7 @@ def remove(out_dir: Path, deriv_root: Path, images: list[str]) -> None:
         for path in targets:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        drop_scans_row(Path(out_dir), rel)
+        update_scans_row(Path(out_dir), rel)
         prune_empty(Path(out_dir) / rel, Path(out_dir))
         prune_empty(derivative, Path(deriv_root))
         log.info("removed %s: this run named its series differently", rel)
@@ -73,16 +73,24 @@ def prune_empty(path: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def drop_scans_row(out_dir: Path, image: str) -> None:
-    """Remove ``image``'s row from the scans tables above it. heudiconv writes one per subject
+def update_scans_row(out_dir: Path, image: str, renamed: str | None = None) -> None:
+    """Remove ``image``'s row from the scans tables above it, or name ``renamed`` (the same folder) in
+    it instead of a row a previous run left for that name. heudiconv writes one per subject
     (``sub-X/sub-X_scans.tsv``, rows relative to it) and one for sourcedata/unclassified; a row
     names the file relative to the table's folder."""
     parts = image.split("/")
     for depth in range(len(parts) - 1):
         folder = Path(out_dir).joinpath(*parts[:depth])
         filename = "/".join(parts[depth:])
+        new = "/".join(renamed.split("/")[depth:]) if renamed else None
         for scans in folder.glob("*_scans.tsv"):
             lines = scans.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [ln for ln in lines if ln.split("\t", 1)[0] != filename]
+            kept = []
+            for ln in lines:
+                name = ln.split("\t", 1)[0]
+                if name == filename and new:
+                    kept.append(new + ln[len(filename):])
+                elif name not in (filename, new):
+                    kept.append(ln)
             if kept != lines:
                 scans.write_text("".join(kept), encoding="utf-8")

@@ -215,6 +215,31 @@ def test_se_epi_field_maps_take_their_direction_and_an_unknown_one_stays_in_sour
 
 
 
+def test_a_ge_b0_map_is_named_fieldmap_and_its_images_are_one_series():
+    """A GE B0 map is named fmap/_fieldmap (run- where a session has two); BIDS writes it as the Hz
+    map and its _magnitude, which every image-finding step counts as the series' images, as it
+    counts a Siemens map's _magnitude1/2. Units, required of a _fieldmap, is checked once written."""
+    from bidsapp.naming import NameRequest, assign_names, placement_problem, series_cores, series_stem
+
+    def b0(key, number):
+        return NameRequest(key=key, subject="01", session="1", label="other", series_number=number,
+                           series_description="B0map", physics_kind="fmap_fieldmap")
+
+    assert assign_names([b0("a", 6), b0("b", 9)]) == {"a": "sub-01/ses-1/fmap/sub-01_ses-1_run-1_fieldmap",
+                                                    "b": "sub-01/ses-1/fmap/sub-01_ses-1_run-2_fieldmap"}
+    assert series_cores("fmap/sub-01_run-1_fieldmap") == ("fmap/sub-01_run-1_fieldmap", "fmap/sub-01_run-1_magnitude")
+    assert series_cores("fmap/sub-01_magnitude") == ("fmap/sub-01_magnitude1", "fmap/sub-01_magnitude2")
+    assert series_cores("anat/sub-01_T1w") == ("anat/sub-01_T1w",)
+    for core in ("fmap/sub-01_fieldmap", "fmap/sub-01_magnitude"):
+        assert series_stem(core) == "fmap/sub-01_fieldmap"
+    assert series_stem("fmap/sub-01_magnitude2") == "fmap/sub-01_magnitude"
+    assert series_stem("fmap/sub-01_phasediff") == "fmap/sub-01_phasediff"
+    assert placement_problem("fmap_fieldmap") is None  # named before conversion: nothing written to check yet
+    assert placement_problem("fmap_fieldmap", sidecar={"Units": "Hz"}) is None
+    assert "Units" in placement_problem("fmap_fieldmap", sidecar={"ImageType": ["FIELDMAPHZ"]})
+    assert placement_problem("fmap_magnitude", sidecar={}) is None
+
+
 def test_asl_is_kept_in_sourcedata_with_the_fields_perf_would_need():
     """ASL has a BIDS place (perf/_asl) whose aslcontext.tsv and sidecar fields scanners' headers do
     not give: it stays under sourcedata, whatever its direction, and the reason names what is missing."""

@@ -393,6 +393,13 @@ CASES: tuple[Case, ...] = (
     Case("GE", "b0map", classic(ge(
         "B0map", ImageType=GE_ORIG, ScanningSequence="RM", RepetitionTime=200, EchoTime=4.6, FlipAngle=20,
         BodyPartExamined="BRAIN")), (OTHER,), "GE B0 field map"),
+    Case("GE", "b0rf", classic(ge(  # the development set's GE B0 map (DV27), the name its files carry
+        "B0rf", ImageType=GE_ORIG, ScanningSequence="RM", SequenceVariant="NONE", ScanOptions="VB_GEMS",
+        RepetitionTime=200, EchoTime=4.608, FlipAngle=20, MRAcquisitionType="2D", BodyPartExamined="BRAIN")),
+        (OTHER,), "GE B0 field map"),
+    Case("GE", "b0map-hz-image-alone", classic(ge(  # one image of it, as a dcm2niix sidecar lists its type (NIfTI input)
+        "B0map", ImageType=GE_ORIG + ["FIELDMAPHZ"], ScanningSequence="RM", RepetitionTime=200, EchoTime=4.6)),
+        (OTHER,), "one of its two images converted already"),
     Case("GE", "bold-time-series", classic(ge(
         "epiRT", ImageType=GE_ORIG, ScanningSequence=["EP", "GR"], RepetitionTime=2000, EchoTime=30,
         FlipAngle=77), tuple({} for _ in range(6))), (OTHER,), "EPI time series"),
@@ -772,11 +779,24 @@ def test_epi_time_series_and_asl_kinds(case_id, kind):
     assert _verdict(CASES_BY_ID[case_id]).kind == kind
 
 
+@pytest.mark.parametrize("case_id", ["GE-b0map", "GE-b0rf"])
+def test_ge_b0_map_is_a_direct_field_map(case_id):
+    """A GE B0 map series (B0map/B0rf) is of kind ``fmap_fieldmap``: ``naming.PLACED_OTHER`` writes it as
+    fmap/_fieldmap (Hz) with its _magnitude. One of its images converted already (a NIfTI input with
+    dcm2niix's FIELDMAPHZ or MAGNITUDE token) is plain "other": alone it is no field map."""
+    facts = CASES_BY_ID[case_id].facts()
+    assert physics.witness(facts).kind == "fmap_fieldmap"
+    for token in ("FIELDMAPHZ", "MAGNITUDE"):
+        one_image = replace(facts, image_type=(*facts.image_type, token))
+        assert (physics.witness(one_image).kind, physics.witness(one_image).labels) == (OTHER, (OTHER,))
+
+
 def test_real_epfid_volume_and_pcasl_kinds(real_rows):
     """The development set's Siemens fMRI (one mosaic volume, SE\\EP written) is no SE-EPI field map
-    and no time series; its Philips pCASL is ASL."""
+    and no time series; its Philips pCASL is ASL; its GE B0 map (B0rf) a direct field map."""
     kinds = {path.split("/")[1]: v.kind for path, _, _, v in real_rows}
-    expected = {"siemens_12bit_FMRI_AX_ASC": OTHER, "philips_enh_1901_3DpCASL": "asl"}
+    expected = {"siemens_12bit_FMRI_AX_ASC": OTHER, "philips_enh_1901_3DpCASL": "asl",
+                "ge_fmap_6_CV_Neuro_B0map": "fmap_fieldmap"}
     if not expected.keys() <= kinds.keys():
         pytest.skip("development series absent")
     assert {name: kinds[name] for name in expected} == expected

@@ -23,7 +23,7 @@ FALSE_ALARMS = {
     # gradients of a non-dwi name are deleted right after conversion (convert.drop_gradients_of_non_dwi)
     "Diffusion-weighted image saved as non dwi": "bval/bvec removed",
     ".bvec and .bval files will be generated": "bval/bvec removed",
-    # a series that gives several images is set aside or named per image (convert.set_aside_unnamed)
+    # a series that gives several images is set aside or named per image (convert.name_numbered)
     "For now not embedding BIDS and info generated": "several images handled",
 }
 
