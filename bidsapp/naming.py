@@ -113,6 +113,14 @@ def split_images(core: str) -> dict[str, str]:
     return {key: core[: -len(suffix)] + image for key, image in SPLIT_SERIES[suffix].items()} if suffix else {}
 
 
+def renamed_after_conversion(physics_kind: str) -> bool:
+    """Whether a placed kind's images get their BIDS names only after heudiconv (``SPLIT_SERIES``
+    keyed by ImageType: heudiconv alone writes ``_fieldmap1``/``_fieldmap2``, not BIDS names)."""
+    place = PLACED_OTHER.get(physics_kind)
+    images = SPLIT_SERIES.get(f"_{place[1]}", {}) if place else {}
+    return any(not key.isdigit() for key in images)
+
+
 def series_cores(core: str) -> tuple[str, ...]:
     """The cores of every image of the series named ``core``: itself, or its ``SPLIT_SERIES`` images."""
     return tuple(split_images(core).values()) or (core,)

@@ -33,6 +33,10 @@ from bidsapp.naming import sanitize_label
 from bidsapp.linkbids import dimension_problem
 
 lgr = logging.getLogger("heudiconv.mrclass")
+#: Why a series the App would place (a GE B0 map: ``naming.renamed_after_conversion``) stays under
+#: sourcedata when heudiconv runs this heuristic alone: heudiconv only numbers its two images.
+STANDALONE_UNPLACED = ("its images get BIDS names only from mrclass-bids (heudiconv alone numbers them "
+                       "_fieldmap1/_fieldmap2); kept under sourcedata")
 
 # heudiconv refuses any sidecar whose text contains "Date" ("There must be no dates in .json
 # sidecar"), after removing the acquisition/study/series dates itself, and that stops the whole
@@ -195,11 +199,15 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         outcome.status, outcome.message = "error", msg
         convertible = not isinstance(exc, NotConvertible)
     results = handoff.results_dir()
+    c = outcome.classification
+    placed_kind = c.physics_kind if c and outcome.status in ("ok", "other") else ""
+    if results is None and naming.renamed_after_conversion(placed_kind):  # standalone: nobody renames after us
+        placed_kind = ""
+        outcome.message = "; ".join(m for m in (outcome.message, STANDALONE_UNPLACED) if m)
     outcome_file = ""
     if results is not None:
         outcome_file = str(handoff.outcome_path(results, uid, outcome.files))
         handoff.save(results, outcome)
-    c = outcome.classification
     return Verdict(
         label=c.label if c and outcome.status == "ok" else OTHER,
         confidence=round(float(c.confidence), 4) if c else 0.0,
@@ -211,7 +219,7 @@ def custom_seqinfo(wrapper, series_files: list[str]) -> Verdict:
         message=outcome.message,
         outcome_file=outcome_file,
         convertible=convertible,
-        physics_kind=c.physics_kind if c and outcome.status in ("ok", "other") else "",
+        physics_kind=placed_kind,
         phase_encoding=phase_encoding,
     )
 

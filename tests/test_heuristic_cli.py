@@ -28,15 +28,22 @@ def _load_heuristic():
 def test_heudiconv_cli(real_data: Path, tmp_path: Path):
     require_model()
     exe = find_tool("heudiconv")
-    link_tree([real_data / "dicom" / n for n in ("ProstateX-0000_4_t2_tse_tra", "ProstateX-0000_7_ADC")], tmp_path / "in")
+    series = ("ProstateX-0000_4_t2_tse_tra", "ProstateX-0000_7_ADC", "ge_fmap_6_CV_Neuro_B0map")
+    link_tree([real_data / "dicom" / n for n in series], tmp_path / "in")
     out = tmp_path / "out"
     env = {**os.environ, "NO_ET": "1", "PATH": search_path()}  # heudiconv runs dcm2niix by name
     proc = subprocess.run([exe, "--files", str(tmp_path / "in"), "-f", str(HEURISTIC), "-o", str(out), "-c", "dcm2niix", "-b"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     images = sorted(str(p.relative_to(out)) for p in out.rglob("*.nii.gz") if ".heudiconv" not in p.parts)
-    assert len(images) == 2, images
-    assert all(p.startswith(("sub-ProstateX0000/", "sourcedata/unclassified/sub-ProstateX0000/")) for p in images)
+    prostate = [p for p in images if "ProstateX0000" in p]
+    assert len(prostate) == 2, images
+    assert all(p.startswith(("sub-ProstateX0000/", "sourcedata/unclassified/sub-ProstateX0000/")) for p in prostate)
+    # the App names a GE B0 map's two images after heudiconv; alone, heudiconv would write the
+    # invalid _fieldmap1/_fieldmap2, so the series stays whole under sourcedata
+    b0map = [p for p in images if "ProstateX0000" not in p]
+    assert len(b0map) == 2 and all(p.startswith("sourcedata/unclassified/") for p in b0map), images
+    assert not any("_fieldmap" in p for p in images), images
     assert (out / "dataset_description.json").is_file()
 
 
