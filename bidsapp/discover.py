@@ -30,7 +30,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from bidsapp import header
 from bidsapp.deidentified import readable_or_empty
 from bidsapp.header_index import HeaderIndex
-from bidsapp.naming import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_core, sanitize_label
+from bidsapp.naming import ENTITY_FILES, IMAGE_SUFFIXES, SIDECAR_SUFFIXES, companion, image_core, sanitize_label
 from bidsapp.records import HeaderFacts, Series
 
 if TYPE_CHECKING:
@@ -452,9 +452,8 @@ def discover_bids(root: Path) -> Discovery:
             session_raw = _path_entity(rel.parts[1:-1], "ses")
             session = sanitize_label(session_raw) if session_raw is not None else None
             stem = path.with_name(image_core(path.name))
-            sidecars = tuple(
-                stem.with_name(stem.name + ext) for ext in SIDECAR_SUFFIXES if stem.with_name(stem.name + ext).is_file()
-            )
+            beside = (stem.with_name(companion(stem.name, ending)) for ending in SIDECAR_SUFFIXES + ENTITY_FILES)
+            sidecars = tuple(p for p in beside if p.is_file())
             series.append(
                 Series(
                     subject=subject,

@@ -431,6 +431,7 @@ def facts_from_sidecar(meta: Mapping[str, Any], b_values: Iterable[Any] = (), n_
         frame_types=_strings(meta.get("ImageType")),
         n_volumes=n_volumes,
         receive_coil=(_text(meta.get("ReceiveCoilName")) or _text(meta.get("CoilString"))).upper(),
+        labeling_type=_text(meta.get("ArterialSpinLabelingType")).upper(),
     )
 
 

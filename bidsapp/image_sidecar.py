@@ -27,12 +27,22 @@ def input_is_raw(root: Path) -> bool:
     return not isinstance(description, dict) or description.get("DatasetType", "raw") == "raw"
 
 
-def derivative_text(sidecar: Path | None, raw_input: bool) -> str | None:
-    """The sidecar to write for an image, or None where the input's may be linked as it is."""
+def metadata(sidecar: Path | None) -> dict | None:
+    """An image's sidecar fields ({} without one), or None when it cannot be read (discovery warned)."""
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar else {}
-    except (OSError, ValueError):  # unreadable: discovery warned; keep it as it is
+    except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or "SkullStripped" in meta or not raw_input:
+    return meta if isinstance(meta, dict) else None
+
+
+def derivative_text(sidecar: Path | None, raw_input: bool, changes: dict | None = None) -> str | None:
+    """The sidecar to write for an image, or None where the input's may be linked as it is.
+    ``changes``: fields the output must say otherwise (an M0 scan's ``IntendedFor``, renamed)."""
+    meta = metadata(sidecar)
+    if meta is None:  # unreadable: keep it as it is
         return None
-    return json.dumps({**meta, "SkullStripped": False}, indent=2, ensure_ascii=False) + "\n"
+    skull = {"SkullStripped": False} if raw_input and "SkullStripped" not in meta else {}
+    if not (skull or changes):
+        return None
+    return json.dumps({**meta, **skull, **(changes or {})}, indent=2, ensure_ascii=False) + "\n"

@@ -19,6 +19,7 @@ DEFAULT_AGENT = "gadolinium"
 UNCLASSIFIED_DIR = "sourcedata/unclassified"
 IMAGE_SUFFIXES = (".nii.gz", ".nii")
 SIDECAR_SUFFIXES = (".json", ".bval", ".bvec")  # files that share an image's core (``image_core``)
+ENTITY_FILES = ("_aslcontext.tsv",)  # files that share an image's entities, its core less the suffix (``companion``)
 
 
 def image_core(path: str) -> str:
@@ -53,6 +54,7 @@ class NameRequest:
     image_type: tuple[str, ...] = ()  # scanner ImageType: reformats and reconstruction twins (``rec-``)
     phase_encoding: str = ""  # ``dir-`` label of an SE-EPI field map (``phase_encoding.dir_label``), "" unknown
     rec: str | None = None  # rec- label set by ``assign_names`` for the twin of another series
+    supplied: frozenset[str] | None = None  # BIDS input: ``ENTITY_FILES`` beside the image; None for DICOM
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,14 @@ PLACED_OTHER: dict[str, tuple[str, str]] = {
     "fmap_phasediff": ("fmap", "phasediff"),
     "fmap_epi": ("fmap", "epi"),  # the dir- label from the phase-encoding direction (``DIRECTED_SUFFIXES``)
     "fmap_fieldmap": ("fmap", "fieldmap"),  # a GE B0 map: the Hz map, with its _magnitude (``SPLIT_SERIES``)
+    "asl": ("perf", "asl"),  # only where a BIDS input supplies what no header gives (``UNPLACED_OTHER``)
+    "m0scan": ("perf", "m0scan"),  # no physics kind: the M0 scan a placed ASL series has (``linkbids``)
 }
 TASK_SUFFIXES = frozenset({"bold"})  # suffixes that take a task- entity
 DIRECTED_SUFFIXES = frozenset({"epi"})  # suffixes BIDS requires a dir- entity for
 #: "other" series physics recognises whose BIDS place needs what a scanner's header does not say:
-#: kind → why it stays under sourcedata (the row's message). Nothing is guessed to fill the gap.
+#: kind → why it stays under sourcedata (the row's message). Nothing is guessed to fill the gap; a BIDS
+#: input may supply it (``placement_problem``'s ``files``), and is then checked field by field.
 UNPLACED_OTHER: dict[str, str] = {
     "asl": ("ASL series, not placed in perf/: BIDS requires an _aslcontext.tsv (which volume is control, label or "
             "M0), which no converter writes, and the sidecar fields ArterialSpinLabelingType, PostLabelingDelay, "
@@ -103,7 +108,59 @@ SPLIT_SERIES: dict[str, dict[str, str]] = {
 }
 #: Sidecar fields BIDS requires of a placed image that a converter may leave out, by suffix: checked once
 #: the image is written (``convert``); a series without them stays under sourcedata (``placement_problem``).
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"fieldmap": ("Units",)}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "fieldmap": ("Units",),
+    "asl": ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSuppression", "M0Type", "TotalAcquiredPairs",
+            "RepetitionTimePreparation", "EchoTime", "MagneticFieldStrength", "MRAcquisitionType"),
+    "m0scan": ("RepetitionTimePreparation", "EchoTime"),  # and IntendedFor, which names its ASL series (``linkbids``)
+}
+#: Fields BIDS requires once another has one of some values, by suffix: (field, values, required fields).
+REQUIRED_WHEN: dict[str, tuple[tuple[str, tuple, tuple[str, ...]], ...]] = {
+    "asl": (("ArterialSpinLabelingType", ("CASL", "PCASL"), ("LabelingDuration",)),
+            ("ArterialSpinLabelingType", ("PASL",), ("BolusCutOffFlag",)),
+            ("BolusCutOffFlag", (True,), ("BolusCutOffDelayTime", "BolusCutOffTechnique")),
+            ("M0Type", ("Estimate",), ("M0Estimate",)),
+            ("MRAcquisitionType", ("2D",), ("SliceTiming",))),
+    "m0scan": (("MRAcquisitionType", ("2D",), ("SliceTiming",)),),
+}
+#: Files that belong beside an image of some suffixes only, by how their name ends: the suffixes that
+#: take them (a BIDS input's are placed beside those alone), and the files BIDS requires of a suffix.
+SUFFIX_FILES: dict[str, frozenset[str]] = {".bval": frozenset({"dwi"}), ".bvec": frozenset({"dwi"}),
+                                            "_aslcontext.tsv": frozenset({"asl"})}
+REQUIRED_FILES: dict[str, tuple[str, ...]] = {"asl": ("_aslcontext.tsv",)}
+
+
+def entity_prefix(core: str) -> str:
+    """An image core less its suffix (``…/sub-01_run-2_T2w`` → ``…/sub-01_run-2``); a core whose
+    last part is an entity (``sub-01_run-2``) has no suffix and is kept."""
+    head, _, last = core.rpartition("_")
+    return head if head and "-" not in last and "/" not in last else core
+
+
+def companion(core: str, ending: str) -> str:
+    """The path of an image's file that ends so: its core's (``.json``) or its entities' (``_aslcontext.tsv``)."""
+    return (entity_prefix(core) if ending in ENTITY_FILES else core) + ending
+
+
+def takes(core: str, ending: str) -> bool:
+    """Whether the image named ``core`` keeps a file ending so beside it (``SUFFIX_FILES``)."""
+    return ending not in SUFFIX_FILES or core.rpartition("_")[2] in SUFFIX_FILES[ending]
+
+
+def companions(core: str) -> tuple[str, ...]:
+    """Every file an image named ``core`` may have beside it in the output."""
+    return tuple(companion(core, e) for e in SIDECAR_SUFFIXES + ENTITY_FILES if takes(core, e))
+
+
+def missing_requirements(suffix: str, sidecar: dict | None, files: frozenset[str] | None) -> tuple[list[str], list[str]]:
+    """(files, sidecar fields) BIDS requires of an image with this suffix that are not there: files
+    (``REQUIRED_FILES``) when ``files`` lists those present, fields (``REQUIRED_FIELDS``, ``REQUIRED_WHEN``)
+    when there is a ``sidecar``."""
+    absent = [e for e in REQUIRED_FILES.get(suffix, ()) if files is not None and e not in files]
+    meta = sidecar if sidecar is not None else {}
+    conditional = tuple(f for key, values, needed in REQUIRED_WHEN.get(suffix, ()) if meta.get(key) in values for f in needed)
+    fields = [f for f in REQUIRED_FIELDS.get(suffix, ()) + conditional if meta.get(f) in (None, "")]
+    return absent, fields if sidecar is not None else []
 
 
 def split_images(core: str) -> dict[str, str]:
@@ -175,7 +232,8 @@ def entities(req: NameRequest) -> Entities | None:
     None for the rest of "other" (goes to sourcedata)."""
     cls = BY_LABEL.get(req.label)
     if cls is None:
-        if req.physics_kind in PLACED_OTHER and not placement_problem(req.physics_kind, req.phase_encoding):
+        if req.physics_kind in PLACED_OTHER and not placement_problem(req.physics_kind, req.phase_encoding,
+                                                                      files=req.supplied):
             datatype, suffix = PLACED_OTHER[req.physics_kind]
             task = task_label(req.protocol or req.series_description) if suffix in TASK_SUFFIXES else None
             return Entities(datatype=datatype, suffix=suffix, task=task,
@@ -197,20 +255,28 @@ def needs_direction(physics_kind: str) -> bool:
     return bool(place) and place[1] in DIRECTED_SUFFIXES
 
 
-def placement_problem(physics_kind: str, phase_encoding: str = "", sidecar: dict | None = None) -> str | None:
+def placement_problem(physics_kind: str, phase_encoding: str = "", sidecar: dict | None = None,
+                      files: frozenset[str] | None = None) -> str | None:
     """Why a series physics recognised cannot take its BIDS place (``PLACED_OTHER``, ``UNPLACED_OTHER``),
     or None. The message goes into the participant table of a series kept under sourcedata.
-    ``sidecar``: the written image's, once there is one (``REQUIRED_FIELDS``)."""
-    if physics_kind in UNPLACED_OTHER:
+    ``sidecar``: the image's, once there is one (``REQUIRED_FIELDS``); ``files``: the endings of the files a
+    BIDS input holds beside the image (``ENTITY_FILES``), None where the input can hold none (DICOM)."""
+    if physics_kind in UNPLACED_OTHER and files is None:
         return UNPLACED_OTHER[physics_kind]
     if needs_direction(physics_kind) and not phase_encoding:
         return (f"SE-EPI field map whose sidecar lacks PhaseEncodingDirection (the header gives no polarity) or "
                 f"TotalReadoutTime, both required of a BIDS _epi: its dir- is not guessed; kept under {UNCLASSIFIED_DIR}")
-    suffix = PLACED_OTHER.get(physics_kind, ("", ""))[1]
-    if sidecar is not None and (missing := [f for f in REQUIRED_FIELDS.get(suffix, ()) if sidecar.get(f) in (None, "")]):
-        return (f"the converter wrote no {', '.join(missing)} in the sidecar, which BIDS requires of a _{suffix}: "
+    datatype, suffix = PLACED_OTHER.get(physics_kind, ("", ""))
+    absent, fields = missing_requirements(suffix, sidecar, files)
+    if not (absent or fields):
+        return None
+    if files is None:
+        return (f"the converter wrote no {', '.join(fields)} in the sidecar, which BIDS requires of a _{suffix}: "
                 f"not guessed; kept under {UNCLASSIFIED_DIR}")
-    return None
+    what = " and ".join(text for text in (absent and f"no {', '.join(absent)} beside the image",
+                                          fields and f"no {', '.join(fields)} in its sidecar") if text)
+    return (f"not placed in {datatype}/: the input has {what}, which BIDS requires of a _{suffix}: none is guessed; "
+            f"kept under {UNCLASSIFIED_DIR}")
 
 
 def reconstruction(image_type: tuple[str, ...] | list[str]) -> str | None:

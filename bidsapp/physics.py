@@ -71,6 +71,7 @@ class Acquisition:
     acquisition_contrast: tuple[str, ...] = ()
     receive_coil: str = ""
     body_part: str = ""
+    labeling_type: str = ""  # ArterialSpinLabelingType of a converter's sidecar
 
     @classmethod
     def of(cls, facts: HeaderFacts) -> "Acquisition":
@@ -84,7 +85,7 @@ class Acquisition:
             inversion_time=facts.inversion_time, flip_angle=facts.flip_angle, b_values=facts.b_values,
             n_volumes=facts.n_volumes, n_orientations=facts.n_orientations,
             acquisition_contrast=facts.acquisition_contrast, receive_coil=facts.receive_coil,
-            body_part=facts.body_part,
+            body_part=facts.body_part, labeling_type=facts.labeling_type,
         )
 
     # ---- derived evidence, each a plain reading of the fields above
@@ -157,6 +158,7 @@ class PhysicsRule:
     min_orientations: int = 0
     single_echo: bool = False
     fat_suppressed: bool | None = None  # ScanOptions FS / SFS / FAT / SPAIR / SPIR
+    labeled: bool | None = None  # an ArterialSpinLabelingType written (dcm2niix reads it from the sequence)
 
 
 FAT_SAT_OPTIONS = frozenset({"FS", "SFS", "FAT", "FAT_SAT", "FATSAT", "SPAIR", "SPIR", "FSAT"})
@@ -197,6 +199,8 @@ RULES: tuple[PhysicsRule, ...] = (
     PhysicsRule(OTHER, "ImageType says phase / field-map image", flags=_PHASE),
     PhysicsRule("asl", "ImageType says ASL / perfusion, not a derived map (label/control series)",
                 flags=frozenset({"ASL", "PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
+    PhysicsRule("asl", "sidecar's ArterialSpinLabelingType (written from the sequence), not a derived map",
+                labeled=True, not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
     PhysicsRule(OTHER, "ImageType says derived or non-anatomical map (FA, exp. ADC, perfusion, BOLD)",
                 flags=_OTHER_MAPS, flag_prefixes=("MIP",)),
     # -- diffusion, as the scanner labels its own images
@@ -375,6 +379,7 @@ def _matches(rule: PhysicsRule, acq: Acquisition) -> bool:
         (acq.n_orientations or 0) >= rule.min_orientations,
         not rule.single_echo or len(acq.echo_times) == 1,
         rule.fat_suppressed is None or bool(FAT_SAT_OPTIONS & acq.tokens(acq.scan_options)) == rule.fat_suppressed,
+        rule.labeled is None or bool(acq.labeling_type) == rule.labeled,
     )
     return all(checks)
 

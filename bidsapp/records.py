@@ -44,6 +44,7 @@ class HeaderFacts:
     n_orientations: int | None = None  # distinct slice orientations (3-plane localizers have 3)
     receive_coil: str = ""  # ReceiveCoilName, or Siemens' coil element string
     inherited: tuple[str, ...] = ()  # BIDS input: sidecar fields reached only by name inheritance (a claim)
+    labeling_type: str = ""  # ArterialSpinLabelingType a converter wrote (CASL, PCASL, PASL): the sequence's, not typed
 
 
 @dataclass(frozen=True)

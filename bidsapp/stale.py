@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bidsapp.derivatives import participant_tsv_path, read_tsv, sidecar_path
-from bidsapp.naming import SIDECAR_SUFFIXES, image_core
+from bidsapp.naming import companions, image_core
 from bidsapp.records import SeriesResult
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,12 @@ def replaced_files(previous: dict[str, str], results: Iterable[SeriesResult], wr
 
 
 def remove(out_dir: Path, deriv_root: Path, images: list[str]) -> None:
-    """Delete each image (path relative to ``out_dir``), its BIDS sidecars, its ``_mrclass.json``
+    """Delete each image (path relative to ``out_dir``), its BIDS sidecars and companions, its ``_mrclass.json``
     under ``deriv_root`` and its row of the session's ``scans.tsv``."""
     for rel in images:
         core = image_core(rel)
         derivative = sidecar_path(deriv_root, rel)
-        targets = [Path(out_dir) / rel, *(Path(out_dir) / (core + ext) for ext in SIDECAR_SUFFIXES), derivative]
+        targets = [Path(out_dir) / rel, *(Path(out_dir) / path for path in companions(core)), derivative]
         for path in targets:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

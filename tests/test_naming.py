@@ -275,3 +275,32 @@ def test_dir_label_is_the_anatomical_direction_phase_encoding_runs(direction, af
     affine = np.eye(4)
     affine[:3, :3] = np.array(affine_columns, float).T  # columns: where voxel axes i, j, k point (RAS)
     assert dir_label(direction, affine) == label
+
+
+def test_a_bids_input_that_supplies_what_perf_needs_places_its_asl():
+    """From DICOM an ASL series stays unplaced (``UNPLACED_OTHER``); a BIDS input's is checked against
+    BIDS' requirements (``REQUIRED_FILES``, ``REQUIRED_FIELDS``, ``REQUIRED_WHEN``) and the message names
+    only what is missing."""
+    from bidsapp.naming import (NameRequest, assign_names, companion, companions, entity_prefix, missing_requirements,
+                                placement_problem)
+
+    full = {"ArterialSpinLabelingType": "PASL", "PostLabelingDelay": 1.8, "BackgroundSuppression": True, "M0Type": "Included",
+            "TotalAcquiredPairs": 4, "RepetitionTimePreparation": 4.0, "EchoTime": 0.01, "MagneticFieldStrength": 3,
+            "MRAcquisitionType": "3D", "BolusCutOffFlag": False}
+    context = frozenset({"_aslcontext.tsv"})
+    assert placement_problem("asl", sidecar=full, files=context) is None
+    assert missing_requirements("asl", {**full, "BolusCutOffFlag": True, "MRAcquisitionType": "2D"}, context) == (
+        [], ["BolusCutOffDelayTime", "BolusCutOffTechnique", "SliceTiming"])
+    assert missing_requirements("asl", {**full, "ArterialSpinLabelingType": "PCASL"}, frozenset()) == (
+        ["_aslcontext.tsv"], ["LabelingDuration"])
+    why = placement_problem("asl", sidecar={**full, "BackgroundSuppression": ""}, files=frozenset())
+    assert "no _aslcontext.tsv beside the image and no BackgroundSuppression in its sidecar" in why
+    assert "PostLabelingDelay" not in why
+    assert placement_problem("asl", sidecar=full) == placement_problem("asl")  # DICOM: the generic reason
+    req = NameRequest(key="a", subject="01", session="1", label="other", physics_kind="asl", supplied=context)
+    assert assign_names([req]) == {"a": "sub-01/ses-1/perf/sub-01_ses-1_asl"}
+    assert entity_prefix("sub-01/anat/sub-01_run-2_T2w") == entity_prefix("sub-01/anat/sub-01_run-2") == "sub-01/anat/sub-01_run-2"
+    assert companion("sub-01/perf/sub-01_run-1_asl", "_aslcontext.tsv") == "sub-01/perf/sub-01_run-1_aslcontext.tsv"
+    assert companions("p/sub-01_asl") == ("p/sub-01_asl.json", "p/sub-01_aslcontext.tsv")
+    assert companions("p/sub-01_dwi") == ("p/sub-01_dwi.json", "p/sub-01_dwi.bval", "p/sub-01_dwi.bvec")
+    assert companions("p/sub-01_m0scan") == ("p/sub-01_m0scan.json",)

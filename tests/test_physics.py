@@ -183,7 +183,8 @@ class Case:
     why: str = ""  # a fragment of the deciding rule's ``why``
 
     def facts(self) -> HeaderFacts:
-        return header.facts_from_datasets(self.build())
+        built = self.build()  # DICOM datasets, or a converter's sidecar and the image's volume count
+        return header.facts_from_sidecar(*built) if isinstance(built, tuple) else header.facts_from_datasets(built)
 
 
 CASES: tuple[Case, ...] = (
@@ -432,6 +433,10 @@ CASES: tuple[Case, ...] = (
     Case("Philips", "perfusion", classic(philips(
         "GraSE", ImageType=["ORIGINAL", "PRIMARY", "PERFUSION_FFE", "PERFUSION", "FFE"], ScanningSequence="GR",
         MRAcquisitionType="3D", RepetitionTime=4250, EchoTime=9)), (OTHER,), "ImageType says ASL / perfusion"),
+    Case("sidecar", "asl-labeling-type-only", lambda: (  # a GE-style pCASL EPI sidecar without an ASL token
+        {"Manufacturer": "GE", "ImageType": ["ORIGINAL", "PRIMARY"], "ScanningSequence": "EP", "EchoTime": 0.012,
+         "RepetitionTime": 4.0, "ArterialSpinLabelingType": "PCASL"}, (), 8),
+        (OTHER,), "sidecar's ArterialSpinLabelingType"),
     Case("Philips", "feepi-bold", classic(philips(
         "FEEPI", ImageType=PH_FFE, ScanningSequence="GR", RepetitionTime=2000, EchoTime=30, FlipAngle=90)),
         (OTHER,), "Philips field-echo EPI (FEEPI) without diffusion, no time series"),
@@ -618,7 +623,7 @@ _TEXT = st.one_of(
     st.sampled_from(["T1 post contrast", "FLAIR", "ADC", "t2_tse_fs", "localizer", "DWI b1000", "SWI", "PD",
                      "arterial", "Gadovist", "", "BOLD rest", "T1w_ce", "field map"]),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters="\\"), max_size=30))
-VENDOR_CASES = [c for c in CASES if c.vendor != "any"]
+VENDOR_CASES = [c for c in CASES if c.vendor not in ("any", "sidecar")]  # DICOM cases: text is typed in
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -771,6 +776,7 @@ def test_a_spin_echo_epi_time_series_is_no_field_map():
     ("Siemens-asl-tgse", "asl"),
     ("Siemens-XA-asl-by-contrast", "asl"),
     ("Philips-perfusion", "asl"),
+    ("sidecar-asl-labeling-type-only", "asl"),  # without the labeling type: an EPI time series, named BOLD
     ("Siemens-asl-relcbf-map", OTHER),  # a perfusion map computed from ASL is no label/control series
 ])
 def test_epi_time_series_and_asl_kinds(case_id, kind):

@@ -40,7 +40,7 @@ def verdicts():
 
 #: Where the physics witness contradicts the simulator's label, and why the witness is the one
 #: that errs: a time-of-flight angiogram and a single-plane scout *are* short-TR spoiled gradient
-#: echoes above the Ernst angle, so rules 42-43 (T1-weighted, docs/physics.md) fires unless a vendor marker says TOF
+#: echoes above the Ernst angle, so rules 43-44 (T1-weighted, docs/physics.md) fires unless a vendor marker says TOF
 #: (Siemens ``fl3d…_t``) or scout (GE ``LOCALIZER``, three orientations). The header mapping is
 #: honest; the rule claims a T1 *class* where it can only know T1 *weighting*.
 KNOWN_CONTRADICTIONS = {("other", "tof"), ("other", "localizer")}
