@@ -11,9 +11,9 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from bidsapp import derivatives, header, image_sidecar, naming, phase_encoding
+from bidsapp import derivatives, header, image_sidecar, naming, perf, phase_encoding
 from bidsapp.classes import BY_LABEL, OTHER
 from bidsapp.records import Classification, Series, SeriesResult
 
@@ -77,70 +77,6 @@ def _sidecar(s: Series) -> Path | None:
     return next((f for f in s.files[1:] if f.suffix == ".json"), None)
 
 
-def _beside(s: Series) -> dict[str, Path]:
-    """{ending: file} of the ``naming.ENTITY_FILES`` the input holds beside this image (``_aslcontext.tsv``)."""
-    return {e: f for e in naming.ENTITY_FILES for f in s.files[1:] if f.name.endswith(e)}
-
-
-def _context_problem(s: Series) -> str | None:
-    """Why an ASL image's ``_aslcontext.tsv`` cannot go with it: one row per volume, or the validator refuses it."""
-    path = _beside(s).get("_aslcontext.tsv")
-    try:
-        rows = [line for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()] if path else None
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"not placed in perf/: its _aslcontext.tsv is unreadable ({type(exc).__name__}); kept under {naming.UNCLASSIFIED_DIR}"
-    volumes = s.header.n_volumes or 1
-    if rows is not None and len(rows) != volumes:
-        return (f"not placed in perf/: its _aslcontext.tsv lists {len(rows)} volumes, the image has {volumes}; "
-                f"kept under {naming.UNCLASSIFIED_DIR}")
-    return None
-
-
-def _intended(s: Series, meta: dict) -> list[str]:
-    """Input paths (dataset-relative) an image's ``IntendedFor`` names: ``bids::`` URIs or subject-relative paths."""
-    value = meta.get("IntendedFor") or []
-    subject_dir = PurePosixPath(s.source).parts[0]
-    return [v.removeprefix("bids::") if v.startswith("bids::") else f"{subject_dir}/{v}"
-            for v in ([value] if isinstance(value, str) else value) if isinstance(v, str)]
-
-
-def m0_scans(series: list[Series], kinds: dict[str, str], metas: dict[str, dict]) -> dict[str, str]:
-    """{M0 scan's id: its ASL series' id}: an image whose ``IntendedFor`` names an ASL series of the input
-    whose ``M0Type`` is ``Separate``. Both are what the user or their converter wrote; nothing is matched by name."""
-    separate = {s.source: s.series_uid for s in series
-                if kinds.get(s.series_uid) == "asl" and metas[s.series_uid].get("M0Type") == "Separate"}
-    return {s.series_uid: separate[target] for s in series for target in _intended(s, metas[s.series_uid])
-            if target in separate and target != s.source}
-
-
-def perf_problems(series: list[Series], kinds: dict[str, str], metas: dict[str, dict],
-                  m0_of: dict[str, str]) -> dict[str, str | None]:
-    """{id: why it cannot take its perf/ place, or None} of every ASL series and M0 scan (``m0_scans``).
-    An ASL series whose M0Type is Separate needs its one M0 scan placed with it; an M0 scan, its ASL series."""
-    by_uid = {s.series_uid: s for s in series}
-    own = {uid: naming.placement_problem("m0scan", sidecar=metas[uid], files=frozenset()) for uid in m0_of}
-    problems: dict[str, str | None] = {}
-    for s in (s for s in series if kinds.get(s.series_uid) == "asl" and s.series_uid not in m0_of):
-        uid = s.series_uid
-        m0s = [m for m, asl in m0_of.items() if asl == uid]
-        problems[uid] = (naming.placement_problem("asl", sidecar=metas[uid], files=frozenset(_beside(s)))
-                         or _context_problem(s) or _separate_m0_problem(by_uid, m0s, own, metas[uid]))
-    for m0, asl in m0_of.items():
-        problems[m0] = own[m0] or (problems.get(asl) and f"M0 scan of {by_uid[asl].source}, which is not placed "
-                                                          f"in perf/ (see its row); kept under {naming.UNCLASSIFIED_DIR}")
-    return problems
-
-
-def _separate_m0_problem(by_uid: dict[str, Series], m0s: list[str], own: dict[str, str | None], meta: dict) -> str | None:
-    if meta.get("M0Type") != "Separate":
-        return None
-    if len(m0s) != 1:
-        return (f"not placed in perf/: its M0Type is Separate, but {len(m0s) or 'no'} images of the input name it in "
-                f"IntendedFor (BIDS needs its one _m0scan); none is guessed; kept under {naming.UNCLASSIFIED_DIR}")
-    why = own[m0s[0]]
-    return why and f"not placed in perf/: its M0 scan {by_uid[m0s[0]].source} cannot be ({why})"
-
-
 def sort_participant(series: list[Series], out_dir: Path, classify: Classify, progress=None) -> list[SeriesResult]:
     """Classify, name and place every NIfTI series of one participant; one result each."""
     verdicts: dict[str, tuple[Classification | None, str]] = {}
@@ -161,16 +97,16 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
 
     metas = {s.series_uid: image_sidecar.metadata(_sidecar(s)) or {} for s in series}
     kinds = {uid: c.physics_kind for uid, c in decided.items() if c.label == OTHER}
-    m0_of = m0_scans([s for s in series if s.series_uid in decided], kinds, metas)
-    perf = perf_problems(series, kinds, metas, m0_of)
-    placed = {uid: "m0scan" for uid in m0_of} | {uid: "" for uid, why in perf.items() if why}  # kinds named otherwise
+    m0_of = perf.m0_scans([s for s in series if s.series_uid in decided], kinds, metas)
+    unplaced_perf = perf.problems(series, kinds, metas, m0_of)
+    placed = {uid: "m0scan" for uid in m0_of} | {uid: "" for uid, why in unplaced_perf.items() if why}  # kinds named otherwise
     by_uid = {s.series_uid: s for s in series}
     for s in (s for s in series if s.series_uid in decided):
         c, uid = decided[s.series_uid], s.series_uid
         if uid in m0_of:  # named by its relation to an ASL series, whatever the content said
-            verdicts[uid] = (c, perf[uid] or f"M0 scan of {by_uid[m0_of[uid]].source}: its IntendedFor names that ASL series")
+            verdicts[uid] = (c, unplaced_perf[uid] or f"M0 scan of {by_uid[m0_of[uid]].source}: its IntendedFor names that ASL series")
             continue
-        unplaced = perf.get(uid) if uid in perf else (
+        unplaced = unplaced_perf.get(uid) if uid in unplaced_perf else (
             naming.placement_problem(c.physics_kind, directions.get(uid, "")) if c.label == OTHER else None)
         verdicts[uid] = (c, dimension_problem(c.label, s.header.n_volumes or 1) or unplaced or c.reason)
 
@@ -194,12 +130,12 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
                 protocol=s.header.protocol_name,
                 image_type=s.header.image_type,
                 phase_encoding=directions.get(s.series_uid, ""),
-                supplied=frozenset(_beside(s)),
+                supplied=frozenset(perf.beside(s)),
             )
         )
     names = naming.assign_names(requests)
     for m0, asl in m0_of.items():  # an M0 scan shares its ASL series' entities (BIDS pairs them so)
-        if not perf[m0]:
+        if not unplaced_perf[m0]:
             names[m0] = naming.entity_prefix(names[asl]) + "_m0scan"
 
     results = []
@@ -211,7 +147,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
         bids_path = stem + image_extension(image)
         sidecar = _sidecar(s)
         asl = by_uid.get(m0_of.get(s.series_uid, ""))
-        changes = {"IntendedFor": f"bids::{names[asl.series_uid]}{image_extension(asl.files[0])}"} if asl and not perf[s.series_uid] else None
+        changes = {"IntendedFor": f"bids::{names[asl.series_uid]}{image_extension(asl.files[0])}"} if asl and not unplaced_perf[s.series_uid] else None
         own_sidecar = None if stem.startswith(naming.UNCLASSIFIED_DIR) else image_sidecar.derivative_text(sidecar, raw_input, changes)
         try:
             place(image, Path(out_dir) / bids_path)
