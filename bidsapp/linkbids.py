@@ -77,6 +77,39 @@ def _sidecar(s: Series) -> Path | None:
     return next((f for f in s.files[1:] if f.suffix == ".json"), None)
 
 
+def _name_request(s: Series, c: Classification | None, physics_kind: str, direction: str) -> naming.NameRequest:
+    """What naming needs of one series (``c`` None: named as other, whatever the classifier said)."""
+    has_bvec = any(f.name.endswith(".bvec") for f in s.files)
+    return naming.NameRequest(
+        key=s.series_uid,
+        subject=s.subject,
+        session=s.session,
+        label=c.label if c else OTHER,
+        series_number=s.header.series_number,
+        series_description=s.header.series_description or naming.image_core(s.files[0].name),
+        contrast_agent=s.header.contrast_agent or naming.agent_in_name(s.files[0].name),  # an earlier sorting's ce-
+        has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
+        physics_kind=physics_kind,
+        protocol=s.header.protocol_name,
+        image_type=s.header.image_type,
+        phase_encoding=direction,
+        supplied=frozenset(perf.beside(s)),
+    )
+
+
+def _write_series(s: Series, stem: str, out_dir: Path, own_sidecar: str | None) -> None:
+    """The image and the files that go with its name (sidecar, .bval/.bvec, _aslcontext.tsv) under ``stem``;
+    ``own_sidecar`` replaces the input's sidecar where the App rewrote it."""
+    place(s.files[0], out_dir / (stem + image_extension(s.files[0])))
+    sidecar = _sidecar(s)
+    for extra in s.files[1:]:
+        ending = next(e for e in naming.SIDECAR_SUFFIXES + naming.ENTITY_FILES if extra.name.endswith(e))
+        if naming.takes(stem, ending) and not (extra == sidecar and own_sidecar):
+            place(extra, out_dir / naming.companion(stem, ending))
+    if own_sidecar:
+        derivatives.write_if_changed(out_dir / (stem + ".json"), own_sidecar)
+
+
 def sort_participant(series: list[Series], out_dir: Path, classify: Classify, progress=None) -> list[SeriesResult]:
     """Classify, name and place every NIfTI series of one participant; one result each."""
     verdicts: dict[str, tuple[Classification | None, str]] = {}
@@ -114,25 +147,7 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
     for s in series:
         c, why = verdicts[s.series_uid]
         kind = placed.get(s.series_uid, c.physics_kind if c else "")  # an "other" physics recognised keeps its BIDS place
-        c = None if why else c  # named as other (4D); the row keeps the classification
-        has_bvec = any(f.name.endswith(".bvec") for f in s.files)
-        requests.append(
-            naming.NameRequest(
-                key=s.series_uid,
-                subject=s.subject,
-                session=s.session,
-                label=c.label if c else OTHER,
-                series_number=s.header.series_number,
-                series_description=s.header.series_description or naming.image_core(s.files[0].name),
-                contrast_agent=s.header.contrast_agent or naming.agent_in_name(s.files[0].name),  # an earlier sorting's ce-
-                has_directions=not naming.is_trace(s.header.image_type, has_bvec=has_bvec),
-                physics_kind=kind,
-                protocol=s.header.protocol_name,
-                image_type=s.header.image_type,
-                phase_encoding=directions.get(s.series_uid, ""),
-                supplied=frozenset(perf.beside(s)),
-            )
-        )
+        requests.append(_name_request(s, None if why else c, kind, directions.get(s.series_uid, "")))  # why: named as other
     names = naming.assign_names(requests)
     for m0, asl in m0_of.items():  # an M0 scan shares its ASL series' entities (BIDS pairs them so)
         if not unplaced_perf[m0]:
@@ -143,21 +158,12 @@ def sort_participant(series: list[Series], out_dir: Path, classify: Classify, pr
     for s in series:
         c, msg = verdicts[s.series_uid]
         stem = names[s.series_uid]
-        image = s.files[0]
-        bids_path = stem + image_extension(image)
-        sidecar = _sidecar(s)
+        bids_path = stem + image_extension(s.files[0])
         asl = by_uid.get(m0_of.get(s.series_uid, ""))
         changes = {"IntendedFor": f"bids::{names[asl.series_uid]}{image_extension(asl.files[0])}"} if asl and not unplaced_perf[s.series_uid] else None
-        own_sidecar = None if stem.startswith(naming.UNCLASSIFIED_DIR) else image_sidecar.derivative_text(sidecar, raw_input, changes)
+        own_sidecar = None if stem.startswith(naming.UNCLASSIFIED_DIR) else image_sidecar.derivative_text(_sidecar(s), raw_input, changes)
         try:
-            place(image, Path(out_dir) / bids_path)
-            for extra in s.files[1:]:
-                ending = next(e for e in naming.SIDECAR_SUFFIXES + naming.ENTITY_FILES if extra.name.endswith(e))
-                if not naming.takes(stem, ending) or (extra == sidecar and own_sidecar):
-                    continue
-                place(extra, Path(out_dir) / naming.companion(stem, ending))
-            if own_sidecar:
-                derivatives.write_if_changed(Path(out_dir) / (stem + ".json"), own_sidecar)
+            _write_series(s, stem, Path(out_dir), own_sidecar)
         except OSError as exc:
             msg = msg or f"could not write {bids_path}: {exc}"
             bids_path = ""
