@@ -9,7 +9,6 @@ atomically, because parallel participant jobs share them.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -24,7 +23,7 @@ os.environ.setdefault("NO_ET", "1")  # offline by design: no etelemetry version 
 from heudiconv.main import workflow  # noqa: E402
 from heudiconv.utils import set_readonly, update_json  # noqa: E402
 
-from bidsapp import handoff, naming, stale
+from bidsapp import handoff, image_sidecar, naming, stale
 from bidsapp.classes import OTHER
 from bidsapp.records import Series, SeriesResult
 from bidsapp.staging import stage
@@ -304,10 +303,7 @@ def name_numbered(out_dir: Path, outcome: handoff.SeriesOutcome, series: Series)
 
 def _sidecar(core: Path) -> dict:
     """The JSON sidecar of an image core ({} when absent or unreadable)."""
-    try:
-        return json.loads(core.with_name(core.name + ".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return image_sidecar.metadata(core.with_name(core.name + ".json")) or {}
 
 
 def _split_cores(folder: Path, name: str, counters: set[str]) -> dict[str, str] | None:

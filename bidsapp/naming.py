@@ -110,6 +110,7 @@ SPLIT_SERIES: dict[str, dict[str, str]] = {
 #: the image is written (``convert``); a series without them stays under sourcedata (``placement_problem``).
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "fieldmap": ("Units",),
+    "epi": ("PhaseEncodingDirection", "TotalReadoutTime"),  # checked before naming: no dir- without them (``phase_encoding``)
     "asl": ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSuppression", "M0Type", "TotalAcquiredPairs",
             "RepetitionTimePreparation", "EchoTime", "MagneticFieldStrength", "MRAcquisitionType"),
     "m0scan": ("RepetitionTimePreparation", "EchoTime"),  # and IntendedFor, which names its ASL series (``linkbids``)

@@ -12,17 +12,17 @@ TOTAL_READOUT_TIME_MUST_DEFINE) and dcm2niix derives only from the vendor's band
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from bidsapp.image_sidecar import metadata
+from bidsapp.naming import missing_requirements
+
 #: RAS+ axis → (label when encoding runs towards +, label when towards −)
 _LABELS = (("LR", "RL"), ("PA", "AP"), ("IS", "SI"))
 _AXES = {"i": 0, "j": 1, "k": 2}
-#: Sidecar fields BIDS requires of an ``_epi`` field map
-EPI_REQUIRED = ("PhaseEncodingDirection", "TotalReadoutTime")
 
 
 def dir_label(direction: str, affine: np.ndarray) -> str:
@@ -38,12 +38,13 @@ def dir_label(direction: str, affine: np.ndarray) -> str:
 
 def label_of(image: Path, sidecar: Path | None) -> str:
     """The ``dir-`` label of an image from its JSON sidecar and its header; "" when unknown or when
-    the sidecar lacks a field of ``EPI_REQUIRED`` (the image could not be a valid ``_epi``)."""
+    the sidecar lacks a field BIDS requires of an ``_epi`` (``naming.REQUIRED_FIELDS``: the image
+    could not be a valid ``_epi``)."""
+    meta = metadata(sidecar) or {}
+    direction = meta.get("PhaseEncodingDirection")
+    if not isinstance(direction, str) or missing_requirements("epi", meta, None)[1]:
+        return ""
     try:
-        meta = json.loads(Path(sidecar).read_text(encoding="utf-8")) if sidecar else {}
-        direction = meta.get("PhaseEncodingDirection")
-        if not isinstance(direction, str) or any(meta.get(k) in (None, "") for k in EPI_REQUIRED):
-            return ""
         return dir_label(direction, nib.load(str(image)).affine)
     except (OSError, ValueError):
         return ""

@@ -165,6 +165,8 @@ FAT_SAT_OPTIONS = frozenset({"FS", "SFS", "FAT", "FAT_SAT", "FATSAT", "SPAIR", "
 
 # Perfusion maps computed from an ASL or DSC series: derived images, not the label/control series BIDS perf/ holds
 _PERFUSION_MAPS = frozenset({"CBF", "RELCBF", "CBV", "RELCBV", "MTT", "TTP"})
+# An ASL rule's exclusion: a derived image or a computed perfusion map is no label/control series
+_NOT_A_MAP = frozenset({"DERIVED"}) | _PERFUSION_MAPS
 _OTHER_MAPS = frozenset({
     "FA", "COLFA", "EXP", "EADC", "TENSOR", "TENSOR_B0", "PERFUSION", "ASL", "MOCO", "FMRI", "T1 MAP", "T2 MAP",
     "T2_MAP", "T1_MAP", "T2* MAP", "R2*", "PROJECTION IMAGE", "CSA REPORT", "CSAPARALLEL", "SCREENSHOT",
@@ -198,9 +200,9 @@ RULES: tuple[PhysicsRule, ...] = (
                 vendor="SIEMENS", name=r"fm[23]d", flags=frozenset({"M", "MAGNITUDE"})),
     PhysicsRule(OTHER, "ImageType says phase / field-map image", flags=_PHASE),
     PhysicsRule("asl", "ImageType says ASL / perfusion, not a derived map (label/control series)",
-                flags=frozenset({"ASL", "PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
+                flags=frozenset({"ASL", "PERFUSION"}), not_flags=_NOT_A_MAP),
     PhysicsRule("asl", "sidecar's ArterialSpinLabelingType (written from the sequence), not a derived map",
-                labeled=True, not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
+                labeled=True, not_flags=_NOT_A_MAP),
     PhysicsRule(OTHER, "ImageType says derived or non-anatomical map (FA, exp. ADC, perfusion, BOLD)",
                 flags=_OTHER_MAPS, flag_prefixes=("MIP",)),
     # -- diffusion, as the scanner labels its own images
@@ -214,7 +216,7 @@ RULES: tuple[PhysicsRule, ...] = (
                 diffusion=True, b_distinct=2),
     # -- non-target acquisitions recognised by their physics
     PhysicsRule("asl", "enhanced MR AcquisitionContrast PERFUSION, not a derived map",
-                contrast=frozenset({"PERFUSION"}), not_flags=frozenset({"DERIVED"}) | _PERFUSION_MAPS),
+                contrast=frozenset({"PERFUSION"}), not_flags=_NOT_A_MAP),
     PhysicsRule(OTHER, "enhanced MR AcquisitionContrast of a non-target series (PD, perfusion, flow, TOF)",
                 contrast=frozenset({"PROTON_DENSITY", "PERFUSION", "FLOW_ENCODED", "TOF", "TAGGING"})),
     PhysicsRule(OTHER, "Siemens gradient-echo field map sequence (fm2d/fm3d)", vendor="SIEMENS", name=r"fm[23]d"),
