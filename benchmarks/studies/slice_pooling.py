@@ -122,7 +122,7 @@ def out_of_fold(p: np.ndarray, truth: list[str]) -> list[str]:
 def simulated_columns(truth: list[str], predicted: list[str]) -> dict:
     m = summarise(truth, predicted)
     known = [(t, q) for t, q in zip(truth, predicted) if t != OTHER]
-    return {"accuracy": round(m["accuracy"], 4), "known_accuracy": round(np.mean([t == q for t, q in known]), 4),
+    return {"accuracy": round(m["accuracy"], 4), "known_accuracy": round(float(np.mean([t == q for t, q in known])), 4),
             "other_refused": round(m["other_rejected"], 4),
             "sensitivity": benchlib.class_sensitivities(m, [lab for lab in m["per_class"] if lab != OTHER])}
 
@@ -131,9 +131,9 @@ def eligible(row: dict, ref: dict) -> dict[str, bool]:
     s, r = row["simulated"], ref["simulated"]
     losses = [r["sensitivity"][c] - s["sensitivity"][c] for c in UNCHECKED
               if s["sensitivity"].get(c) is not None and r["sensitivity"].get(c) is not None]
-    return {"E1": s["other_refused"] >= 0.88 and s["other_refused"] >= r["other_refused"] - 0.02,
-            "E2": max(losses, default=0.0) <= 0.03,
-            "E3": s["known_accuracy"] >= r["known_accuracy"] - 0.005}
+    return {"E1": bool(s["other_refused"] >= 0.88 and s["other_refused"] >= r["other_refused"] - 0.02),
+            "E2": bool(max(losses, default=0.0) <= 0.03),
+            "E3": bool(s["known_accuracy"] >= r["known_accuracy"] - 0.005)}
 
 
 def choose(rows: list[dict]) -> dict | None:
