@@ -28,6 +28,14 @@ OUTLIER_RATIO = 1.3
 MAX_TEMPORAL_CV = 0.10
 #: b-values above this (s/mm^2) make a series diffusion-weighted.
 DIFFUSION_MIN_B = 50.0
+#: Without b-values, a series whose brightest volume has at least this many times the signal of its
+#: dimmest one carries diffusion weighting (brain b=0 against b=1000: 2-4x; prostate b=50 against
+#: b=800: 2.2x; a BOLD run's volumes differ by a few per cent, its first non-steady-state ones by less
+#: than this after the first).
+DIFFUSION_CONTRAST = 1.5
+#: ...and its most attenuated shell is every volume within this factor of the dimmest one (the
+#: directions of one b-value differ by up to ~12% in mean signal).
+SHELL_SPREAD = 1.15
 
 
 def is_diffusion(b_values: tuple[float, ...]) -> bool:
@@ -66,6 +74,23 @@ def sample_timecourses(volumes: Iterable[np.ndarray], max_voxels: int = MAX_VOXE
     for vol in volumes:
         sampler.add(vol)
     return sampler.result()
+
+
+def most_attenuated(timecourses: np.ndarray | None) -> list[int] | None:
+    """Volumes that stand for a 4D series read *without* b-values, or None for all of them.
+
+    A DWI whose ``.bval`` was lost (a bare NIfTI) still shows its diffusion weighting in its
+    volumes: b=0 images are several times brighter than diffusion-weighted ones. Averaging them all
+    would blend a T2-weighted b=0 into the trace the network knows, so the dimmest shell is kept,
+    as b-values would keep the highest one. A run of one repeated image (BOLD, ASL) has no such
+    spread and keeps every volume; bright non-steady-state volumes at its start are set aside."""
+    if timecourses is None or len(timecourses) < 2:
+        return None
+    means = timecourses.mean(axis=1)
+    low = float(means.min())
+    if low <= 0 or float(means.max()) < DIFFUSION_CONTRAST * low:
+        return None
+    return [int(i) for i in np.flatnonzero(means <= SHELL_SPREAD * low)]
 
 
 def time_series_reason(timecourses: np.ndarray | None, b_values: tuple[float, ...] = ()) -> str:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .dicom_subset import classification_files
 from .phase_encoding import label_of
 from .records import Volume
-from .timeseries import TimecourseSampler, is_diffusion, sample_timecourses
+from .timeseries import TimecourseSampler, is_diffusion, most_attenuated, sample_timecourses
 from .tools import find_tool
 
 log = logging.getLogger(__name__)
@@ -87,30 +87,47 @@ def _load_reduced(path: Path, b_values: tuple[float, ...], max_voxels: int) -> V
     picked = _representative_indices(n_volumes, b_values)
     spatial = [slice(None)] * 3
     spatial[axis] = slice(None, None, step)
-    extra = (0,) * max(0, len(img.shape) - 4)  # trailing axes: first entry, as volume_from_array
-    total, sampler = None, TimecourseSampler()
-    for t in picked:
-        index = tuple(spatial[: len(img.shape)]) + ((t,) if len(img.shape) >= 4 else ()) + extra
-        vol = np.asarray(as_gray(_read_proxy(img.dataobj[index], img.get_data_dtype())), dtype=np.float64)
-        vol = np.nan_to_num(vol.reshape(vol.shape + (1,) * (3 - vol.ndim)), nan=0.0, posinf=0.0, neginf=0.0)
-        total = vol if total is None else total + vol
-        if n_volumes > 1:
-            sampler.add(vol)
+    sampler = TimecourseSampler() if n_volumes > 1 else None
+    total = _sum_volumes(img, picked, tuple(spatial[: len(img.shape)]), sampler)
+    timecourses = sampler.result() if sampler else None
+    if (chosen := _representative_indices(n_volumes, b_values, timecourses)) != picked:
+        picked = chosen  # a diffusion series without b-values: a second pass over its dimmest shell
+        total = _sum_volumes(img, picked, tuple(spatial[: len(img.shape)]))
     affine = np.array(img.affine, float)
     affine[:3, axis] *= step
     reduced = nib.as_closest_canonical(nib.Nifti1Image((total / len(picked)).astype(np.float32), affine))
     log.info("%s: %s voxels > %d, read every %d-th slice and %d of %d volumes", path.name, "x".join(map(str, img.shape)),
              max_voxels, step, len(picked), n_volumes)
     return Volume(data=np.asarray(reduced.dataobj, dtype=np.float32), affine=reduced.affine,
-                  n_volumes=n_volumes, b_values=tuple(b_values), timecourses=sampler.result())
+                  n_volumes=n_volumes, b_values=tuple(b_values), timecourses=timecourses)
 
 
-def _representative_indices(n_volumes: int, b_values: tuple[float, ...]) -> list[int]:
+def _sum_volumes(img, indices: list[int], spatial: tuple, sampler: TimecourseSampler | None = None) -> np.ndarray:
+    """Sum of the ``indices`` volumes of ``img`` cut by ``spatial``, read one volume at a time
+    (each also given to ``sampler``)."""
+    extra = (0,) * max(0, len(img.shape) - 4)  # trailing axes: first entry, as volume_from_array
+    total = None
+    for t in indices:
+        index = spatial + ((t,) if len(img.shape) >= 4 else ()) + extra
+        vol = np.asarray(as_gray(_read_proxy(img.dataobj[index], img.get_data_dtype())), dtype=np.float64)
+        vol = np.nan_to_num(vol.reshape(vol.shape + (1,) * (3 - vol.ndim)), nan=0.0, posinf=0.0, neginf=0.0)
+        total = vol if total is None else total + vol
+        if sampler is not None:
+            sampler.add(vol)
+    return total
+
+
+def _representative_indices(n_volumes: int, b_values: tuple[float, ...],
+                            timecourses: np.ndarray | None = None) -> list[int]:
     """Which volumes stand for a 4D series. Diffusion (``is_diffusion``): the highest
-    shell, which is what a radiologist reads (trace-like). Others (fMRI, multi-echo, ASL): all."""
+    shell, which is what a radiologist reads (trace-like). Without b-values, the most attenuated
+    shell when the volumes show diffusion weighting (``timeseries.most_attenuated``, from the
+    sampled ``timecourses``). Others (fMRI, multi-echo, ASL): all."""
     if is_diffusion(b_values):
         b = np.asarray(b_values)
         return [int(i) for i in np.flatnonzero(b >= 0.9 * b.max())]
+    if not b_values and (dimmest := most_attenuated(timecourses)):
+        return dimmest
     return list(range(n_volumes))
 
 
@@ -137,15 +154,16 @@ def volume_from_array(data: np.ndarray, affine: np.ndarray, b_values: tuple[floa
     if len(b_values) != n_volumes:
         b_values = ()
     timecourses = sample_timecourses(np.moveaxis(data, 3, 0)) if n_volumes > 1 else None
-    return Volume(data=representative(data, b_values), affine=np.asarray(affine, float),
+    return Volume(data=representative(data, b_values, timecourses), affine=np.asarray(affine, float),
                   n_volumes=n_volumes, b_values=tuple(b_values), timecourses=timecourses)
 
 
-def representative(data: np.ndarray, b_values: tuple[float, ...] = ()) -> np.ndarray:
+def representative(data: np.ndarray, b_values: tuple[float, ...] = (),
+                   timecourses: np.ndarray | None = None) -> np.ndarray:
     """One 3D image that shows the series' contrast (volumes chosen by ``_representative_indices``)."""
     if data.ndim == 3:
         return data
-    return data[..., _representative_indices(data.shape[3], b_values)].mean(axis=3)
+    return data[..., _representative_indices(data.shape[3], b_values, timecourses)].mean(axis=3)
 
 
 def _read_bvals(path: str | Path) -> tuple[float, ...]:

@@ -11,7 +11,8 @@ from e2e_helpers import require_model
 from scipy import ndimage
 
 from bidsapp.classes import OTHER
-from bidsapp.timeseries import MAX_TEMPORAL_CV, sample_timecourses, time_series_reason
+from bidsapp.timeseries import MAX_TEMPORAL_CV, most_attenuated, sample_timecourses, time_series_reason
+from bidsapp.tools import find_tool
 from bidsapp.volume import load_dicom, load_nifti, volume_from_array
 
 SHAPE = (40, 48, 20)
@@ -169,3 +170,52 @@ def test_dicom_time_series_is_other_inside_heudiconv(tmp_path: Path):
     assert row["label"] == OTHER and row["status"] == "other" and "time series: 8 volumes" in row["message"], row
     assert row["bids_path"].startswith("sourcedata/unclassified/") and (out / row["bids_path"]).is_file()
     assert validator_errors(out) == []
+
+
+# ------------------------------------------------- diffusion read by its volumes when b-values are lost
+def test_without_b_values_a_dwi_is_read_by_its_dimmest_shell():
+    """A DWI NIfTI without its .bval: the b=0 volumes are set aside as b-values would set them."""
+    data = dwi_run(n_b0=2, n_dirs=12)
+    blind = volume_from_array(data, np.eye(4))
+    told = volume_from_array(data, np.eye(4), b_values=(0, 0) + (1000,) * 12)
+    np.testing.assert_allclose(blind.data, data[..., 2:].mean(axis=-1), rtol=1e-5)
+    np.testing.assert_allclose(blind.data, told.data, rtol=1e-5)
+    assert blind.b_values == ()  # nothing is claimed that the file did not say
+
+
+def test_a_run_of_one_image_keeps_its_volumes_but_not_its_bright_first_ones():
+    run = bold_run()
+    np.testing.assert_allclose(volume_from_array(run, np.eye(4)).data, run.mean(axis=-1), rtol=1e-5)
+    settling = bold_run(dummies=3, seed=2)  # 2.0x, 1.7x, 1.4x the steady state
+    assert most_attenuated(sample_timecourses(np.moveaxis(settling, 3, 0))) == list(range(3, 40))
+    assert most_attenuated(None) is None and most_attenuated(sample_timecourses([run[..., 0]])) is None
+
+
+def test_reduced_huge_series_path_reads_the_dimmest_shell_too(tmp_path: Path):
+    data = dwi_run(n_b0=2, n_dirs=12)
+    path = tmp_path / "dwi.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([3.0, 3.0, 3.0, 1.0])), path)
+    reduced = load_nifti(path, max_voxels=SHAPE[0] * SHAPE[1] * 8)
+    step = -(-SHAPE[2] // 8)
+    np.testing.assert_allclose(reduced.data, data[:, :, ::step, 2:].mean(axis=-1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["philips_dwi_DTI_Biobank", "canon_9000_DTI_PA-ortho",
+                                  "ProstateX-0000_6_ep2d_diff_tra"])
+def test_real_dwi_without_its_bval_is_read_and_named_as_with_it(real_data: Path, tmp_path: Path, name: str):
+    """Real DTI and prostate trace series converted to NIfTI, once with the .bval and once without:
+    the same image reaches the network. Before, the lost .bval blended the b=0 volumes in and the
+    Philips DTI became "other" (best guess T2w)."""
+    import subprocess
+
+    with_bval, bare = tmp_path / "with", tmp_path / "bare"
+    with_bval.mkdir()
+    bare.mkdir()
+    subprocess.run([find_tool("dcm2niix"), "-z", "n", "-f", "dwi", "-o", str(with_bval),
+                    str(real_data / "dicom" / name)], check=True, capture_output=True)
+    (bare / "dwi.nii").write_bytes((with_bval / "dwi.nii").read_bytes())
+    told, blind = load_nifti(with_bval / "dwi.nii"), load_nifti(bare / "dwi.nii")
+    assert told.b_values and not blind.b_values
+    np.testing.assert_allclose(blind.data, told.data, rtol=1e-5)
+    classifier = require_model()
+    assert classifier.classify(blind).label == classifier.classify(told).label != OTHER
