@@ -65,7 +65,8 @@ class Volume:
     """A loaded series, reduced to one representative 3D image.
 
     ``data`` is float32 in voxel order (i, j, k) of ``affine``; 4D inputs are reduced by
-    ``volume.representative`` (diffusion: mean of the highest b-shell; others: temporal mean).
+    ``volume.representative`` (diffusion: mean of the highest b-shell, or of the dimmest volumes
+    when b-values are missing; others: temporal mean).
     """
 
     data: np.ndarray

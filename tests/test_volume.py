@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidsapp.records import Volume
-from bidsapp.volume import (GEOMETRY_FEATURES, MIN_3D_SLICES, SPEC, foreground_mask, load_dicom, load_nifti,
+from bidsapp.volume import (EPI_MIN_MM, GEOMETRY_FEATURES, MIN_3D_SLICES, SPEC, foreground_mask, load_dicom, load_nifti,
                             native_slices, network_inputs, normalise_stack, representative, slice_axis,
                             to_network_input, view_axes, volume_from_array, volume_geometry)
 
@@ -100,13 +100,34 @@ def test_geometry_features_read_the_native_voxel_size_whatever_the_orientation()
     ((176, 256, 256), (1.0, 1.0, 1.0), (0, 1, 2)),  # sagittal 3D T1w
     ((240, 240, 155), (1.0, 1.0, 1.0), (0, 1, 2)),  # resampled (BraTS-like)
     ((112, 112, 32), (2.0, 2.0, 2.0), (2,)),  # isotropic 2D EPI: too few slices for 3D
-    ((MIN_3D_SLICES,) * 3, (2.0, 2.0, 2.0), (0, 1, 2)),
+    ((MIN_3D_SLICES,) * 3, (1.6, 1.6, 1.6), (0, 1, 2)),  # coarse 3D (niivue-like 1.6 mm T1w)
+    ((110, 110, 72), (2.0, 2.0, 2.0), (2,)),  # whole-brain 2 mm EPI: many slices, still 2D
     ((256, 224, 26), (0.9, 0.9, 5.5), (2,)),  # 2D multislice
     ((64, 256, 256), (1.6, 0.9, 0.9), (0,)),  # sagittal thick-ish: anisotropic
 ])
 def test_3d_volumes_are_viewed_in_all_three_planes_2d_stacks_in_their_own(shape, zooms, axes):
     vol = Volume(data=np.zeros(shape, np.float32), affine=np.diag([*zooms, 1.0]))
     assert view_axes(vol) == axes
+
+
+def test_whole_brain_epi_is_read_in_its_own_plane(real_data, tmp_path):
+    """The real Philips 2 mm DTI (32 slices) given the 72-slice slab of a whole-brain protocol (its
+    slices, then empty ones): still 2D EPI, read in its plane and named DWI. Read over three planes
+    as a 3D volume, its cuts across the slices were refused."""
+    import subprocess
+
+    from bidsapp.tools import find_tool
+
+    from e2e_helpers import require_model
+
+    subprocess.run([find_tool("dcm2niix"), "-z", "n", "-f", "dwi", "-o", str(tmp_path),
+                    str(real_data / "dicom/philips_dwi_DTI_Biobank")], check=True, capture_output=True)
+    dti = load_nifti(tmp_path / "dwi.nii")
+    assert min(dti.spacing) >= EPI_MIN_MM and dti.data.shape[2] < MIN_3D_SLICES
+    slab = Volume(data=np.pad(dti.data, ((0, 0), (0, 0), (20, 20))), affine=dti.affine, b_values=dti.b_values)
+    assert min(slab.data.shape) >= MIN_3D_SLICES and view_axes(slab) == (2,)
+    classifier = require_model()
+    assert classifier.classify(slab).label == "DWI"
 
 
 def test_each_view_is_the_stack_cut_normal_to_its_axis():
