@@ -64,8 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------------------- scoring
-def decisions(probs, protocols, threshold: float, header_seed: int):
-    """(content, physics, fused) per series; headers drawn in series order from ``header_seed``."""
+def decisions(probs, protocols, threshold: float, header_seed: int, score: str):
+    """(content, physics, fused) per series; headers drawn in series order from ``header_seed``;
+    content refuses below ``threshold`` on the open-set ``score``."""
     from bidsapp.decide import fuse
     from bidsapp.model.predict import decide
     from bidsapp.physics import witness
@@ -74,7 +75,7 @@ def decisions(probs, protocols, threshold: float, header_seed: int):
     rng = np.random.default_rng(header_seed)
     out = []
     for p, proto in zip(probs, protocols):
-        content = decide(p, threshold)
+        content = decide(p, threshold, score)
         physics = witness(header_of(proto, rng))
         out.append((content, physics, fuse(content, physics)))
     return out
@@ -131,7 +132,7 @@ def choose_margin(grid_rows: list[dict]) -> float:
     return grid_rows[-1]["margin"]
 
 
-def fused_threshold(probs, truth, rows, content_threshold: float) -> dict:
+def fused_threshold(probs, truth, rows, content_threshold: float, score: str) -> dict:
     """The docstring's threshold rule, on the series where physics is silent."""
     from bidsapp.train.metrics import OTHER_REJECTION_BAR, choose_threshold, decide_labels
 
@@ -139,9 +140,9 @@ def fused_threshold(probs, truth, rows, content_threshold: float) -> dict:
     p = np.asarray(probs)[silent]
     t = [truth[i] for i in silent]
     others = [k for k, lab in enumerate(t) if lab == "other"]
-    rejected = _share(decide_labels(p, content_threshold)[k] == "other" for k in others)
+    rejected = _share(decide_labels(p, content_threshold, score)[k] == "other" for k in others)
     keep = rejected is None or rejected >= OTHER_REJECTION_BAR
-    return {"threshold": content_threshold if keep else choose_threshold(p, t), "silent_series": len(silent),
+    return {"threshold": content_threshold if keep else choose_threshold(p, t, score=score), "silent_series": len(silent),
             "silent_other": len(others), "silent_other_rejected_at_content_threshold": rejected,
             "bar": OTHER_REJECTION_BAR, "kept_content_threshold": keep}
 
@@ -184,18 +185,18 @@ def main(argv=None) -> int:
                                                                   cache=args.val_cache)
     simulated = time.time() - start
     probs = predict_probs(classifier.network, stacks, geometry, classifier.device)
-    threshold = classifier.threshold
-    rows = decisions(probs, protocols, threshold, args.header_seed)
+    threshold, score = classifier.threshold, classifier.open_set_score
+    rows = decisions(probs, protocols, threshold, args.header_seed, score)
     grid = [margin_row(truth, rows, m) for m in GRID]
     margin = choose_margin(grid)
     chosen_rows = [(c, v, f) for (c, v, _), f in zip(rows, refuse(rows, margin))]
     result = {
         "command": "python benchmarks/fused_calibration.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "val_size": args.val_size, "seed": args.seed, "header_seed": args.header_seed,
-        "content_threshold": threshold, "target_unflagged_right": TARGET,
-        "low_margin": margin, "fused_threshold": fused_threshold(probs, truth, rows, threshold),
+        "content_threshold": threshold, "open_set_score": score, "target_unflagged_right": TARGET,
+        "low_margin": margin, "fused_threshold": fused_threshold(probs, truth, rows, threshold, score),
         "at_chosen": summary(truth, chosen_rows), "margin_grid": grid,
-        "margin_by_header_seed": {s: choose_margin([margin_row(truth, decisions(probs, protocols, threshold, s), m)
+        "margin_by_header_seed": {s: choose_margin([margin_row(truth, decisions(probs, protocols, threshold, s, score), m)
                                                     for m in GRID])
                                   for s in range(args.header_seed + 1, args.header_seed + 1 + args.spread_seeds)},
         "by_kind_physics": _by_kind(kinds, truth, rows),

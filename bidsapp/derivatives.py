@@ -20,6 +20,7 @@ from pathlib import Path
 from bidsapp import __version__
 from bidsapp.classes import region_of
 from bidsapp.header import text_field
+from bidsapp.model.open_set_score import card_score
 from bidsapp.naming import image_core
 from bidsapp.records import Classification, SeriesResult
 
@@ -314,6 +315,8 @@ def mrclass_sidecar(result: SeriesResult, model_card: dict, source_uri: str) -> 
         "OpenSetRejected": c.open_set_rejected if c else None,
         "Probabilities": _probabilities(c),
         "Threshold": c.threshold if c else None,
+        "OpenSetScore": c.open_set_score if c else None,
+        "OpenSetScoreKind": card_score(model_card),
         "BestLabel": c.best_label if c else None,
         "DecidedBy": c.decided_by if c else None,
         "LowConfidence": c.low_confidence if c else None,

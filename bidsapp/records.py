@@ -88,8 +88,8 @@ class Classification:
     label: str  # a label of classes.LABELS, or "other"
     confidence: float  # probability of the decided class (for "other": 1 - best probability)
     probabilities: dict[str, float]  # every class of classes.LABELS
-    open_set_rejected: bool  # True when the best probability fell below its threshold
-    threshold: float  # the threshold applied to the best class
+    open_set_rejected: bool  # True when the open-set score fell below the threshold
+    threshold: float  # the model card's threshold on the open-set score
     best_label: str = ""  # the highest-probability class, even when rejected
     decided_by: str = "content"  # who carried the label: "content", "content+physics", "physics" (``decide``) or "person"
     reason: str = ""  # why the series is "other" when its probabilities alone do not say (e.g. a time series)
@@ -100,6 +100,7 @@ class Classification:
     physics_kind: str = ""  # what physics recognised (e.g. "bold": an "other" series BIDS still has a place for)
     physics_fields: dict = field(default_factory=dict)
     low_confidence: bool = False  # the content barely chose between the classes physics allows
+    open_set_score: float | None = None  # how much the image looks like any known class (``model.open_set_score``)
 
 
 @dataclass(frozen=True)

@@ -491,12 +491,14 @@ def test_fused_calibration_scores_what_fuse_decides(tmp_path):
     assert section["low_margin"] == r["low_margin"] and section["validation"]["n"] == 24
 
 
-def _open_set_rows(study, hard_acc: dict[str, float], other: float = 0.9, swi: float = 0.8) -> list[dict]:
+def _open_set_rows(study, hard_acc: dict[str, float], other: float = 0.9, swi: float = 0.8,
+                   real_other: int = 8) -> list[dict]:
     def row(candidate, score, rule, acc):
         sim = {"other_refused": other, "known_accuracy": 0.8, "hard_known_accuracy": acc,
                "sensitivity": {lab: (swi if lab == "SWI" and candidate != "card" else 0.8) for lab in study.NO_REAL_DATA}}
         return {"candidate": candidate, "score": score, "rule": rule, "simulated": sim,
-                "real": {"dev_right": 20, "derived_right": 5}}
+                "real": {"dev_right": 20, "derived_right": 5,
+                         "all_other_refused": 8 if candidate == "card" else real_other}}
 
     rows = [row("card", "sigmoid", "card", 0.70)]
     rows += [row(name, *name.split("/", 1), acc) for name, acc in hard_acc.items()]
@@ -512,6 +514,8 @@ def test_open_set_study_rule_ships_only_an_eligible_gain_and_never_a_redrawn_glo
     assert study.choose(_open_set_rows(study, {"energy/perclass-q": 0.709})) is None  # gain under 0.01
     assert study.choose(_open_set_rows(study, {"energy/global": 0.80}, other=0.87)) is None  # E1
     assert study.choose(_open_set_rows(study, {"energy/global": 0.80}, swi=0.77)) is None  # E2: SWI lost 0.03
+    assert study.choose(_open_set_rows(study, {"energy/global": 0.80}, real_other=7)) is None  # a real "other" named
+    assert study.choose(_open_set_rows(study, {"energy/global": 0.80}))["candidate"] == "energy/global"
 
 
 def test_open_set_study_thresholds_refuse_the_bar_and_rank_scores_agree():

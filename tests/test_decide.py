@@ -15,9 +15,10 @@ THRESHOLD = 0.4
 
 
 def content(**probs: float):
-    """The content witness' verdict for these class probabilities (others 0.01)."""
+    """The content witness' verdict for these class probabilities (others 0.01), refused when the
+    best one is under ``THRESHOLD`` (max sigmoid: the fusion's cases are written in its terms)."""
     p = np.array([probs.get(label.replace("-", "_"), 0.01) for label in LABELS], dtype=float)
-    return content_decision(p, THRESHOLD)
+    return content_decision(p, THRESHOLD, "max_sigmoid")
 
 
 # Scanner-written headers, one per kind (physics only; descriptions are added by the tests).

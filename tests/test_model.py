@@ -32,9 +32,10 @@ def test_shipped_weights_match_their_card():
     [(0.9, 0.5, "FLAIR", False), (0.49, 0.5, OTHER, True), (0.5, 0.5, "FLAIR", False)],
 )
 def test_open_set_decision(best, threshold, label, rejected):
+    """On the score cards up to 0.15.0 were thresholded on (``open_set_score``: max sigmoid)."""
     probs = np.full(len(LABELS), 0.01)
     probs[LABELS.index("FLAIR")] = best
-    c = decide(probs, threshold)
+    c = decide(probs, threshold, "max_sigmoid")
     assert (c.label, c.open_set_rejected, c.best_label) == (label, rejected, "FLAIR")
     assert c.confidence == pytest.approx(1 - best if rejected else best, abs=1e-4)
     assert set(c.probabilities) == set(LABELS)

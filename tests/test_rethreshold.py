@@ -45,7 +45,10 @@ def test_rethreshold_refuses_a_card_that_describes_other_weights(trained, tmp_pa
         rethreshold.main([str(weights), "--anatomy", "phantom", "--seed", "7", "--out", str(tmp_path / "x")])
 
 
-def test_a_new_threshold_drops_the_fused_calibration_made_at_the_old_one():
-    card = {"threshold": 0.4, "fused": {"low_margin": 0.2, "threshold": 0.4}}
+def test_a_new_threshold_or_score_drops_the_fused_calibration_made_at_the_old_one():
+    card = {"threshold": 0.4, "open_set_score": "energy", "fused": {"low_margin": 0.2, "threshold": 0.4}}
     assert "fused" not in rethreshold.rethresholded_card(card, 0.45, {}, {})
     assert rethreshold.rethresholded_card(card, 0.4, {}, {})["fused"] == card["fused"]
+    legacy = {k: v for k, v in card.items() if k != "open_set_score"}  # a card up to 0.15.0: max sigmoid
+    new = rethreshold.rethresholded_card(legacy, 0.4, {"open_set_score": "energy"}, {})
+    assert "fused" not in new and new["open_set_score"] == "energy"

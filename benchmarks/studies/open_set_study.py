@@ -274,6 +274,7 @@ def real_metrics(truth: list[str], predicted: list[str], names: list[str], n_dev
             "known_n": len(known), "known_refused": sum(p == OTHER for _, p in known),
             "wrong_names": sum(p != t and p != OTHER for t, p in zip(dt, dp)),
             "other_refused": sum(p == OTHER for p in others), "other_n": len(others),
+            "all_other_refused": sum(p == OTHER for t, p in zip(truth, predicted) if t == OTHER),
             "per_brain_class": per_brain,
             "derived_right": sum(t == p for t, p in zip(truth[n_dev:], predicted[n_dev:])),
             "derived_n": len(truth) - n_dev,
@@ -290,12 +291,16 @@ def eligible(m: dict, card: dict) -> dict[str, bool]:
 
 
 def choose(rows: list[dict]) -> dict | None:
-    """The decision rule: the candidate that ships, or None."""
-    card = next(r for r in rows if r["candidate"] == CARD_THRESHOLD_NAME)["simulated"]
+    """The decision rule: the candidate that ships, or None. Session 26's guard (written before
+    its 4000-series run): no fewer real "other" series (development set and derived maps) refused
+    than the card refuses."""
+    card_row = next(r for r in rows if r["candidate"] == CARD_THRESHOLD_NAME)
+    card = card_row["simulated"]
     pool = [r for r in rows if r["candidate"] != CARD_THRESHOLD_NAME
             and not (r["rule"] == "global" and r["score"] in ("sigmoid", "maxlogit"))]
     pool = [r for r in pool if all(r["eligible"].values())
-            and r["simulated"]["hard_known_accuracy"] >= card["hard_known_accuracy"] + 0.01]
+            and r["simulated"]["hard_known_accuracy"] >= card["hard_known_accuracy"] + 0.01
+            and r["real"].get("all_other_refused", 0) >= card_row["real"].get("all_other_refused", 0)]
     if not pool:
         return None
     top = max(r["simulated"]["hard_known_accuracy"] for r in pool)

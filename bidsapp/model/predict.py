@@ -18,6 +18,7 @@ from ..timeseries import time_series_reason
 from ..volume import InputSpec, network_inputs, to_network_input, volume_geometry
 from .card import card_path, read_card
 from .network import SliceStackClassifier
+from .open_set_score import DEFAULT_SCORE, card_score, open_set_score
 
 WEIGHTS_DIR = Path(str(resources.files("bidsapp.model") / "weights"))
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "mrclass.pt"
@@ -52,12 +53,14 @@ def mirrored_logits(network: SliceStackClassifier, stacks: torch.Tensor,
     return (logits[:b] + logits[b:]) / 2
 
 
-def decide(probabilities: np.ndarray, threshold: float) -> Classification:
-    """Best class, or "other" when the best one-vs-all probability is below ``threshold``."""
+def decide(probabilities: np.ndarray, threshold: float, score: str = DEFAULT_SCORE) -> Classification:
+    """Best class, or "other" when the open-set ``score`` of the probabilities (``open_set_score``) is
+    below ``threshold``."""
     probs = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
     best = int(np.argmax(probabilities))
     p_best = float(probabilities[best])
-    rejected = p_best < threshold
+    known = float(open_set_score(probabilities, score))
+    rejected = known < threshold
     return Classification(
         label=OTHER if rejected else LABELS[best],
         confidence=round(1.0 - p_best if rejected else p_best, 4),
@@ -65,6 +68,7 @@ def decide(probabilities: np.ndarray, threshold: float) -> Classification:
         open_set_rejected=rejected,
         threshold=threshold,
         best_label=LABELS[best],
+        open_set_score=round(known, 4),
     )
 
 
@@ -105,6 +109,11 @@ class Classifier:
     def threshold(self) -> float:
         return float(self.card["threshold"])
 
+    @property
+    def open_set_score(self) -> str:
+        """The score the card's threshold is on (``open_set_score.card_score``)."""
+        return card_score(self.card)
+
     def probabilities(self, stack: np.ndarray, geometry: np.ndarray | None = None) -> np.ndarray:
         """Sigmoid probabilities of every class for one (K, H, W) stack, or for (V, K, H, W) views
         of one series (logits averaged), and its geometry features (``volume.volume_geometry``;
@@ -125,7 +134,7 @@ class Classifier:
         its native plane only (``volume.view_axes``)."""
         stacks = network_inputs(volume, self.spec) if all_views else to_network_input(volume, self.spec)
         probs = self.probabilities(stacks, volume_geometry(volume))
-        decision = decide(probs, self.threshold if threshold is None else threshold)
+        decision = decide(probs, self.threshold if threshold is None else threshold, self.open_set_score)
         if why := time_series_reason(volume.timecourses, volume.b_values):
             return reject(decision, why)
         return decision

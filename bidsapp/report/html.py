@@ -90,6 +90,7 @@ class Card:
     open_set_rejected: bool
     reason: str  # why "other" when the probabilities alone do not say (Classification.reason)
     threshold: float | None
+    open_set_score: float | None  # content's evidence for any known class, compared with ``threshold``
     header_label: str
     flags: Flags
     bids_path: str
@@ -125,6 +126,7 @@ def _card(result: SeriesResult, figure: str, figure_note: str) -> Card:
         open_set_rejected=bool(clf and clf.open_set_rejected),
         reason=clf.reason if clf else "",
         threshold=clf.threshold if clf else None,
+        open_set_score=clf.open_set_score if clf else None,
         header_label=result.header_label or UNKNOWN,
         flags=flags_for(label, clf.confidence if clf else None, result.header_label, result.status,
                         clf.decided_by if clf else "content"),

@@ -7,11 +7,14 @@ import math
 import numpy as np
 
 from ..classes import ALL_LABELS, LABELS, OTHER
+from ..model.open_set_score import DEFAULT_SCORE, open_set_score
 
 
-def decide_labels(probs: np.ndarray, threshold: float) -> list[str]:
+def decide_labels(probs: np.ndarray, threshold: float, score: str = DEFAULT_SCORE) -> list[str]:
+    """Best class of each row, or "other" where its open-set ``score`` is below ``threshold``."""
     best = probs.argmax(axis=1)
-    return [LABELS[b] if probs[i, b] >= threshold else OTHER for i, b in enumerate(best)]
+    known = open_set_score(probs, score) >= threshold
+    return [LABELS[b] if k else OTHER for b, k in zip(best, known)]
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -54,15 +57,16 @@ def ranking(truth: list[str], predicted: list[str], best: list[str]) -> dict:
             "refused_with_right_best": sum(p == OTHER and b == t for t, p, b in known)}
 
 
-def decisions(probs: np.ndarray, truth: list[str], threshold: float) -> dict:
-    return {"threshold": threshold, **summarise(truth, decide_labels(probs, threshold))}
+def decisions(probs: np.ndarray, truth: list[str], threshold: float, score: str = DEFAULT_SCORE) -> dict:
+    return {"threshold": threshold, "open_set_score": score, **summarise(truth, decide_labels(probs, threshold, score))}
 
 
 #: The issue's open-set bar: at least this share of "other" series rejected.
 OTHER_REJECTION_BAR = 0.90
 
 
-def choose_threshold(probs: np.ndarray, truth: list[str], bar: float = OTHER_REJECTION_BAR) -> float:
+def choose_threshold(probs: np.ndarray, truth: list[str], bar: float = OTHER_REJECTION_BAR,
+                     score: str = DEFAULT_SCORE) -> float:
     """Open-set threshold, chosen on simulated validation data: the bar first, then accuracy.
 
     Among thresholds that reject at least ``bar`` of the "other" series, the one with the best
@@ -70,12 +74,13 @@ def choose_threshold(probs: np.ndarray, truth: list[str], bar: float = OTHER_REJ
     waits in ``sourcedata/unclassified`` for a person, so rejection is the constraint, not a term
     to trade. Real "other" series (fMRI, ASL, field maps) are harder to reject than simulated
     ones, so the bar is met on simulation with no slack to spare. When no threshold reaches the
-    bar, the one that maximises the mean of known-class accuracy and rejection."""
+    bar, the one that maximises the mean of known-class accuracy and rejection. The threshold is
+    on the open-set ``score`` (``model.open_set_score``)."""
     known = np.array([t != OTHER for t in truth])
     tr = np.array(truth)
     rows = []
     for th in np.arange(0.2, 0.91, 0.025):
-        pred = np.array(decide_labels(probs, th))
+        pred = np.array(decide_labels(probs, th, score))
         acc_known = float(np.mean(pred[known] == tr[known])) if known.any() else 0.0
         rej = float(np.mean(pred[~known] == OTHER)) if (~known).any() else 1.0
         rows.append((float(round(th, 3)), acc_known, rej))

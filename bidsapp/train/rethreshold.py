@@ -6,9 +6,11 @@
 Training picks its threshold on the validation set it can afford while it trains (hundreds of
 series). That threshold sits in the upper tail of the simulated "other" scores, so it moves with
 the sample; a release re-chooses it with the same rule (``metrics.choose_threshold``) on
-thousands of series and records the card's metrics there. The weights are copied unchanged (their
-SHA256 stays); the card gets the new threshold, its metrics and calibration, the package's
-version, and a ``threshold_choice`` record of how the threshold was set and what it replaced.
+thousands of series and records the card's metrics there. The threshold is on this package's
+open-set score (``model.open_set_score.DEFAULT_SCORE``), whatever score the old card used. The weights
+are copied unchanged (their SHA256 stays); the card gets the new score and threshold, its metrics
+and calibration, the package's version, and a ``threshold_choice`` record of how the threshold
+was set and what it replaced.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 
 from .. import __version__
 from ..model.card import read_card
+from ..model.open_set_score import DEFAULT_SCORE, card_score
 from ..model.predict import sha256
 from ..volume import SPEC
 from .train import code_commit, init_network, validated
@@ -47,12 +50,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def rethresholded_card(card: dict, threshold: float, metrics: dict, choice: dict) -> dict:
-    """``card`` with the new threshold and metrics, stamped with this package's version. A changed
-    threshold drops the ``"fused"`` section: it was calibrated on decisions made at the old one
-    (``benchmarks/fused_calibration.py --write-card`` calibrates it again)."""
-    kept = {k: v for k, v in card.items() if k != "fused" or threshold == card.get("threshold")}
-    return {**kept, "version": __version__, "threshold": threshold, "validation_simulated": metrics,
-            "threshold_choice": choice}
+    """``card`` with the new open-set score, threshold and metrics, stamped with this package's
+    version. A changed threshold or score drops the ``"fused"`` section: it was calibrated on
+    decisions made at the old ones (``benchmarks/fused_calibration.py --write-card`` calibrates it again)."""
+    score = metrics.get("open_set_score", DEFAULT_SCORE)
+    same = threshold == card.get("threshold") and score == card_score(card)
+    kept = {k: v for k, v in card.items() if k != "fused" or same}
+    return {**kept, "version": __version__, "threshold": threshold, "open_set_score": score,
+            "validation_simulated": metrics, "threshold_choice": choice}
 
 
 def main(argv=None) -> int:
@@ -73,6 +78,7 @@ def main(argv=None) -> int:
              threshold, card["threshold"], len(labels), metrics["accuracy"], metrics["other_rejected"])
 
     choice = {"n": len(labels), "seed": args.seed, "previous_threshold": card["threshold"],
+              "previous_open_set_score": card_score(card),
               "previous_version": card.get("version"), "code_commit": code_commit(),
               "command": "mrclass-bids-rethreshold " + " ".join(sys.argv[1:] if argv is None else argv)}
     args.out.mkdir(parents=True, exist_ok=True)

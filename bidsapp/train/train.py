@@ -29,6 +29,7 @@ from .. import __version__
 from ..classes import LABELS
 from ..model.card import read_card
 from ..model.network import ARCH, ARCHS, SliceStackClassifier
+from ..model.open_set_score import DEFAULT_SCORE
 from ..model.predict import mirrored_logits, resolve_device, sha256
 from ..volume import SPEC, InputSpec
 from . import simulate
@@ -286,6 +287,7 @@ def model_card(spec: InputSpec, threshold: float, training: dict, history: list[
         "version": __version__,
         "classes": list(LABELS),
         "threshold": threshold,
+        "open_set_score": DEFAULT_SCORE,
         "input": asdict(spec),
         "architecture": arch,
         "training": {**training, "code_commit": code_commit(), "lineage": history,
