@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=threshold,
         default=None,
-        help="minimum best-class probability to accept a label, else 'other' (default: the model card's)",
+        help="minimum evidence for any known class (the card's open-set score, 0-1) to accept a label, else 'other' "
+             "(default: the model card's threshold)",
     )
     p.add_argument(
         "--decide-by",
