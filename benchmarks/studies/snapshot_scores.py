@@ -29,6 +29,7 @@ from ensemble_probe import add_real_set_arguments, real_inputs, series_logits  #
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.network import SliceStackClassifier  # noqa: E402
+from bidsapp.model.open_set_score import card_score  # noqa: E402
 from bidsapp.train.metrics import decide_labels  # noqa: E402
 from bidsapp.train.train import CheckpointSelection  # noqa: E402
 from bidsapp.volume import SPEC  # noqa: E402
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     for snap in read_selection(args.run):
         net = load_snapshot(args.run, snap["step"], card.get("architecture"))
         probs = torch.sigmoid(torch.from_numpy(series_logits(net, inputs, [1.0])[:, 0])).numpy()
-        predicted = decide_labels(probs, snap["threshold"])
+        predicted = decide_labels(probs, snap["threshold"], card_score(card))  # the score the run chose on
         right = np.array([p_ == t for p_, t in zip(predicted, truth)])
         row = {**snap, "dev_right": int(right[:n_dev].sum()), "dev_n": n_dev,
                "other_rejected_real": int(right[other_idx].sum()), "other_n": len(other_idx),
