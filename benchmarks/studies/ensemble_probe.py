@@ -140,6 +140,17 @@ def threshold_quantiles(p_sim: np.ndarray, sim_labels: list[str], n: int, seed: 
     return {f"p{q}": float(np.percentile(chosen, q, method="nearest")) for q in (5, 50, 95)}
 
 
+def add_study_arguments(p: argparse.ArgumentParser, val_size: int, seed: int) -> None:
+    """The options of a study of one model (``--weights``) on one simulated validation set and the
+    real set (``add_real_set_arguments``)."""
+    p.add_argument("--weights", type=Path, help="model weights (default: the shipped model)")
+    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
+    p.add_argument("--val-size", type=int, default=val_size)
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--val-cache", type=Path, help="folder of cached simulated validation sets")
+    add_real_set_arguments(p)
+
+
 def add_real_set_arguments(p: argparse.ArgumentParser) -> None:
     """The options of a script that scores models on ``real_inputs``."""
     p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")

@@ -77,7 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/: ensemble_probe
 
 import benchlib  # noqa: E402
-from ensemble_probe import real_inputs, series_logits, simulated_logits  # noqa: E402
+from ensemble_probe import add_study_arguments, real_inputs, series_logits, simulated_logits  # noqa: E402
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.predict import Classifier  # noqa: E402
@@ -382,15 +382,8 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, help="model weights (default: the shipped model)")
-    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
-    p.add_argument("--val-size", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=20261241)
-    p.add_argument("--val-cache", type=Path, help="folder of cached simulated validation sets")
-    p.add_argument("--data", type=Path, help="real development set (default ../shared/data/real)")
-    p.add_argument("--no-derived", action="store_true", help="skip the maps derived from real DTI")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path, default=benchlib.RESULTS / "open_set_study.json")
+    add_study_arguments(p, val_size=1000, seed=20261241)
+    p.set_defaults(json=benchlib.RESULTS / "open_set_study.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()

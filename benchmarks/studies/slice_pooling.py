@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/: ensemble_probe
 
 import benchlib  # noqa: E402
-from ensemble_probe import add_real_set_arguments, real_inputs  # noqa: E402
+from ensemble_probe import add_study_arguments, real_inputs  # noqa: E402
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.predict import Classifier, mirrored_logits  # noqa: E402
@@ -150,12 +150,7 @@ def choose(rows: list[dict]) -> dict | None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, help="model weights (default: the shipped model)")
-    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
-    p.add_argument("--val-size", type=int, default=4000)
-    p.add_argument("--seed", type=int, default=20261218)
-    p.add_argument("--val-cache", type=Path)
-    add_real_set_arguments(p)
+    add_study_arguments(p, val_size=4000, seed=20261218)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     clf = Classifier.load("cpu", args.weights)
