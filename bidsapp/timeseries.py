@@ -30,8 +30,8 @@ MAX_TEMPORAL_CV = 0.10
 DIFFUSION_MIN_B = 50.0
 #: Without b-values, a series whose brightest volume has at least this many times the signal of its
 #: dimmest one carries diffusion weighting (brain b=0 against b=1000: 2-4x; prostate b=50 against
-#: b=800: 2.2x; a BOLD run's volumes differ by a few per cent, its first non-steady-state ones by less
-#: than this after the first).
+#: b=800: 2.2x). A BOLD run's volumes differ by a few per cent; where its first, non-steady-state
+#: volumes are this much brighter, they are set aside like b=0 images and the run keeps the rest.
 DIFFUSION_CONTRAST = 1.5
 #: ...and its most attenuated shell is every volume within this factor of the dimmest one (the
 #: directions of one b-value differ by up to ~12% in mean signal).

@@ -87,12 +87,13 @@ def _load_reduced(path: Path, b_values: tuple[float, ...], max_voxels: int) -> V
     picked = _representative_indices(n_volumes, b_values)
     spatial = [slice(None)] * 3
     spatial[axis] = slice(None, None, step)
+    spatial = tuple(spatial[: len(img.shape)])
     sampler = TimecourseSampler() if n_volumes > 1 else None
-    total = _sum_volumes(img, picked, tuple(spatial[: len(img.shape)]), sampler)
+    total = _sum_volumes(img, picked, spatial, sampler)
     timecourses = sampler.result() if sampler else None
     if (chosen := _representative_indices(n_volumes, b_values, timecourses)) != picked:
         picked = chosen  # a diffusion series without b-values: a second pass over its dimmest shell
-        total = _sum_volumes(img, picked, tuple(spatial[: len(img.shape)]))
+        total = _sum_volumes(img, picked, spatial)
     affine = np.array(img.affine, float)
     affine[:3, axis] *= step
     reduced = nib.as_closest_canonical(nib.Nifti1Image((total / len(picked)).astype(np.float32), affine))

@@ -42,6 +42,16 @@ def require_model():
         pytest.skip(f"classifier weights not available: {exc}")
 
 
+def converted_nifti(series: Path, out: Path) -> Path:
+    """One real DICOM series converted by dcm2niix to ``out/dwi.nii`` (with its .bval/.bvec when
+    it has gradients): the NIfTI a user would hand the App."""
+    from bidsapp.tools import find_tool
+
+    subprocess.run([find_tool("dcm2niix"), "-z", "n", "-f", "dwi", "-o", str(out), str(series)],
+                   check=True, capture_output=True)
+    return out / "dwi.nii"
+
+
 def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """{relative path: sha256} of every file under root (following file symlinks)."""
     out = {}

@@ -7,12 +7,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from e2e_helpers import require_model
+from e2e_helpers import converted_nifti, require_model
 from scipy import ndimage
 
 from bidsapp.classes import OTHER
 from bidsapp.timeseries import MAX_TEMPORAL_CV, most_attenuated, sample_timecourses, time_series_reason
-from bidsapp.tools import find_tool
 from bidsapp.volume import load_dicom, load_nifti, volume_from_array
 
 SHAPE = (40, 48, 20)
@@ -206,15 +205,12 @@ def test_real_dwi_without_its_bval_is_read_and_named_as_with_it(real_data: Path,
     """Real DTI and prostate trace series converted to NIfTI, once with the .bval and once without:
     the same image reaches the network. Before, the lost .bval blended the b=0 volumes in and the
     Philips DTI became "other" (best guess T2w)."""
-    import subprocess
-
     with_bval, bare = tmp_path / "with", tmp_path / "bare"
     with_bval.mkdir()
     bare.mkdir()
-    subprocess.run([find_tool("dcm2niix"), "-z", "n", "-f", "dwi", "-o", str(with_bval),
-                    str(real_data / "dicom" / name)], check=True, capture_output=True)
-    (bare / "dwi.nii").write_bytes((with_bval / "dwi.nii").read_bytes())
-    told, blind = load_nifti(with_bval / "dwi.nii"), load_nifti(bare / "dwi.nii")
+    nifti = converted_nifti(real_data / "dicom" / name, with_bval)
+    (bare / nifti.name).write_bytes(nifti.read_bytes())
+    told, blind = load_nifti(nifti), load_nifti(bare / nifti.name)
     assert told.b_values and not blind.b_values
     np.testing.assert_allclose(blind.data, told.data, rtol=1e-5)
     classifier = require_model()

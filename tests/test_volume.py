@@ -114,15 +114,9 @@ def test_whole_brain_epi_is_read_in_its_own_plane(real_data, tmp_path):
     """The real Philips 2 mm DTI (32 slices) given the 72-slice slab of a whole-brain protocol (its
     slices, then empty ones): still 2D EPI, read in its plane and named DWI. Read over three planes
     as a 3D volume, its cuts across the slices were refused."""
-    import subprocess
+    from e2e_helpers import converted_nifti, require_model
 
-    from bidsapp.tools import find_tool
-
-    from e2e_helpers import require_model
-
-    subprocess.run([find_tool("dcm2niix"), "-z", "n", "-f", "dwi", "-o", str(tmp_path),
-                    str(real_data / "dicom/philips_dwi_DTI_Biobank")], check=True, capture_output=True)
-    dti = load_nifti(tmp_path / "dwi.nii")
+    dti = load_nifti(converted_nifti(real_data / "dicom/philips_dwi_DTI_Biobank", tmp_path))
     assert min(dti.spacing) >= EPI_MIN_MM and dti.data.shape[2] < MIN_3D_SLICES
     slab = Volume(data=np.pad(dti.data, ((0, 0), (0, 0), (20, 20))), affine=dti.affine, b_values=dti.b_values)
     assert min(slab.data.shape) >= MIN_3D_SLICES and view_axes(slab) == (2,)
