@@ -545,3 +545,33 @@ def test_open_set_study_thresholds_refuse_the_bar_and_rank_scores_agree():
     a, b = study.cross_fitted("energy", "perclass-q", z, truth, hard), study.cross_fitted("energy", "perclass-q", moved, truth, hard)
     assert [x for i, x in enumerate(a) if i % 2 == 0 and i != j] == [x for i, x in enumerate(b) if i % 2 == 0 and i != j]
     assert study.fit_temperature(z * 3, truth) == pytest.approx(3 * study.fit_temperature(z, truth), rel=0.02)
+
+
+def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
+    """A soup of the shipped weights with a copy of themselves is the shipped network: every
+    candidate scores exactly as the base, so the rule (two more real series right) ships nothing."""
+    import shutil
+
+    from bidsapp.model.predict import Classifier
+
+    study = module("studies/weight_soup")
+    weights = Path(Classifier.load("cpu").card["path"])
+    copy = tmp_path / "copy" / "mrclass.pt"
+    copy.parent.mkdir()
+    shutil.copyfile(weights, copy)
+    shutil.copyfile(weights.with_suffix(".json"), copy.with_suffix(".json"))
+    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
+    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
+        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    out = tmp_path / "soup.json"
+    assert study.main(["--ingredient", str(copy), "--anatomy", "phantom", "--val-size", "24", "--seed", "3",
+                       "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    found = {c["candidate"]: c for c in result["candidates"]}
+    assert set(found) == {"base", "card", "ingredient:copy", "soup", "wise"}
+    for name in ("ingredient:copy", "soup", "wise"):
+        assert found[name]["simulated"] == found["base"]["simulated"]
+        assert found[name]["real"] == found["base"]["real"]
+        assert found[name]["qualifies"]["R"] is False
+    assert result["chosen"] is None
+    assert found["soup"]["coefficients"] == [0.5, 0.5]

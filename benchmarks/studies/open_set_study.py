@@ -373,11 +373,16 @@ def print_table(rows: list[dict]) -> None:
               f"{s['other_refused']:>7.3f}{e:>8}{q['dev_right']:>4}/{q['dev_n']:<2}{q['known_refused']:>6}"
               f"{q['wrong_names']:>6}{q['other_refused']:>3}/{q['other_n']}{q['derived_right']:>3}/{q['derived_n']}  "
               + " ".join(f"{k} {v}" for k, v in q["per_brain_class"].items()))
+    print_unchecked_sensitivities(rows, 31)
+
+
+def print_unchecked_sensitivities(rows: list[dict], width: int) -> None:
+    """Each candidate's simulated sensitivity of the classes no real series checks."""
     print("\nsimulated sensitivity (out of fold) of classes without real data:")
-    print(f"{'candidate':<31}" + "".join(f"{lab[-9:]:>10}" for lab in NO_REAL_DATA))
+    print(f"{'candidate':<{width}}" + "".join(f"{lab[-9:]:>10}" for lab in NO_REAL_DATA))
     for r in rows:
-        print(f"{r['candidate']:<31}" + "".join(f"{r['simulated']['sensitivity'].get(lab, float('nan')):>10.3f}"
-                                               for lab in NO_REAL_DATA))
+        print(f"{r['candidate']:<{width}}" + "".join(f"{r['simulated']['sensitivity'].get(lab, float('nan')):>10.3f}"
+                                                     for lab in NO_REAL_DATA))
 
 
 def main(argv=None) -> int:

@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/
 
 import benchlib  # noqa: E402
 from ensemble_probe import add_study_arguments, real_inputs, series_logits, simulated_logits  # noqa: E402
-from open_set_study import (NO_REAL_DATA, cross_fitted, decisions, eligible, fit, hard_mask,  # noqa: E402
+from open_set_study import (cross_fitted, decisions, eligible, fit, hard_mask, print_unchecked_sensitivities,  # noqa: E402
                             real_metrics, simulated_metrics, simulated_set)
 from open_set_study import score as raw_score  # noqa: E402  (energy: logsumexp of the logits)
 
@@ -115,11 +115,7 @@ def print_table(rows: list[dict]) -> None:
               f"{s['hard_known_accuracy']:>7.3f}{s['other_refused']:>7.3f}{rules:>10}{q['dev_right']:>4}/{q['dev_n']:<2}"
               f"{q['derived_right']:>3}/{q['derived_n']:<2}{q['all_other_refused']:>4}  "
               + " ".join(f"{k} {v}" for k, v in q["per_brain_class"].items()))
-    print("\nsimulated sensitivity (out of fold) of classes without real data:")
-    print(f"{'candidate':<22}" + "".join(f"{lab[-9:]:>10}" for lab in NO_REAL_DATA))
-    for r in rows:
-        print(f"{r['candidate']:<22}" + "".join(f"{r['simulated']['sensitivity'].get(lab, float('nan')):>10.3f}"
-                                               for lab in NO_REAL_DATA))
+    print_unchecked_sensitivities(rows, 22)
     print("\nreal errors:")
     for r in rows:
         print(f"  {r['candidate']}:")
