@@ -575,3 +575,18 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
         assert found[name]["qualifies"]["R"] is False
     assert result["chosen"] is None
     assert found["soup"]["coefficients"] == [0.5, 0.5]
+
+
+def test_intensity_gap_measures_how_far_real_intensities_lie_from_simulated_ones():
+    """w1 is the mean gap between quantile functions: a shifted copy of the simulated series lies
+    that shift away, a fresh draw like them lies inside their spread."""
+    look = module("studies/sim_vs_real")
+    rng = np.random.default_rng(0)
+    simulated = [rng.uniform(0.1, 0.9, size=(2, 16, 16)) for _ in range(6)]
+    like, shifted = rng.uniform(0.1, 0.9, size=(2, 16, 16)), rng.uniform(0.1, 0.9, size=(2, 16, 16)) + 0.3
+    (gap_like, gap_shifted), spread = look.intensity_gaps([like, shifted], simulated)
+    assert gap_like < 2 * spread
+    assert abs(gap_shifted - 0.3) < 0.05
+    background = np.zeros((2, 16, 16))
+    background[:, :8] = like[:, :8]  # background pixels (0) are not part of the distribution
+    assert look.w1(look.foreground_values(background), look.foreground_values(like[:, :8])) == 0.0
