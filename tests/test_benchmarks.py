@@ -568,8 +568,8 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
                        "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     found = {c["candidate"]: c for c in result["candidates"]}
-    assert set(found) == {"base", "card", "ingredient:copy", "soup", "wise"}
-    for name in ("ingredient:copy", "soup", "wise"):
+    assert set(found) == {"base", "card", "ingredient:copy", "soup"}  # one ingredient: WiSE-FT is the soup
+    for name in ("ingredient:copy", "soup"):
         assert found[name]["simulated"] == found["base"]["simulated"]
         assert found[name]["real"] == found["base"]["real"]
         assert found[name]["qualifies"]["R"] is False
@@ -590,3 +590,17 @@ def test_intensity_gap_measures_how_far_real_intensities_lie_from_simulated_ones
     background = np.zeros((2, 16, 16))
     background[:, :8] = like[:, :8]  # background pixels (0) are not part of the distribution
     assert look.w1(look.foreground_values(background), look.foreground_values(like[:, :8])) == 0.0
+
+
+def test_weight_soup_ships_an_ingredient_alone_only_when_asked():
+    study = module("studies/weight_soup")
+    met = {"E1": True, "E2": True, "E3": True, "S": True, "R": True}
+
+    def row(name, right, qualifies=met):
+        return {"candidate": name, "qualifies": qualifies, "real": {"dev_right": right, "derived_right": 6},
+                "simulated": {"hard_known_accuracy": 0.88}}
+
+    rows = [row("ingredient:run", 25), row("soup", 24), row("wise", 26, {**met, "R": False})]
+    assert study.choose(rows)["candidate"] == "soup"
+    assert study.choose(rows, ship_ingredients=True)["candidate"] == "ingredient:run"
+    assert study.choose(rows[2:], ship_ingredients=True) is None

@@ -14,8 +14,9 @@ inference.
 
 **Candidates (fixed before the run).** ``base`` the shipped weights; each ``--ingredient`` alone
 (reported: each already failed its own rule); ``soup`` the uniform mean of the base and every
-ingredient; ``wise`` the mean of the base and the first ingredient (WiSE-FT at 0.5). Only
-``soup`` and ``wise`` can ship.
+ingredient; ``wise`` the mean of the base and the first ingredient (WiSE-FT at 0.5; with one
+ingredient that is the soup, so not listed twice). Only ``soup`` and ``wise`` can ship, and with
+``--ship-ingredients`` an ingredient alone (a training run whose rule allows it).
 
 **Scoring.** Every network reads the same cached simulated set (``--seed``, ``--val-size``;
 ``open_set_study.simulated_set``, protocols kept for its "hard" half, the known series below
@@ -74,7 +75,8 @@ def candidates(base: Path, ingredients: list[Path]) -> dict[str, tuple[list[Path
     out |= {f"ingredient:{p.parent.name}": ([p], [1.0]) for p in ingredients}
     members = [base, *ingredients]
     out["soup"] = (members, [1.0 / len(members)] * len(members))
-    out["wise"] = ([base, ingredients[0]], [0.5, 0.5])
+    if len(ingredients) > 1:  # with one ingredient WiSE-FT at 0.5 is the soup
+        out["wise"] = ([base, ingredients[0]], [0.5, 0.5])
     return out
 
 
@@ -87,8 +89,12 @@ def qualifies(row: dict, base: dict) -> dict[str, bool]:
                   and r["all_other_refused"] >= q["all_other_refused"])}
 
 
-def choose(rows: list[dict]) -> dict | None:
-    pool = [r for r in rows if r["candidate"] in SHIPPABLE and all(r["qualifies"].values())]
+def choose(rows: list[dict], ship_ingredients: bool = False) -> dict | None:
+    """The rule: among the shippable candidates that qualify, the most real series right."""
+    def shippable(name: str) -> bool:
+        return name in SHIPPABLE or (ship_ingredients and name.startswith("ingredient:"))
+
+    pool = [r for r in rows if shippable(r["candidate"]) and all(r["qualifies"].values())]
     if not pool:
         return None
     return max(pool, key=lambda r: (r["real"]["dev_right"] + r["real"]["derived_right"],
@@ -128,6 +134,8 @@ def main(argv=None) -> int:
     add_study_arguments(p, val_size=4000, seed=20261261)
     p.add_argument("--ingredient", type=Path, action="append", required=True,
                    help="weights fine-tuned from --weights (repeat); the first is WiSE-FT's partner")
+    p.add_argument("--ship-ingredients", action="store_true",
+                   help="an ingredient alone may ship too (a run whose own rule says so, e.g. session 27's long run)")
     p.set_defaults(json=benchlib.RESULTS / "weight_soup.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -162,7 +170,7 @@ def main(argv=None) -> int:
     rows.insert(1, card)
 
     print_table(rows)
-    chosen = choose(rows)
+    chosen = choose(rows, args.ship_ingredients)
     print(f"\ndecision rule: {'ship ' + chosen['candidate'] if chosen else 'no candidate qualifies; the weights stay'}")
     benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
                                     "val_size": args.val_size, "seed": args.seed, "n_hard": int(hard.sum()),
