@@ -105,7 +105,9 @@ def scored(name: str, th: np.ndarray, z_sim, z_real, truth, hard, real_truth, re
            simulated: dict | None = None) -> dict:
     """A candidate's row: its simulated metrics (``simulated``, or decided at ``th``) and its real
     metrics at ``th`` (per-class thresholds on the raw energy, logsumexp of the logits)."""
-    decide = lambda z: decisions(raw_score(SCORE, z, {}), z.argmax(axis=1), th)  # noqa: E731
+    def decide(z: np.ndarray) -> list[str]:
+        return decisions(raw_score(SCORE, z, {}), z.argmax(axis=1), th)
+
     return {"candidate": name, "threshold_logsumexp": round(float(th[0]), 4),
             "simulated": simulated or simulated_metrics(truth, decide(z_sim), hard),
             "real": real_metrics(real_truth, decide(z_real), real_names, n_dev)}
