@@ -22,6 +22,15 @@ SCRIPTS = sorted(p.relative_to(BENCH).with_suffix("").as_posix()
 TINY = ("ProstateX-0000_7_ADC", "niivue_register/dwi.nii.gz")  # one DICOM and one NIfTI, both small
 
 
+def tiny_labels(real_data: Path, folder: Path) -> list[dict]:
+    """The ``TINY`` rows of the real set, written as ``folder/labels.tsv`` with absolute paths:
+    a two-series development set for a study's ``--data``."""
+    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
+    (folder / "labels.tsv").write_text("path\tlabel\n" + "".join(
+        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    return rows
+
+
 def module(name: str):
     """The script ``benchmarks/<name>.py`` (``name`` like "scaling" or "studies/epi_grain") as a module."""
     spec = importlib.util.spec_from_file_location(f"bench_test_{name.replace('/', '_')}", BENCH / f"{name}.py")
@@ -205,9 +214,7 @@ def test_ensemble_probe_scores_what_inference_computes(real_data, tmp_path):
         "a": (["a"], [1]), "b": (["b"], [1]), "mean(a+b)": (["a", "b"], [1]),
         "a gamma-TTA": (["a"], [0, 1]), "b gamma-TTA": (["b"], [0, 1]), "mean(a+b) gamma-TTA": (["a", "b"], [0, 1])}
 
-    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
-    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
-        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    rows = tiny_labels(real_data, tmp_path)
     weights = Path(classifier.card["path"])
     out = tmp_path / "probe.json"
     assert probe.main(["--weights", str(weights), "--weights", str(weights), "--anatomy", "phantom", "--val-size", "12",
@@ -253,9 +260,7 @@ def test_sim_vs_real_pages_show_real_rows_then_simulated_ones(real_data, tmp_pat
     from bidsapp.volume import SPEC, network_inputs
 
     look = module("studies/sim_vs_real")
-    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
-    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
-        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    rows = tiny_labels(real_data, tmp_path)
     out = tmp_path / "look"
     assert look.main(["--out", str(out), "--data", str(tmp_path), "--anatomy", "phantom", "--per-class", "2"]) == 0
     size, gap = SPEC.size, 4
@@ -280,9 +285,7 @@ def test_snapshot_scores_decide_as_the_shipped_snapshot_classifies(real_data, tm
     run = tmp_path / "run"
     assert train.main(["--anatomy", "phantom", "--out", str(run), "--steps", "2", "--batch", "2", "--train-slices", "2",
                        "--val-size", "6", "--workers", "0", "--threads", "1", "--select-every", "200"]) == 0
-    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
-    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
-        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    rows = tiny_labels(real_data, tmp_path)
     out = tmp_path / "scores.json"
     assert module("studies/snapshot_scores").main([str(run), "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
     (scored,) = json.loads(out.read_text())["snapshots"]
@@ -560,9 +563,7 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
     copy.parent.mkdir()
     shutil.copyfile(weights, copy)
     shutil.copyfile(weights.with_suffix(".json"), copy.with_suffix(".json"))
-    rows = [r for r in module("benchlib").read_labels(real_data) if any(m in r["path"] for m in TINY)]
-    (tmp_path / "labels.tsv").write_text("path\tlabel\n" + "".join(
-        f"{real_data / r['path']}\t{r['label']}\n" for r in rows))
+    tiny_labels(real_data, tmp_path)
     out = tmp_path / "soup.json"
     assert study.main(["--ingredient", str(copy), "--anatomy", "phantom", "--val-size", "24", "--seed", "3",
                        "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0

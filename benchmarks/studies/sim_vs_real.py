@@ -45,9 +45,14 @@ SHOWN, WHITE = 5, 1.2
 FOREGROUND = 0.05
 
 
+def first_view(stack: np.ndarray) -> np.ndarray:
+    """A (K, H, W) network input, or the first view of a (V, K, H, W) one (3D volumes)."""
+    return stack[0] if stack.ndim == 4 else stack
+
+
 def strip(stack: np.ndarray) -> np.ndarray:
     """(K, H, W) or (V, K, H, W) network input -> one (H, SHOWN*W) row, 0-1 for display."""
-    stack = stack[0] if stack.ndim == 4 else stack
+    stack = first_view(stack)
     idx = np.linspace(0, len(stack) - 1, SHOWN + 2).round().astype(int)[1:-1]
     return np.concatenate([np.clip(stack[i], 0, WHITE) / WHITE for i in idx], axis=1)
 
@@ -104,7 +109,7 @@ def main(argv=None) -> int:
         out = args.out / f"{label}.png"
         out.write_bytes(png_bytes(page([strip(x) for x in real_inputs] + [strip(s.stack) for s in samples])))
         print(f"{out}: real {', '.join(real) or '(none)'}; then simulated {', '.join(s.protocol.kind for s in samples)}")
-        gaps, spread = intensity_gaps([x[0] if x.ndim == 4 else x for x in real_inputs], [s.stack for s in samples])
+        gaps, spread = intensity_gaps([first_view(x) for x in real_inputs], [s.stack for s in samples])
         for path, gap in zip(real, gaps):
             print(f"  intensity gap {gap:.3f} (simulated among themselves: median {spread:.3f})  {path}")
     return 0

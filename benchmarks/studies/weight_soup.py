@@ -59,7 +59,7 @@ import benchlib  # noqa: E402
 from ensemble_probe import add_study_arguments, real_inputs, series_logits, simulated_logits  # noqa: E402
 from open_set_study import (cross_fitted, decisions, eligible, fit, hard_mask, print_unchecked_sensitivities,  # noqa: E402
                             real_metrics, simulated_metrics, simulated_set)
-from open_set_study import score as raw_score  # noqa: E402  (energy: logsumexp of the logits)
+from open_set_study import score as raw_score  # noqa: E402  (the study's raw scores; energy: logsumexp)
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.predict import DEFAULT_WEIGHTS, Classifier  # noqa: E402
