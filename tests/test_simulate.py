@@ -451,18 +451,21 @@ def test_reduced_phase_fields_of_view_cut_body_series_along_one_axis_only():
     """ProstateX's diffusion series are 128 x 84: body series are often a strip of the body."""
     from bidsapp.train import geometry
 
-    img = np.ones((3, 100, 100), np.float32)
+    img = np.ones((3, 100, 100), np.float32)  # 250 mm at 2.5 mm
     rng = np.random.default_rng(0)
-    shapes = [geometry.crop_phase_fov(rng, img, "body").shape for _ in range(400)]
+    shapes = [geometry.crop_phase_fov(rng, img, "body", 2.5).shape for _ in range(400)]
     cut = [s for s in shapes if s != img.shape]
     low, high = geometry.PHASE_FOV["fraction"]
     assert abs(len(cut) / len(shapes) - geometry.PHASE_FOV["p"]) < 0.08
     assert all(s[0] == 3 and min(s[1:]) >= 100 * low - 1 and max(s[1:]) == 100 for s in cut)
     assert {s[1] < 100 for s in cut} == {True, False}  # rows or columns
-    assert all(geometry.crop_phase_fov(rng, img, "brain").shape == img.shape for _ in range(50))
+    assert all(geometry.crop_phase_fov(rng, img, "brain", 2.5).shape == img.shape for _ in range(50))
     ramp = np.broadcast_to(np.arange(100, dtype=np.float32), (3, 100, 100))
-    kept = next(c for c in (geometry.crop_phase_fov(rng, ramp, "body") for _ in range(50)) if c.shape[2] < 100)
+    kept = next(c for c in (geometry.crop_phase_fov(rng, ramp, "body", 2.5) for _ in range(50)) if c.shape[2] < 100)
     assert abs(kept[0, 0].mean() - 49.5) <= 1  # centred
+    # a prostate-sized field of view (150 mm at 1.5 mm) keeps at least PHASE_FOV["min_mm"]
+    small = [geometry.crop_phase_fov(rng, img, "body", 1.5).shape for _ in range(200)]
+    assert min(min(s[1:]) for s in small) == int(geometry.PHASE_FOV["min_mm"] / 1.5)
 
 
 def _brain_cube() -> S.Anatomy:

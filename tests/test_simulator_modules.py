@@ -142,7 +142,7 @@ def test_a_training_sample_is_the_composition_of_its_pieces(anatomies):
         if anat.region == "brain" and rng.random() < S.LESION_P["stripped" if stripped else "native"]:
             anat = anatomy.with_lesions(rng, anat, kind_p=S.LESION_KIND_P)
         slices, geo = _render_by_hand(rng, anat, proto, 3, stripped)
-        slices = geometry.crop_phase_fov(rng, slices, anat.region)
+        slices = geometry.crop_phase_fov(rng, slices, anat.region, geo.res)
         stored = geometry_features(*artefacts.stored_voxel_size(rng, proto, stripped))
         assert (sample.label, sample.protocol) == (label, proto)
         np.testing.assert_array_equal(sample.stack, normalise_stack(slices, geo.res, geo.res, SPEC))

@@ -182,21 +182,22 @@ def draw_target(rng, anat: Anatomy, fov: float) -> np.ndarray | None:
     return np.asarray(anat.organ_centres[organs[rng.integers(len(organs))]], float)
 
 
-#: Share of body series acquired with a reduced phase field of view, and the fraction drawn:
-#: the field of view is cut along one in-plane axis. ProstateX's diffusion series are 128 x 84
-#: (65.6% phase field of view, left-right), so the network reads a narrow strip through the
-#: pelvis, a shape no simulated series had. A head fits inside any such field of view, so brain
-#: series are left whole.
-PHASE_FOV = {"p": 0.5, "fraction": (0.55, 1.0)}
+#: Share of body series acquired with a reduced phase field of view, the fraction drawn, and the
+#: least extent kept (mm): the field of view is cut along one in-plane axis. ProstateX's diffusion
+#: series are 128 x 84 at 2 mm (65.6% phase field of view, 168 mm left-right), so the network
+#: reads a strip through the pelvis, a shape no simulated series had. A head fits inside any
+#: such field of view, so brain series are left whole.
+PHASE_FOV = {"p": 0.5, "fraction": (0.55, 1.0), "min_mm": 120.0}
 
 
-def crop_phase_fov(rng, img: np.ndarray, region: str) -> np.ndarray:
-    """``img`` (n, H, W) cut to a reduced phase field of view along rows or columns, centred."""
+def crop_phase_fov(rng, img: np.ndarray, region: str, res: float) -> np.ndarray:
+    """``img`` (n, H, W) of ``res`` mm pixels cut to a reduced phase field of view along rows or
+    columns, centred."""
     if region != "body" or rng.random() >= PHASE_FOV["p"]:
         return img
     axis = 1 + int(rng.integers(2))
     n = img.shape[axis]
-    keep = max(8, int(round(n * _u(rng, *PHASE_FOV["fraction"]))))
+    keep = min(n, max(int(round(n * _u(rng, *PHASE_FOV["fraction"]))), int(PHASE_FOV["min_mm"] / res)))
     start = (n - keep) // 2
     return np.take(img, np.arange(start, start + keep), axis=axis)
 

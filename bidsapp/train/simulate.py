@@ -158,7 +158,7 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
     if anat.region == "brain":
         anat = _maybe_lesions(rng, anat, stripped)
     slices, geo = render(rng, anat, proto, n_slices, stripped=stripped)
-    slices = crop_phase_fov(rng, slices, anat.region)
+    slices = crop_phase_fov(rng, slices, anat.region, geo.res)
     geometry = geometry_features(*stored_voxel_size(rng, proto, stripped))
     return Sample(normalise_stack(slices, geo.res, geo.res, spec), geometry, label, proto)
 
