@@ -440,7 +440,7 @@ def test_organ_targeted_pelvis_series_are_centred_on_the_prostate_and_cover_it()
             tissue = geometry.sample_tissue_slices(rng, pelvis, proto, geo)
             per_series.append(np.mean([(t == TISSUE_INDEX["prostate"]).any() for t in tissue]))
         shown[fov] = np.mean(per_series)
-    assert shown[180.0] > 0.55 and shown[180.0] > 2 * shown[350.0]
+    assert shown[180.0] > 0.55 and shown[180.0] > 1.8 * shown[350.0]
     rng = np.random.default_rng(1)
     assert geometry.draw_target(rng, make_phantom(0), 180.0) is None
     assert geometry.draw_target(rng, S.Anatomy("slab", "body", pelvis.tissue, pelvis.affine), 180.0) is None

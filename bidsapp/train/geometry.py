@@ -171,7 +171,7 @@ def draw_fov(rng, anat: Anatomy) -> float:
 #: anywhere in 12-30 cm of pelvis, so simulated prostate series showed bladder and bowel where
 #: real ones show the gland between the femoral heads.
 TARGETED_FOV_MM = 240.0
-TARGET_COVERAGE_MM = (45.0, 100.0)
+TARGET_COVERAGE_MM = (40.0, 85.0)
 
 
 def draw_target(rng, anat: Anatomy, fov: float) -> np.ndarray | None:

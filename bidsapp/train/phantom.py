@@ -191,14 +191,17 @@ def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> np.ndarray:
     inside = (cavity <= 1.0) & ~cv.is_("bone") & ~cv.is_("marrow")
     cv.put(inside, "fat")
     cv.put(inside & (z < zf) & (np.abs(cavity - u(0.55, 0.75)) < 0.05), "muscle")  # levator ani
+    hips = (z > zf - 45) & (z < zf + 25)  # obturator internus lines the side walls at hip level
+    cv.put(inside & hips & (np.abs(x) > u(0.65, 0.8) * cw) & (cavity > u(0.5, 0.65)), "muscle")
     cv.put(inside & (cv.noise > u(1.4, 2.0)), "soft")  # vessels and strands in the fat
-    zb = zf + u(5, 30)
+    # the gland sits behind the symphysis between the femoral heads, the bladder on top of it
+    rz = u(15, 22)
+    zp = zf - u(0, 20)
     rb = (u(25, 60), u(20, 45), u(20, 45))
+    zb = zp + 0.7 * rz + rb[2]
     bladder = cv.ellipsoid(0, 0.2 * b, zb, *rb)
     cv.put(bladder <= 1.15, "muscle")
     cv.put(bladder <= 1.0, "fluid")
-    rz = u(15, 22)
-    zp = zb - rb[2] - 0.7 * rz
     centre = np.array([0.0, 0.08 * b, zp])
     prostate = cv.ellipsoid(*centre, u(18, 26), u(13, 18), rz) + 0.05 * cv.noise
     cv.put(prostate <= 1.0, "prostate")
