@@ -191,13 +191,18 @@ PHASE_FOV = {"p": 0.5, "fraction": (0.55, 1.0), "min_mm": 120.0}
 
 
 def crop_phase_fov(rng, img: np.ndarray, region: str, res: float) -> np.ndarray:
-    """``img`` (n, H, W) of ``res`` mm pixels cut to a reduced phase field of view along rows or
-    columns, centred."""
+    """``img`` (n, H, W) of ``res`` mm pixels, a body series cut to a reduced phase field of view
+    in ``PHASE_FOV["p"]`` of draws."""
     if region != "body" or rng.random() >= PHASE_FOV["p"]:
         return img
-    axis = 1 + int(rng.integers(2))
+    return cut_phase_fov(img, 1 + int(rng.integers(2)), _u(rng, *PHASE_FOV["fraction"]), res)
+
+
+def cut_phase_fov(img: np.ndarray, axis: int, fraction: float, res: float) -> np.ndarray:
+    """``img`` (n, H, W) cut along ``axis`` (1: rows, 2: columns) to ``fraction`` of its extent,
+    at least ``PHASE_FOV["min_mm"]``, centred."""
     n = img.shape[axis]
-    keep = min(n, max(int(round(n * _u(rng, *PHASE_FOV["fraction"]))), int(PHASE_FOV["min_mm"] / res)))
+    keep = min(n, max(int(round(n * fraction)), int(PHASE_FOV["min_mm"] / res)))
     start = (n - keep) // 2
     return np.take(img, np.arange(start, start + keep), axis=axis)
 
