@@ -605,3 +605,35 @@ def test_weight_soup_ships_an_ingredient_alone_only_when_asked():
     assert study.choose(rows)["candidate"] == "soup"
     assert study.choose(rows, ship_ingredients=True)["candidate"] == "ingredient:run"
     assert study.choose(rows[2:], ship_ingredients=True) is None
+
+
+def test_weight_soup_real_gain_is_the_margin_r_asks_over_the_base():
+    study = module("studies/weight_soup")
+    sim = {"known_accuracy": 0.87, "hard_known_accuracy": 0.87, "other_refused": 0.9, "sensitivity": {}}
+
+    def row(right, other=8):
+        return {"simulated": sim, "real": {"dev_right": right, "derived_right": 6, "all_other_refused": other}}
+
+    assert study.qualifies(row(23), row(22))["R"] is False  # one more: under the default margin of two
+    assert study.qualifies(row(24), row(22))["R"] is True
+    assert study.qualifies(row(22), row(22), real_gain=0)["R"] is True  # non-inferiority
+    assert study.qualifies(row(21), row(22), real_gain=0)["R"] is False
+    assert study.qualifies(row(22, other=7), row(22), real_gain=0)["R"] is False
+
+
+def test_targeted_probe_draws_one_series_three_ways_and_counts_each(tmp_path):
+    """Same protocol and field of view: the gland-planned series shows other anatomy than the
+    body-centred one, the strip is the gland-planned one cut along one axis; every series counted once."""
+    from bidsapp.train.phantom import make_pelvis_phantom
+
+    bench = module("studies/targeted_probe")
+    pelvis = make_pelvis_phantom(0)
+    drawn = {v: bench.series([3, 0, 0], pelvis, "body-T2w", v, 6) for v in bench.VARIANTS}
+    (body, res, _), (gland, res2, _), (strip, _, _) = (drawn[v] for v in bench.VARIANTS)
+    assert body.shape == gland.shape and res == res2 and not np.allclose(body, gland)
+    assert strip.shape[0] == 6 and sorted(strip.shape[1:])[0] < gland.shape[1] and max(strip.shape[1:]) == gland.shape[1]
+    out = tmp_path / "probe.json"
+    assert bench.main(["--n", "1", "--json", str(out)]) == 0
+    counts = json.loads(out.read_text())["counts"]
+    assert len(counts) == len(bench.CLASSES) * len(bench.VARIANTS)
+    assert all(sum(c.values()) == 1 for c in counts.values())

@@ -419,6 +419,55 @@ def test_body_fields_of_view_include_organ_targeted_ones_and_brain_ones_do_not()
     assert brain.min() >= 200 and brain.max() <= 260
 
 
+def test_organ_targeted_pelvis_series_are_centred_on_the_prostate_and_cover_it():
+    """A prostate-sized field of view is planned on the gland (as ProstateX's 19 x 3 mm T2 is);
+    a trunk survey lands anywhere in the pelvis. Brains and maps without organs are never targeted."""
+    import nibabel as nib
+
+    from bidsapp.train import geometry
+    from bidsapp.train.phantom import make_pelvis_phantom
+
+    pelvis = make_pelvis_phantom(0)
+    gland = np.argwhere(pelvis.tissue == TISSUE_INDEX["prostate"]).mean(axis=0)
+    np.testing.assert_allclose(pelvis.organ_centres["prostate"], nib.affines.apply_affine(pelvis.affine, gland), atol=3)
+    proto = S.CLASS_PROTOCOLS["body-T2w"](np.random.default_rng(0), "body-T2w")
+    shown = {}
+    for fov in (180.0, 350.0):
+        per_series = []
+        for seed in range(20):
+            rng = np.random.default_rng(seed)
+            geo = geometry.plan_geometry(rng, pelvis, proto, 6, "axial", fov, target=geometry.draw_target(rng, pelvis, fov))
+            tissue = geometry.sample_tissue_slices(rng, pelvis, proto, geo)
+            per_series.append(np.mean([(t == TISSUE_INDEX["prostate"]).any() for t in tissue]))
+        shown[fov] = np.mean(per_series)
+    assert shown[180.0] > 0.55 and shown[180.0] > 1.8 * shown[350.0]
+    rng = np.random.default_rng(1)
+    assert geometry.draw_target(rng, make_phantom(0), 180.0) is None
+    assert geometry.draw_target(rng, S.Anatomy("slab", "body", pelvis.tissue, pelvis.affine), 180.0) is None
+    assert geometry.draw_target(rng, pelvis, 300.0) is None
+
+
+def test_reduced_phase_fields_of_view_cut_body_series_along_one_axis_only():
+    """ProstateX's diffusion series are 128 x 84: body series are often a strip of the body."""
+    from bidsapp.train import geometry
+
+    img = np.ones((3, 100, 100), np.float32)  # 250 mm at 2.5 mm
+    rng = np.random.default_rng(0)
+    shapes = [geometry.crop_phase_fov(rng, img, "body", 2.5).shape for _ in range(400)]
+    cut = [s for s in shapes if s != img.shape]
+    low, high = geometry.PHASE_FOV["fraction"]
+    assert abs(len(cut) / len(shapes) - geometry.PHASE_FOV["p"]) < 0.08
+    assert all(s[0] == 3 and min(s[1:]) >= 100 * low - 1 and max(s[1:]) == 100 for s in cut)
+    assert {s[1] < 100 for s in cut} == {True, False}  # rows or columns
+    assert all(geometry.crop_phase_fov(rng, img, "brain", 2.5).shape == img.shape for _ in range(50))
+    ramp = np.broadcast_to(np.arange(100, dtype=np.float32), (3, 100, 100))
+    kept = next(c for c in (geometry.crop_phase_fov(rng, ramp, "body", 2.5) for _ in range(50)) if c.shape[2] < 100)
+    assert abs(kept[0, 0].mean() - 49.5) <= 1  # centred
+    # a prostate-sized field of view (150 mm at 1.5 mm) keeps at least PHASE_FOV["min_mm"]
+    small = [geometry.crop_phase_fov(rng, img, "body", 1.5).shape for _ in range(200)]
+    assert min(min(s[1:]) for s in small) == int(geometry.PHASE_FOV["min_mm"] / 1.5)
+
+
 def _brain_cube() -> S.Anatomy:
     """1 mm map: a 60 mm cube of white matter in air (skull stripping keeps all of it)."""
     tissue = np.full((80, 80, 80), TISSUE_INDEX["air"], np.uint8)

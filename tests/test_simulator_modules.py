@@ -52,7 +52,7 @@ def _render_by_hand(rng, anat, proto, n_slices, stripped=None):
     """``simulate.render`` written out from its pieces, step by step as its docstring lists them."""
     plane = str(rng.choice(list(geometry._PLANES), p=geometry.plane_probabilities(anat, proto)))
     fov = geometry.draw_fov(rng, anat)
-    geo = geometry.plan_geometry(rng, anat, proto, n_slices, plane, fov)
+    geo = geometry.plan_geometry(rng, anat, proto, n_slices, plane, fov, target=geometry.draw_target(rng, anat, fov))
     scale = np.diag(rng.uniform(0.88, 1.12, size=3))
     tissue = geometry.sample_tissue_slices(rng, anat, proto, geo, scale)
     if stripped is None:
@@ -142,6 +142,7 @@ def test_a_training_sample_is_the_composition_of_its_pieces(anatomies):
         if anat.region == "brain" and rng.random() < S.LESION_P["stripped" if stripped else "native"]:
             anat = anatomy.with_lesions(rng, anat, kind_p=S.LESION_KIND_P)
         slices, geo = _render_by_hand(rng, anat, proto, 3, stripped)
+        slices = geometry.crop_phase_fov(rng, slices, anat.region, geo.res)
         stored = geometry_features(*artefacts.stored_voxel_size(rng, proto, stripped))
         assert (sample.label, sample.protocol) == (label, proto)
         np.testing.assert_array_equal(sample.stack, normalise_stack(slices, geo.res, geo.res, SPEC))

@@ -80,12 +80,13 @@ def candidates(base: Path, ingredients: list[Path]) -> dict[str, tuple[list[Path
     return out
 
 
-def qualifies(row: dict, base: dict) -> dict[str, bool]:
+def qualifies(row: dict, base: dict, real_gain: int = 2) -> dict[str, bool]:
+    """E1-E3, S and R against ``base``; R asks ``real_gain`` more real series right (0: none lost)."""
     s, b = row["simulated"], base["simulated"]
     r, q = row["real"], base["real"]
     return {**eligible(s, b),
             "S": s["hard_known_accuracy"] >= b["hard_known_accuracy"] - 0.005,
-            "R": (r["dev_right"] + r["derived_right"] >= q["dev_right"] + q["derived_right"] + 2
+            "R": (r["dev_right"] + r["derived_right"] >= q["dev_right"] + q["derived_right"] + real_gain
                   and r["all_other_refused"] >= q["all_other_refused"])}
 
 
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
                    help="weights fine-tuned from --weights (repeat); the first is WiSE-FT's partner")
     p.add_argument("--ship-ingredients", action="store_true",
                    help="an ingredient alone may ship too (a run whose own rule says so, e.g. session 27's long run)")
+    p.add_argument("--real-gain", type=int, default=2,
+                   help="R: real series right beyond the base's (0 for a run whose rule asks only that none is lost)")
     p.set_defaults(json=benchlib.RESULTS / "weight_soup.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -168,14 +171,14 @@ def main(argv=None) -> int:
             card = scored("card", card_th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev)
         print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
     for r in rows[1:]:
-        r["qualifies"] = qualifies(r, rows[0])
+        r["qualifies"] = qualifies(r, rows[0], args.real_gain)
     rows.insert(1, card)
 
     print_table(rows)
     chosen = choose(rows, args.ship_ingredients)
     print(f"\ndecision rule: {'ship ' + chosen['candidate'] if chosen else 'no candidate qualifies; the weights stay'}")
     benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
-                                    "val_size": args.val_size, "seed": args.seed, "n_hard": int(hard.sum()),
+                                    "val_size": args.val_size, "seed": args.seed, "real_gain": args.real_gain, "n_hard": int(hard.sum()),
                                     "n_other": truth.count(OTHER), "score": SCORE, "rule": RULE,
                                     "chosen": chosen["candidate"] if chosen else None, "candidates": rows})
     return 0

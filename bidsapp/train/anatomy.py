@@ -6,7 +6,7 @@ phantoms (``phantom``); both import it from here, so neither depends on the simu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import nibabel as nib
@@ -24,6 +24,8 @@ class Anatomy:
     tissue: np.ndarray
     affine: np.ndarray
     fg_points: np.ndarray = field(repr=False, default=None)  # (n, 3) world coords of tissue voxels
+    #: World centres (mm) of the organs an organ-targeted series is planned on (``geometry.draw_target``).
+    organ_centres: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.fg_points is None:
@@ -96,4 +98,4 @@ def with_lesions(rng, anat: Anatomy, kind_p: tuple[float, float, float] = (0.55,
             _paint_ellipsoid(tissue, c, r, TISSUE_INDEX["csf"], brain)
             _paint_ellipsoid(tissue, c, r * 1.3, TISSUE_INDEX["oedema"] if rng.random() < 0.5 else TISSUE_INDEX["wm_lesion"],
                              _idx("wm"))
-    return Anatomy(anat.name, anat.region, tissue, anat.affine, anat.fg_points)
+    return replace(anat, tissue=tissue)

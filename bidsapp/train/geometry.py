@@ -49,14 +49,19 @@ class SliceGeometry:
 
 
 def plan_geometry(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str, fov: float,
-                  even: bool = False, oblique: bool = True) -> SliceGeometry:
-    """Slice planes for a series; ``even`` spreads them over the coverage like a real series."""
+                  even: bool = False, oblique: bool = True, target: np.ndarray | None = None) -> SliceGeometry:
+    """Slice planes for a series; ``even`` spreads them over the coverage like a real series.
+    ``target`` (world mm, ``draw_target``): an organ the series is centred on and covers."""
     res = max(proto.res, 1.0 if anat.region == "brain" else 1.5)
     tilt = _rotation(rng, 15.0 if rng.random() < 0.5 else 4.0) if oblique else np.eye(3)
     normal, up, right = (tilt @ np.array(v, float) for v in _PLANES[plane])
-    centre = anat.fg_points.mean(axis=0) + (rng.normal(scale=8.0, size=3) if oblique else 0.0)
+    centre = anat.fg_points.mean(axis=0) if target is None else np.asarray(target, float)
+    centre = centre + (rng.normal(scale=8.0, size=3) if oblique else 0.0)
     planes = tuple(str(rng.choice(list(_PLANES))) for _ in range(n_slices)) if proto.mixed_planes else (plane,) * n_slices
-    pos = _slice_positions(rng, anat, normal, centre, n_slices, even, brain_coverage=_brain_coverage(rng, anat, proto))
+    if target is None:
+        pos = _slice_positions(rng, anat, normal, centre, n_slices, even, brain_coverage=_brain_coverage(rng, anat, proto))
+    else:
+        pos = _target_positions(rng, normal, centre, np.asarray(target, float), n_slices, even)
     return SliceGeometry(centre, normal, up, right, pos, planes, res, int(round(fov / res)))
 
 
@@ -124,6 +129,16 @@ def _slice_positions(rng, anat: Anatomy, normal: np.ndarray, centre: np.ndarray,
     return np.sort(rng.uniform(lo + margin, hi - margin, size=n))
 
 
+def _target_positions(rng, normal: np.ndarray, centre: np.ndarray, target: np.ndarray, n: int,
+                      even: bool = False) -> np.ndarray:
+    """Offsets along the normal of slices that cover ``TARGET_COVERAGE_MM`` around an organ."""
+    mid = float((target - centre) @ normal)
+    half = _u(rng, *TARGET_COVERAGE_MM) / 2
+    if even:
+        return np.linspace(mid - half, mid + half, n)
+    return np.sort(rng.uniform(mid - half, mid + half, size=n))
+
+
 #: Probability of an axial, sagittal, coronal series, by habit: TOF angiography is acquired as axial
 #: slabs, brain echo-planar series (diffusion, ADC, BOLD, ASL) as axial stacks, other 2D brain
 #: series mostly axial; 3D brain volumes are read in three views anyway. Up to the simulator of
@@ -146,6 +161,50 @@ def draw_fov(rng, anat: Anatomy) -> float:
     bands = FOV_MM[anat.region]
     _, low, high = bands[rng.choice(len(bands), p=[b[0] for b in bands])]
     return _u(rng, low, high)
+
+
+#: An organ-targeted body series (a field of view of ``FOV_MM``'s smaller band, up to
+#: ``TARGETED_FOV_MM``) is planned on an organ of the map where it has one
+#: (``Anatomy.organ_centres``): centred on it, its slices covering ``TARGET_COVERAGE_MM`` around
+#: it, as a prostate series runs from the seminal vesicles to the apex (ProstateX: 19 slices of
+#: 3 mm). Until session 28 the small field of view was centred on the body and its slices fell
+#: anywhere in 12-30 cm of pelvis, so simulated prostate series showed bladder and bowel where
+#: real ones show the gland between the femoral heads.
+TARGETED_FOV_MM = 240.0
+TARGET_COVERAGE_MM = (40.0, 85.0)
+
+
+def draw_target(rng, anat: Anatomy, fov: float) -> np.ndarray | None:
+    """The organ centre a series of this field of view is planned on, or None (a survey)."""
+    if anat.region != "body" or fov > TARGETED_FOV_MM or not anat.organ_centres:
+        return None
+    organs = sorted(anat.organ_centres)
+    return np.asarray(anat.organ_centres[organs[rng.integers(len(organs))]], float)
+
+
+#: Share of body series acquired with a reduced phase field of view, the fraction drawn, and the
+#: least extent kept (mm): the field of view is cut along one in-plane axis. ProstateX's diffusion
+#: series are 128 x 84 at 2 mm (65.6% phase field of view, 168 mm left-right), so the network
+#: reads a strip through the pelvis, a shape no simulated series had. A head fits inside any
+#: such field of view, so brain series are left whole.
+PHASE_FOV = {"p": 0.5, "fraction": (0.55, 1.0), "min_mm": 120.0}
+
+
+def crop_phase_fov(rng, img: np.ndarray, region: str, res: float) -> np.ndarray:
+    """``img`` (n, H, W) of ``res`` mm pixels, a body series cut to a reduced phase field of view
+    in ``PHASE_FOV["p"]`` of draws."""
+    if region != "body" or rng.random() >= PHASE_FOV["p"]:
+        return img
+    return cut_phase_fov(img, 1 + int(rng.integers(2)), _u(rng, *PHASE_FOV["fraction"]), res)
+
+
+def cut_phase_fov(img: np.ndarray, axis: int, fraction: float, res: float) -> np.ndarray:
+    """``img`` (n, H, W) cut along ``axis`` (1: rows, 2: columns) to ``fraction`` of its extent,
+    at least ``PHASE_FOV["min_mm"]``, centred."""
+    n = img.shape[axis]
+    keep = min(n, max(int(round(n * fraction)), int(PHASE_FOV["min_mm"] / res)))
+    start = (n - keep) // 2
+    return np.take(img, np.arange(start, start + keep), axis=axis)
 
 
 def plane_probabilities(anat: Anatomy, proto: Protocol) -> tuple[float, float, float]:

@@ -119,11 +119,11 @@ def make_pelvis_phantom(seed: int = 0) -> Anatomy:
     for side in (-1, 1):
         _hemipelvis(cv, frame, side)
     _sacrum(cv, frame)
-    _pelvic_contents(cv, rng, frame)
+    prostate = _pelvic_contents(cv, rng, frame)
     _pelvic_vessels(cv, rng, frame)
     affine = np.diag([PELVIS_MM, PELVIS_MM, PELVIS_MM, 1.0])
     affine[:3, 3] = -np.array(PELVIS_SHAPE) / 2 * PELVIS_MM
-    return Anatomy(f"phantom/pelvis{seed}", "body", cv.tissue, affine)
+    return Anatomy(f"phantom/pelvis{seed}", "body", cv.tissue, affine, organ_centres={"prostate": prostate})
 
 
 def _body_wall(cv: _Canvas, rng) -> _Frame:
@@ -180,9 +180,10 @@ def _sacrum(cv: _Canvas, f: _Frame) -> None:
     cv.bone(sac, sac & ((x / np.where(z > zf, 34, 8)) ** 2 + ((y - sy) / np.where(z > zf, 13, 5)) ** 2 <= 1))
 
 
-def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> None:
+def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> np.ndarray:
     """The cavity (fat with a levator sling, narrowing to the floor) and what it holds: bladder
-    (fluid, wall), prostate with its central gland, seminal vesicles, rectum, bowel loops above."""
+    (fluid, wall), prostate with its central gland, seminal vesicles, rectum, bowel loops above.
+    Returns the prostate's centre (world mm), where a prostate series is planned."""
     u = rng.uniform
     x, y, z, a, b, zf = cv.x, cv.y, cv.z, f.a, f.b, f.zf
     cw = 0.38 * a * np.clip(1 + (z - zf) / 150, 0.55, 1.3)
@@ -190,15 +191,19 @@ def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> None:
     inside = (cavity <= 1.0) & ~cv.is_("bone") & ~cv.is_("marrow")
     cv.put(inside, "fat")
     cv.put(inside & (z < zf) & (np.abs(cavity - u(0.55, 0.75)) < 0.05), "muscle")  # levator ani
+    hips = (z > zf - 45) & (z < zf + 25)  # obturator internus lines the side walls at hip level
+    cv.put(inside & hips & (np.abs(x) > u(0.65, 0.8) * cw) & (cavity > u(0.5, 0.65)), "muscle")
     cv.put(inside & (cv.noise > u(1.4, 2.0)), "soft")  # vessels and strands in the fat
-    zb = zf + u(5, 30)
+    # the gland sits behind the symphysis between the femoral heads, the bladder on top of it
+    rz = u(15, 22)
+    zp = zf - u(0, 20)
     rb = (u(25, 60), u(20, 45), u(20, 45))
+    zb = zp + 0.7 * rz + rb[2]
     bladder = cv.ellipsoid(0, 0.2 * b, zb, *rb)
     cv.put(bladder <= 1.15, "muscle")
     cv.put(bladder <= 1.0, "fluid")
-    rz = u(15, 22)
-    zp = zb - rb[2] - 0.7 * rz
-    prostate = cv.ellipsoid(0, 0.08 * b, zp, u(18, 26), u(13, 18), rz) + 0.05 * cv.noise
+    centre = np.array([0.0, 0.08 * b, zp])
+    prostate = cv.ellipsoid(*centre, u(18, 26), u(13, 18), rz) + 0.05 * cv.noise
     cv.put(prostate <= 1.0, "prostate")
     cv.put(prostate <= u(0.3, 0.55), "gland")
     for side in (-1, 1):  # seminal vesicles: behind the bladder base, above the prostate
@@ -210,6 +215,7 @@ def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> None:
         c = (u(-0.35, 0.35), u(-0.3, 0.4) * b, u(zb + rb[2] * 0.5, 120))
         loop = cv.ellipsoid(c[0] * cw, c[1], c[2], u(12, 28), u(12, 28), u(15, 40))
         cv.put((loop <= 1.0) & (cavity <= 1.1) & (bladder > 1.15), "bowel")
+    return centre
 
 
 def _pelvic_vessels(cv: _Canvas, rng, f: _Frame) -> None:

@@ -15,7 +15,8 @@ before it, so imports run one way: ``tissues``, ``draws``, ``anatomy``, ``phanto
    relaxivity × concentration (R1 = R1₀ + r1·C).
 3. Geometry (``geometry``): plane (axial/sagittal/coronal) plus oblique tilt, anatomy scaling,
    slice thickness 0.8-7 mm (sub-planes averaged, or minimum for SWI minIP), in-plane
-   resolution, FOV; the tissue map is sampled on each slice grid (nearest label) and the signal
+   resolution, FOV (an organ-targeted body series centred on its organ, body series often with a
+   reduced phase FOV); the tissue map is sampled on each slice grid (nearest label) and the signal
    equation applied per sub-plane, so partial volume arises from the geometry.
 4. Appearance, artefacts and storage (``appearance``, ``artefacts``): texture, bias field, Rician
    noise, ghosting, skull stripping, uint8 / int16 rescaling, z-scoring with a constant
@@ -38,7 +39,8 @@ from .appearance import TEXTURE, _mix_lumped_soft_tissue, _tissue_texture, _with
 from .artefacts import (BIAS_CORRECTED_P, PARTIAL_SLAB, _artefacts, _storage, bold_dropout, draw_skull_stripped, slab_coverage,
                         stored_voxel_size)
 from .draws import _smooth_field
-from .geometry import _PLANES, SliceGeometry, draw_fov, plan_geometry, plane_probabilities, sample_tissue_slices
+from .geometry import (_PLANES, SliceGeometry, crop_phase_fov, draw_fov, draw_target, plan_geometry, plane_probabilities,
+                       sample_tissue_slices)
 from .label_maps import split_heads, training_anatomies  # noqa: F401  benchmarks/studies read them from here
 from .open_set import _other
 from .protocols import CLASS_PROTOCOLS, Protocol
@@ -56,7 +58,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     if geometry is None:
         plane = plane or str(rng.choice(list(_PLANES), p=plane_probabilities(anat, proto)))
         fov = fov or draw_fov(rng, anat)
-        geo = plan_geometry(rng, anat, proto, n_slices, plane, fov)
+        geo = plan_geometry(rng, anat, proto, n_slices, plane, fov, target=draw_target(rng, anat, fov))
         scale = np.diag(rng.uniform(0.88, 1.12, size=3))
     else:
         geo, scale = geometry, None
@@ -156,6 +158,7 @@ def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpe
     if anat.region == "brain":
         anat = _maybe_lesions(rng, anat, stripped)
     slices, geo = render(rng, anat, proto, n_slices, stripped=stripped)
+    slices = crop_phase_fov(rng, slices, anat.region, geo.res)
     geometry = geometry_features(*stored_voxel_size(rng, proto, stripped))
     return Sample(normalise_stack(slices, geo.res, geo.res, spec), geometry, label, proto)
 
