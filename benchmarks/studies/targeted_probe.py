@@ -48,7 +48,7 @@ def series(seed, pelvis, label: str, variant: str, n_slices: int):
     """One simulated series of ``label`` planned as ``variant``: (slices, pixel mm, protocol)."""
     rng = np.random.default_rng(seed)
     proto = CLASS_PROTOCOLS[label](rng, label)
-    fov = float(rng.uniform(*geometry.FOV_MM["body"][1][1:]))  # the organ-targeted band
+    fov = float(rng.uniform(*geometry.TARGETED_FOV_MM))
     plane = str(rng.choice(list(geometry._PLANES), p=geometry.plane_probabilities(pelvis, proto)))
     tp = draw_tissue_params(rng, proto.field)
     target = None if variant == "body-centred" else pelvis.organ_centres["prostate"]
@@ -57,9 +57,7 @@ def series(seed, pelvis, label: str, variant: str, n_slices: int):
     slices, geo = render(np.random.default_rng([*seed, 2]), pelvis, proto, n_slices, geometry=geo,
                          tissue_params=tp, stripped=False)
     if variant.endswith("strip"):
-        cut = np.random.default_rng([*seed, 3])
-        slices = geometry.cut_phase_fov(slices, 1 + int(cut.integers(2)), float(cut.uniform(*geometry.PHASE_FOV["fraction"])),
-                                        geo.res)
+        slices = geometry.cut_phase_fov(slices, *geometry.draw_phase_cut(np.random.default_rng([*seed, 3])), geo.res)
     return slices, geo.res, proto
 
 

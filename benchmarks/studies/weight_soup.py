@@ -178,8 +178,8 @@ def main(argv=None) -> int:
     chosen = choose(rows, args.ship_ingredients)
     print(f"\ndecision rule: {'ship ' + chosen['candidate'] if chosen else 'no candidate qualifies; the weights stay'}")
     benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
-                                    "val_size": args.val_size, "seed": args.seed, "real_gain": args.real_gain, "n_hard": int(hard.sum()),
-                                    "n_other": truth.count(OTHER), "score": SCORE, "rule": RULE,
+                                    "val_size": args.val_size, "seed": args.seed, "real_gain": args.real_gain,
+                                    "n_hard": int(hard.sum()), "n_other": truth.count(OTHER), "score": SCORE, "rule": RULE,
                                     "chosen": chosen["candidate"] if chosen else None, "candidates": rows})
     return 0
 

@@ -55,13 +55,14 @@ def plan_geometry(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str
     res = max(proto.res, 1.0 if anat.region == "brain" else 1.5)
     tilt = _rotation(rng, 15.0 if rng.random() < 0.5 else 4.0) if oblique else np.eye(3)
     normal, up, right = (tilt @ np.array(v, float) for v in _PLANES[plane])
-    centre = anat.fg_points.mean(axis=0) if target is None else np.asarray(target, float)
+    target = None if target is None else np.asarray(target, float)
+    centre = anat.fg_points.mean(axis=0) if target is None else target
     centre = centre + (rng.normal(scale=8.0, size=3) if oblique else 0.0)
     planes = tuple(str(rng.choice(list(_PLANES))) for _ in range(n_slices)) if proto.mixed_planes else (plane,) * n_slices
     if target is None:
         pos = _slice_positions(rng, anat, normal, centre, n_slices, even, brain_coverage=_brain_coverage(rng, anat, proto))
     else:
-        pos = _target_positions(rng, normal, centre, np.asarray(target, float), n_slices, even)
+        pos = _target_positions(rng, normal, centre, target, n_slices, even)
     return SliceGeometry(centre, normal, up, right, pos, planes, res, int(round(fov / res)))
 
 
@@ -163,20 +164,20 @@ def draw_fov(rng, anat: Anatomy) -> float:
     return _u(rng, low, high)
 
 
-#: An organ-targeted body series (a field of view of ``FOV_MM``'s smaller band, up to
+#: An organ-targeted body series (a field of view in ``FOV_MM``'s smaller band,
 #: ``TARGETED_FOV_MM``) is planned on an organ of the map where it has one
 #: (``Anatomy.organ_centres``): centred on it, its slices covering ``TARGET_COVERAGE_MM`` around
 #: it, as a prostate series runs from the seminal vesicles to the apex (ProstateX: 19 slices of
 #: 3 mm). Until session 28 the small field of view was centred on the body and its slices fell
 #: anywhere in 12-30 cm of pelvis, so simulated prostate series showed bladder and bowel where
 #: real ones show the gland between the femoral heads.
-TARGETED_FOV_MM = 240.0
+TARGETED_FOV_MM = FOV_MM["body"][1][1:]
 TARGET_COVERAGE_MM = (40.0, 85.0)
 
 
 def draw_target(rng, anat: Anatomy, fov: float) -> np.ndarray | None:
     """The organ centre a series of this field of view is planned on, or None (a survey)."""
-    if anat.region != "body" or fov > TARGETED_FOV_MM or not anat.organ_centres:
+    if anat.region != "body" or fov > TARGETED_FOV_MM[1] or not anat.organ_centres:
         return None
     organs = sorted(anat.organ_centres)
     return np.asarray(anat.organ_centres[organs[rng.integers(len(organs))]], float)
@@ -195,7 +196,12 @@ def crop_phase_fov(rng, img: np.ndarray, region: str, res: float) -> np.ndarray:
     in ``PHASE_FOV["p"]`` of draws."""
     if region != "body" or rng.random() >= PHASE_FOV["p"]:
         return img
-    return cut_phase_fov(img, 1 + int(rng.integers(2)), _u(rng, *PHASE_FOV["fraction"]), res)
+    return cut_phase_fov(img, *draw_phase_cut(rng), res)
+
+
+def draw_phase_cut(rng) -> tuple[int, float]:
+    """The image axis a reduced phase field of view cuts (1: rows, 2: columns) and the fraction kept."""
+    return 1 + int(rng.integers(2)), _u(rng, *PHASE_FOV["fraction"])
 
 
 def cut_phase_fov(img: np.ndarray, axis: int, fraction: float, res: float) -> np.ndarray:
