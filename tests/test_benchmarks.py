@@ -555,6 +555,8 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
     candidate scores exactly as the base, so the rule (two more real series right) ships nothing."""
     import shutil
 
+    import torch
+
     from bidsapp.model.predict import Classifier
 
     study = module("studies/weight_soup")
@@ -566,7 +568,8 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
     tiny_labels(real_data, tmp_path)
     out = tmp_path / "soup.json"
     assert study.main(["--ingredient", str(copy), "--anatomy", "phantom", "--val-size", "24", "--seed", "3",
-                       "--data", str(tmp_path), "--no-derived", "--json", str(out)]) == 0
+                       "--data", str(tmp_path), "--no-derived", "--json", str(out),
+                       "--write-candidates", str(tmp_path / "candidates")]) == 0
     result = json.loads(out.read_text())
     found = {c["candidate"]: c for c in result["candidates"]}
     assert set(found) == {"base", "card", "ingredient:copy", "soup"}  # one ingredient: WiSE-FT is the soup
@@ -576,6 +579,17 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
         assert found[name]["qualifies"]["R"] is False
     assert result["chosen"] is None
     assert found["soup"]["coefficients"] == [0.5, 0.5]
+    # every candidate but the base is written as a release would be read: its card describes its
+    # weights and carries the threshold the study fitted it (energy, as a probability)
+    written = sorted(p.parent.name for p in (tmp_path / "candidates").glob("*/mrclass.pt"))
+    assert written == ["ingredient-copy", "soup"]
+    soup = Classifier.load("cpu", tmp_path / "candidates" / "soup" / "mrclass.pt")
+    assert soup.card["weights_sha256"] == soup.card["sha256"]
+    assert soup.card["open_set_score"] == "energy" and "fused" not in soup.card
+    assert soup.threshold == pytest.approx(1 / (1 + np.exp(-found["soup"]["threshold_logsumexp"])), abs=1e-4)
+    base = Classifier.load("cpu")
+    for k, v in base.network.state_dict().items():  # the soup of a network and its copy is that network
+        assert torch.allclose(soup.network.state_dict()[k], v)
 
 
 def test_intensity_gap_measures_how_far_real_intensities_lie_from_simulated_ones():

@@ -39,12 +39,17 @@ development set. Among qualifying candidates the most real series right ships, t
 higher hard simulated accuracy. A shipped soup gets its threshold and card from
 ``mrclass-bids-rethreshold`` like any release; otherwise the weights stay and the result is
 written in docs/model.md.
+
+``--write-candidates DIR`` also writes every candidate but the base as ``DIR/<name>/mrclass.pt``
+with a card (the base's, at the threshold this study fitted the candidate), so that other probes
+(``targeted_probe.py --weights``) and inference read each as a release would be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -62,7 +67,9 @@ from open_set_study import (cross_fitted, decisions, eligible, fit, hard_mask, p
 from open_set_study import score as raw_score  # noqa: E402  (the study's raw scores; energy: logsumexp)
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
-from bidsapp.model.predict import DEFAULT_WEIGHTS, Classifier  # noqa: E402
+from bidsapp.model.card import card_path, read_card  # noqa: E402
+from bidsapp.model.predict import DEFAULT_WEIGHTS, Classifier, sha256  # noqa: E402
+from bidsapp.train.rethreshold import rethresholded_card  # noqa: E402
 from bidsapp.train.soup import soup_state  # noqa: E402
 
 SHIPPABLE = ("soup", "wise")
@@ -114,6 +121,23 @@ def scored(name: str, th: np.ndarray, z_sim, z_real, truth, hard, real_truth, re
             "real": real_metrics(real_truth, decide(z_real), real_names, n_dev)}
 
 
+def write_candidate(name: str, weights: list[Path], coefficients: list[float], row: dict, base: Path,
+                    out: Path, seed: int) -> Path:
+    """``out/<name>/mrclass.pt``: the candidate's (float32) weights, and a card that is the base's
+    at the energy threshold this study fitted the candidate (its ``threshold_logsumexp`` as a
+    probability), the one ``mrclass-bids-rethreshold`` would choose on the same set."""
+    folder = out / name.replace(":", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "mrclass.pt"
+    torch.save(soup_state(weights, coefficients), target)
+    threshold = round(float(1.0 / (1.0 + np.exp(-row["threshold_logsumexp"]))), 4)
+    choice = {"study": "weight_soup", "candidate": name, "seed": seed, "ingredients": row["weights"],
+              "coefficients": coefficients}
+    card = rethresholded_card(read_card(base), threshold, {"open_set_score": SCORE, **row["simulated"]}, choice)
+    card_path(target).write_text(json.dumps({**card, "weights_sha256": sha256(target)}, indent=2))
+    return target
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'candidate':<22}{'thr':>7}{'sim acc':>8}{'known':>7}{'hard':>7}{'other':>7}{'rules':>10}"
           f"{'dev':>7}{'maps':>6}{'oth':>5}  brain classes (dev)")
@@ -139,6 +163,8 @@ def main(argv=None) -> int:
                    help="weights fine-tuned from --weights (repeat); the first is WiSE-FT's partner")
     p.add_argument("--ship-ingredients", action="store_true",
                    help="an ingredient alone may ship too (a run whose own rule says so, e.g. session 27's long run)")
+    p.add_argument("--write-candidates", type=Path, metavar="DIR",
+                   help="write each candidate's weights and card under DIR/<name>/ (for other probes)")
     p.add_argument("--real-gain", type=int, default=2,
                    help="R: real series right beyond the base's (0 for a run whose rule asks only that none is lost)")
     p.set_defaults(json=benchlib.RESULTS / "weight_soup.json")
@@ -172,6 +198,11 @@ def main(argv=None) -> int:
         print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
     for r in rows[1:]:
         r["qualifies"] = qualifies(r, rows[0], args.real_gain)
+    if args.write_candidates:
+        members = candidates(base_path, args.ingredient)
+        for r in rows[1:]:
+            written = write_candidate(r["candidate"], *members[r["candidate"]], r, base_path, args.write_candidates, args.seed)
+            print(f"  wrote {written} (threshold {read_card(written)['threshold']})")
     rows.insert(1, card)
 
     print_table(rows)
