@@ -121,20 +121,20 @@ def scored(name: str, th: np.ndarray, z_sim, z_real, truth, hard, real_truth, re
             "real": real_metrics(real_truth, decide(z_real), real_names, n_dev)}
 
 
-def write_candidate(name: str, weights: list[Path], coefficients: list[float], row: dict, base: Path,
-                    out: Path, seed: int) -> Path:
-    """``out/<name>/mrclass.pt``: the candidate's (float32) weights, and a card that is the base's
-    at the energy threshold this study fitted the candidate (its ``threshold_logsumexp`` as a
-    probability), the one ``mrclass-bids-rethreshold`` would choose on the same set."""
+def write_candidate(name: str, state: dict[str, torch.Tensor], row: dict, base: Path, out: Path, seed: int) -> Path:
+    """``out/<name>/mrclass.pt``: the candidate's (float32) weights as scored, and a card that is
+    the base's at the energy threshold this study fitted the candidate (its ``threshold_logsumexp``
+    as a probability), the one ``mrclass-bids-rethreshold`` would choose on the same set."""
     folder = out / name.replace(":", "-")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "mrclass.pt"
-    torch.save(soup_state(weights, coefficients), target)
+    torch.save(state, target)
     threshold = round(float(1.0 / (1.0 + np.exp(-row["threshold_logsumexp"]))), 4)
     choice = {"study": "weight_soup", "candidate": name, "seed": seed, "ingredients": row["weights"],
-              "coefficients": coefficients}
+              "coefficients": row["coefficients"]}
     card = rethresholded_card(read_card(base), threshold, {"open_set_score": SCORE, **row["simulated"]}, choice)
     card_path(target).write_text(json.dumps({**card, "weights_sha256": sha256(target)}, indent=2))
+    print(f"  wrote {target} (threshold {threshold})")
     return target
 
 
@@ -192,17 +192,14 @@ def main(argv=None) -> int:
         sim = simulated_metrics(truth, cross_fitted(SCORE, RULE, z_sim, truth, hard), hard)
         rows.append(scored(name, th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, sim)
                     | {"weights": [benchlib.display_path(w) for w in weights], "coefficients": coefficients})
+        if args.write_candidates and name != "base":
+            write_candidate(name, network.state_dict(), rows[-1], base_path, args.write_candidates, args.seed)
         if name == "base":  # the shipped card's own threshold (energy as a probability), for reference
             card_th = np.full(len(LABELS), float(np.log(clf.threshold / (1 - clf.threshold))))
             card = scored("card", card_th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev)
         print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
     for r in rows[1:]:
         r["qualifies"] = qualifies(r, rows[0], args.real_gain)
-    if args.write_candidates:
-        members = candidates(base_path, args.ingredient)
-        for r in rows[1:]:
-            written = write_candidate(r["candidate"], *members[r["candidate"]], r, base_path, args.write_candidates, args.seed)
-            print(f"  wrote {written} (threshold {read_card(written)['threshold']})")
     rows.insert(1, card)
 
     print_table(rows)
