@@ -161,6 +161,27 @@ def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
     proto = S.Protocol("body-T2w", "t", "se", tr=4000, te=100, thickness=4, res=1.5)
     lut = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, 3.0))
     assert lut[TISSUE_INDEX["fluid"]] > max(lut[TISSUE_INDEX["prostate"]], lut[TISSUE_INDEX["muscle"]])
+    # its peripheral zone brighter than the central gland and than muscle
+    assert lut[TISSUE_INDEX["prostate"]] > max(lut[TISSUE_INDEX["gland"]], lut[TISSUE_INDEX["muscle"]])
+
+
+def test_pelvis_phantom_has_fat_behind_the_rectum_at_the_glands_level():
+    """Ischioanal fossae and the natal cleft: at the gland's level the band behind the rectum is
+    largely fat, as a real prostate T2 shows it, not the body wall's muscle ring (before
+    ``phantom._perineum`` 5-16% fat in seeds 1-5)."""
+    from bidsapp.train.phantom import PELVIS_MM, make_pelvis_phantom
+
+    for seed in (1, 2):
+        anat = make_pelvis_phantom(seed)
+        k = int(round(anat.organ_centres["prostate"][2] / PELVIS_MM + anat.tissue.shape[2] / 2))
+        axial = anat.tissue[:, :, k]
+        x = (np.arange(axial.shape[0]) - axial.shape[0] / 2)[:, None] * PELVIS_MM
+        y = (np.arange(axial.shape[1]) - axial.shape[1] / 2)[None, :] * PELVIS_MM
+        behind = (np.abs(x) < 60) & (y < -30) & (y > -75)
+        behind &= ~np.isin(axial, [TISSUE_INDEX["bone"], TISSUE_INDEX["marrow"]])
+        fat = np.mean(axial[behind] == TISSUE_INDEX["fat"])
+        assert fat > 0.3, (seed, fat)
+        assert np.mean(axial[behind] == TISSUE_INDEX["muscle"]) > 0.1  # the glutei still close it
 
 
 def test_tof_draws_arteries_inside_the_brain_only():

@@ -69,7 +69,9 @@ TISSUES: dict[str, Tissue] = {
     "bowel": Tissue(0.80, 900, 1000, 60, 60, 30, 1.5, ve=0.15, vp=0.06),
     "fluid": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0),
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
-    "prostate": Tissue(0.80, 1400, 1597, 80, 74, 40, 1.5, ve=0.20, vp=0.05),
+    # prostate: its peripheral zone (the central gland is drawn as "gland"), brighter than the
+    # central gland and than muscle on T2w, as every prostate T2 shows it
+    "prostate": Tissue(0.80, 1400, 1597, 120, 110, 50, 1.5, ve=0.20, vp=0.05),
     "soft": Tissue(0.78, 850, 950, 40, 40, 30, 1.3, ve=0.12, vp=0.04, fat=0.05),
     # SynthSeg's extra-cerebral label 507 lumps fat and muscle: render paints it per pixel as a smooth
     # fat/muscle mixture (appearance._mix_lumped_soft_tissue); these values only give it a place in the tables
