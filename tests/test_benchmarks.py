@@ -635,6 +635,37 @@ def test_weight_soup_real_gain_is_the_margin_r_asks_over_the_base():
     assert study.qualifies(row(22, other=7), row(22), real_gain=0)["R"] is False
 
 
+def test_weight_soup_paired_e2_fails_a_loss_beyond_noise_or_across_classes():
+    """A loss within two paired standard errors passes, one beyond fails, and small losses in
+    every class at once fail together (session 30's E2)."""
+    study = module("studies/weight_soup")
+    from open_set_study import NO_REAL_DATA
+
+    n = 200
+    truth = [lab for lab in NO_REAL_DATA for _ in range(n)]
+
+    def calls(right: dict[str, np.ndarray]) -> list[str]:
+        return [lab if right[lab][i] else "other" for lab in NO_REAL_DATA for i in range(n)]
+
+    base = {lab: np.arange(n) < 140 for lab in NO_REAL_DATA}  # 0.70 each
+    # swapped boundary: 30 lost, 24 gained in venous (loss 0.03, SE sqrt(54)/200 = 0.037)
+    swapped = {**base, "body-T1w-venous": (np.arange(n) < 110) | ((np.arange(n) >= 140) & (np.arange(n) < 164))}
+    e2 = study.paired_losses(truth, calls(base), calls(swapped))
+    assert e2["classes"]["body-T1w-venous"]["loss"] == 0.03 and e2["ok"]
+    assert study.qualifies({"simulated": {"known_accuracy": 0.8, "hard_known_accuracy": 0.8, "other_refused": 0.9,
+                                          "sensitivity": {"body-T1w-venous": 0.67}},
+                            "real": {"dev_right": 22, "derived_right": 6, "all_other_refused": 8}},
+                           {"simulated": {"known_accuracy": 0.8, "hard_known_accuracy": 0.8, "other_refused": 0.9,
+                                          "sensitivity": {"body-T1w-venous": 0.70}},
+                            "real": {"dev_right": 22, "derived_right": 6, "all_other_refused": 8}},
+                           paired_e2=e2)["E2"] is True  # the fixed 0.02 alone would fail it
+    lost = {**base, "body-T1w-venous": np.arange(n) < 120}  # 20 lost, none gained: 0.10 > 2 x 0.022
+    assert not study.paired_losses(truth, calls(base), calls(lost))["ok"]
+    everywhere = {lab: np.arange(n) < 137 for lab in NO_REAL_DATA}  # 0.015 in each class
+    e2 = study.paired_losses(truth, calls(base), calls(everywhere))
+    assert all(c["ok"] for c in e2["classes"].values()) and e2["mean_loss"] == 0.015 and not e2["ok"]
+
+
 def test_targeted_probe_draws_one_series_three_ways_and_counts_each(tmp_path):
     """Same protocol and field of view: the gland-planned series shows other anatomy than the
     body-centred one, the strip is the gland-planned one cut along one axis; every series counted once."""

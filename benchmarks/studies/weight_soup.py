@@ -29,7 +29,10 @@ threshold fitted on the whole set. ``card`` is the shipped card's own threshold,
 same rule, same series), a candidate qualifies when
   E1-E3  ``open_set_study.eligible``: simulated "other" refused >= 0.88 and >= base's - 0.02; no
          class without real data loses more than 0.02 simulated sensitivity; known-class accuracy
-         not below base's - 0.005;
+         not below base's - 0.005. Since session 30 (``--e2 paired``, the default) E2 is: no class
+         without real data loses more than max(0.02, 2 paired SE), and their mean loss is at most
+         0.01 (``paired_losses``; 0.02 on ~220 series per class is below one SE, so every run
+         that moved a phase boundary failed it by chance); ``--e2 fixed`` is the old E2;
   S      hard known-class simulated accuracy not below base's - 0.005;
   R      at least 2 more of the 34 real series (development set + derived maps) named right than
          base, and no fewer of the 8 real "other" refused.
@@ -62,8 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/
 
 import benchlib  # noqa: E402
 from ensemble_probe import add_study_arguments, real_inputs, series_logits, simulated_logits  # noqa: E402
-from open_set_study import (cross_fitted, decisions, eligible, fit, hard_mask, print_unchecked_sensitivities,  # noqa: E402
-                            real_metrics, simulated_metrics, simulated_set)
+from open_set_study import (NO_REAL_DATA, cross_fitted, decisions, eligible, fit, hard_mask,  # noqa: E402
+                            print_unchecked_sensitivities, real_metrics, simulated_metrics, simulated_set)
 from open_set_study import score as raw_score  # noqa: E402  (the study's raw scores; energy: logsumexp)
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
@@ -87,11 +90,36 @@ def candidates(base: Path, ingredients: list[Path]) -> dict[str, tuple[list[Path
     return out
 
 
-def qualifies(row: dict, base: dict, real_gain: int = 2) -> dict[str, bool]:
-    """E1-E3, S and R against ``base``; R asks ``real_gain`` more real series right (0: none lost)."""
+def paired_losses(truth: list[str], base: list[str], candidate: list[str]) -> dict:
+    """Session 30's E2: per class without real data, the candidate's sensitivity loss against the
+    base on the same series, with the paired standard error sqrt(b + c) / n (b, c: series only the
+    base, only the candidate names right; McNemar's). A class fails when it loses more than
+    max(0.02, 2 SE); the six fail together when their mean loss exceeds 0.01."""
+    tr, bp, cp = np.array(truth), np.array(base), np.array(candidate)
+    classes = {}
+    for lab in NO_REAL_DATA:
+        m = tr == lab
+        if not m.any():
+            continue
+        b_right, c_right = bp[m] == lab, cp[m] == lab
+        n = int(m.sum())
+        loss = float(b_right.mean() - c_right.mean())
+        se = float(np.sqrt(np.sum(b_right & ~c_right) + np.sum(c_right & ~b_right)) / n)
+        classes[lab] = {"n": n, "loss": round(loss, 4), "se": round(se, 4), "ok": loss <= max(0.02, 2 * se) + 1e-9}
+    mean_loss = float(np.mean([c["loss"] for c in classes.values()]))
+    return {"classes": classes, "mean_loss": round(mean_loss, 4),
+            "ok": all(c["ok"] for c in classes.values()) and mean_loss <= 0.01 + 1e-9}
+
+
+def qualifies(row: dict, base: dict, real_gain: int = 2, paired_e2: dict | None = None) -> dict[str, bool]:
+    """E1-E3, S and R against ``base``; R asks ``real_gain`` more real series right (0: none lost).
+    ``paired_e2`` (``paired_losses``) replaces E2's fixed 0.02 per class when given."""
     s, b = row["simulated"], base["simulated"]
     r, q = row["real"], base["real"]
-    return {**eligible(s, b),
+    rules = eligible(s, b)
+    if paired_e2 is not None:
+        rules["E2"] = paired_e2["ok"]
+    return {**rules,
             "S": s["hard_known_accuracy"] >= b["hard_known_accuracy"] - 0.005,
             "R": (r["dev_right"] + r["derived_right"] >= q["dev_right"] + q["derived_right"] + real_gain
                   and r["all_other_refused"] >= q["all_other_refused"])}
@@ -167,6 +195,9 @@ def main(argv=None) -> int:
                    help="write each candidate's weights and card under DIR/<name>/ (for other probes)")
     p.add_argument("--real-gain", type=int, default=2,
                    help="R: real series right beyond the base's (0 for a run whose rule asks only that none is lost)")
+    p.add_argument("--e2", choices=("paired", "fixed"), default="paired",
+                   help="E2: a loss beyond max(0.02, 2 paired SE) or a mean loss over 0.01 (session 30 on), "
+                        "or any loss over 0.02 (the rules of sessions 27-29)")
     p.set_defaults(json=benchlib.RESULTS / "weight_soup.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -181,7 +212,7 @@ def main(argv=None) -> int:
           f"other); {n_dev} development series + {len(real_truth) - n_dev} derived maps; {time.time() - t0:.0f} s",
           flush=True)
 
-    rows = []
+    rows, predicted = [], {}
     for name, (weights, coefficients) in candidates(base_path, args.ingredient).items():
         network = copy.deepcopy(clf.network)
         network.load_state_dict(soup_state(weights, coefficients))
@@ -189,7 +220,8 @@ def main(argv=None) -> int:
         z_sim = simulated_logits(network, x, g, [1.0])[:, 0]
         z_real = series_logits(network, inputs, [1.0])[:, 0]
         _, th = fit(SCORE, RULE, z_sim, truth, hard)
-        sim = simulated_metrics(truth, cross_fitted(SCORE, RULE, z_sim, truth, hard), hard)
+        predicted[name] = cross_fitted(SCORE, RULE, z_sim, truth, hard)
+        sim = simulated_metrics(truth, predicted[name], hard)
         rows.append(scored(name, th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, sim)
                     | {"weights": [benchlib.display_path(w) for w in weights], "coefficients": coefficients})
         if args.write_candidates and name != "base":
@@ -199,14 +231,21 @@ def main(argv=None) -> int:
             card = scored("card", card_th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev)
         print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
     for r in rows[1:]:
-        r["qualifies"] = qualifies(r, rows[0], args.real_gain)
+        r["e2_paired"] = paired_losses(truth, predicted["base"], predicted[r["candidate"]])
+        r["e2_fixed"] = eligible(r["simulated"], rows[0]["simulated"])["E2"]
+        r["qualifies"] = qualifies(r, rows[0], args.real_gain, r["e2_paired"] if args.e2 == "paired" else None)
     rows.insert(1, card)
 
     print_table(rows)
+    print(f"\nE2 ({args.e2} decides): loss in sensitivity against the base (paired SE) per class without real data")
+    for r in rows[2:]:
+        e = r["e2_paired"]
+        print(f"  {r['candidate']:<22}" + "  ".join(f"{lab} {c['loss']:+.3f} ({c['se']:.3f})" for lab, c in e["classes"].items())
+              + f"  mean {e['mean_loss']:+.3f}; paired {'ok' if e['ok'] else 'fails'}, fixed 0.02 {'ok' if r['e2_fixed'] else 'fails'}")
     chosen = choose(rows, args.ship_ingredients)
     print(f"\ndecision rule: {'ship ' + chosen['candidate'] if chosen else 'no candidate qualifies; the weights stay'}")
     benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
-                                    "val_size": args.val_size, "seed": args.seed, "real_gain": args.real_gain,
+                                    "val_size": args.val_size, "seed": args.seed, "real_gain": args.real_gain, "e2": args.e2,
                                     "n_hard": int(hard.sum()), "n_other": truth.count(OTHER), "score": SCORE, "rule": RULE,
                                     "chosen": chosen["candidate"] if chosen else None, "candidates": rows})
     return 0
