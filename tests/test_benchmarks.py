@@ -666,6 +666,23 @@ def test_weight_soup_paired_e2_fails_a_loss_beyond_noise_or_across_classes():
     assert all(c["ok"] for c in e2["classes"].values()) and e2["mean_loss"] == 0.015 and not e2["ok"]
 
 
+def test_gland_level_measures_the_lowest_slices_of_real_and_simulated_t2(real_data, tmp_path):
+    """The share counts foreground above 0.5 on the lowest slices only; the study reads the real
+    prostate T2 and simulated axial TSE T2s and writes their shares and a page."""
+    study = module("studies/gland_level")
+    stack = np.zeros((12, 8, 8))
+    stack[:5, :4] = 0.8  # lowest slices: half bright, half background
+    stack[5:] = 0.2  # upper slices dark: not counted
+    assert study.bright_share(stack, 5) == 1.0
+    stack[:5, :2] = 0.3
+    assert study.bright_share(stack, 5) == 0.5
+    out = tmp_path / "gland.json"
+    assert study.main(["--data", str(real_data), "--n", "2", "--out", str(tmp_path), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert 0.2 < result["real"] < 0.6 and 0.0 < result["simulated_median"] < 1.0
+    assert (tmp_path / "gland_level.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_targeted_probe_draws_one_series_three_ways_and_counts_each(tmp_path):
     """Same protocol and field of view: the gland-planned series shows other anatomy than the
     body-centred one, the strip is the gland-planned one cut along one axis; every series counted once."""
