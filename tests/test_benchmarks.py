@@ -652,13 +652,14 @@ def test_weight_soup_paired_e2_fails_a_loss_beyond_noise_or_across_classes():
     swapped = {**base, "body-T1w-venous": (np.arange(n) < 110) | ((np.arange(n) >= 140) & (np.arange(n) < 164))}
     e2 = study.paired_losses(truth, calls(base), calls(swapped))
     assert e2["classes"]["body-T1w-venous"]["loss"] == 0.03 and e2["ok"]
-    assert study.qualifies({"simulated": {"known_accuracy": 0.8, "hard_known_accuracy": 0.8, "other_refused": 0.9,
-                                          "sensitivity": {"body-T1w-venous": 0.67}},
-                            "real": {"dev_right": 22, "derived_right": 6, "all_other_refused": 8}},
-                           {"simulated": {"known_accuracy": 0.8, "hard_known_accuracy": 0.8, "other_refused": 0.9,
-                                          "sensitivity": {"body-T1w-venous": 0.70}},
-                            "real": {"dev_right": 22, "derived_right": 6, "all_other_refused": 8}},
-                           paired_e2=e2)["E2"] is True  # the fixed 0.02 alone would fail it
+
+    def row(venous: float) -> dict:
+        return {"simulated": {"known_accuracy": 0.8, "hard_known_accuracy": 0.8, "other_refused": 0.9,
+                              "sensitivity": {"body-T1w-venous": venous}},
+                "real": {"dev_right": 22, "derived_right": 6, "all_other_refused": 8}}
+
+    assert study.qualifies(row(0.67), row(0.70), paired_e2=e2)["E2"] is True
+    assert study.qualifies(row(0.67), row(0.70))["E2"] is False  # the fixed 0.02 fails it
     lost = {**base, "body-T1w-venous": np.arange(n) < 120}  # 20 lost, none gained: 0.10 > 2 x 0.022
     assert not study.paired_losses(truth, calls(base), calls(lost))["ok"]
     everywhere = {lab: np.arange(n) < 137 for lab in NO_REAL_DATA}  # 0.015 in each class

@@ -8,8 +8,8 @@ view, and the lowest slices of the real ProstateX T2 (through the gland, no blad
 against it. This study puts a number on how those slices differ: for the real series
 (``--series``) and ``--n`` simulated axial multi-shot TSE body T2s planned on the procedural
 pelvises' gland (``geometry.draw_target``'s planning; pelvis seeds 0 and 1 as training uses),
-the share of foreground pixels (network input above 0.05) brighter than 0.5, on the lowest
-``--slices`` slices of the network's stack. On T2 TSE what is bright at that level is fat
+the share of foreground pixels (``sim_vs_real.foreground_values``) brighter than 0.5, on the
+lowest ``--slices`` slices of the network's stack. On T2 TSE what is bright at that level is fat
 (ischioanal fossae, natal cleft, subcutaneous) and the gland's peripheral zone; what is dark is
 muscle. Prints the real share and the simulated median and quartiles; ``--out`` writes a page:
 the real stack's lowest slices on top, then the first simulated ones. A diagnostic of the
@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/
 import benchlib  # noqa: E402
+from sim_vs_real import WHITE, foreground_values, page  # noqa: E402
 
 from bidsapp.report.figures import png_bytes  # noqa: E402
 from bidsapp.train import geometry  # noqa: E402
@@ -39,10 +41,9 @@ from bidsapp.volume import SPEC, network_inputs, normalise_stack  # noqa: E402
 REAL_T2 = "dicom/ProstateX-0000_4_t2_tse_tra/"
 
 
-def bright_share(stack: np.ndarray, slices: int, bright: float = 0.5, floor: float = 0.05) -> float:
+def bright_share(stack: np.ndarray, slices: int, bright: float = 0.5) -> float:
     """Share of the foreground of the lowest ``slices`` slices of a (K, H, W) stack above ``bright``."""
-    low = stack[:slices]
-    return float(np.mean(low[low > floor] > bright))
+    return float(np.mean(foreground_values(stack[:slices]) > bright))
 
 
 def simulated_tse(seed, pelvis) -> np.ndarray:
@@ -79,9 +80,9 @@ def main(argv=None) -> int:
           f"simulated median {med:.2f} (IQR {q1:.2f}-{q3:.2f}, n={args.n})")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        rows = [np.concatenate([np.clip(s[j], 0, 1.2) / 1.2 for j in range(args.slices)], axis=1)
+        rows = [np.concatenate([np.clip(s[j], 0, WHITE) / WHITE for j in range(args.slices)], axis=1)
                 for s in [real] + simulated[:5]]
-        (args.out / "gland_level.png").write_bytes(png_bytes((np.concatenate(rows) * 255).round().astype(np.uint8)))
+        (args.out / "gland_level.png").write_bytes(png_bytes(page(rows)))
     benchlib.write_json(args.json, {"series": args.series, "n": args.n, "seed": args.seed, "slices": args.slices,
                                     "real": round(real_share, 4), "simulated_median": round(float(med), 4),
                                     "simulated_iqr": [round(float(q1), 4), round(float(q3), 4)]})
