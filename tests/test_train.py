@@ -207,3 +207,16 @@ def test_wide_network_is_recorded_on_its_card_loads_from_it_and_refuses_compact_
     assert rethreshold.main([str(wide / "mrclass.pt"), "--anatomy", "phantom", "--val-size", "6", "--seed", "1",
                              "--threads", "1", "--out", str(again)]) == 0
     assert Classifier.load("cpu", again / "mrclass.pt").card["architecture"] == ARCHS["wide"]
+
+
+def test_class_weights_scale_the_simulators_draw_and_bad_ones_are_clear_errors(tmp_path):
+    targets, p = train.class_draw_weights(train.parse_class_weights(["body-DWI=2", "body-ADC=2"]))
+    _, q = train.class_draw_weights({})
+    i, j, k = targets.index("body-DWI"), targets.index("body-ADC"), targets.index("T1w")
+    assert p.sum() == pytest.approx(1.0)
+    assert p[i] / p[k] == pytest.approx(2 * q[i] / q[k]) and p[j] / p[k] == pytest.approx(2 * q[j] / q[k])
+    stream = iter(train.SimulatedSeries("phantom", 2, 0, emphasis={"body-DWI": 1e6}))
+    assert {LABELS[int(np.argmax(next(stream)[2]))] for _ in range(3)} == {"body-DWI"}
+    for bad in ("bodyDWI=2", "body-DWI", "body-DWI=x", "body-DWI=0"):
+        with pytest.raises(SystemExit, match="--class-weight"):
+            train.main(["--anatomy", "phantom", "--out", str(tmp_path / "r"), "--steps", "1", "--class-weight", bad])

@@ -42,12 +42,29 @@ from .validation import validation_set
 log = logging.getLogger("mrclass.train")
 
 
-class SimulatedSeries(IterableDataset):
-    """An endless stream of simulated (stack, geometry, target); each worker has its own seed."""
+def class_draw_weights(emphasis: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    """Training targets and their draw probabilities: ``simulate.TARGET_WEIGHTS`` times the
+    ``--class-weight`` factors. The validation set keeps the simulator's own mix, so a run that
+    leans on some classes is still judged on the distribution every other run is."""
+    unknown = sorted(set(emphasis) - set(simulate.TARGET_WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown training target(s) {', '.join(unknown)}; choose from {', '.join(simulate.TARGET_WEIGHTS)}")
+    if any(f <= 0 for f in emphasis.values()):
+        raise ValueError("--class-weight factors must be positive")
+    targets = list(simulate.TARGET_WEIGHTS)
+    w = np.array([simulate.TARGET_WEIGHTS[t] * emphasis.get(t, 1.0) for t in targets])
+    return targets, w / w.sum()
 
-    def __init__(self, anatomy_dir: str, n_slices: int, seed: int, spec: InputSpec = SPEC, holdout_heads: int = 0):
+
+class SimulatedSeries(IterableDataset):
+    """An endless stream of simulated (stack, geometry, target); each worker has its own seed.
+    Without ``emphasis`` the simulator draws the class itself (the stream of every earlier run)."""
+
+    def __init__(self, anatomy_dir: str, n_slices: int, seed: int, spec: InputSpec = SPEC, holdout_heads: int = 0,
+                 emphasis: dict[str, float] | None = None):
         self.anatomy_dir, self.n_slices, self.seed, self.spec = anatomy_dir, n_slices, seed, spec
         self.holdout_heads = holdout_heads
+        self.draw = class_draw_weights(emphasis) if emphasis else None
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -55,7 +72,8 @@ class SimulatedSeries(IterableDataset):
         anatomies, _ = split_heads(training_anatomies(self.anatomy_dir),
                                             self.holdout_heads)
         while True:
-            sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec)
+            label = str(rng.choice(self.draw[0], p=self.draw[1])) if self.draw else None
+            sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec, label=label)
             yield sample.stack.astype(np.float32), sample.geometry, one_hot(sample.label)
 
 
@@ -242,6 +260,9 @@ def parse_args(argv=None):
                         "steps on CPUs with bf16 instructions, slower on those without")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", help="start from these weights (fine-tuning)")
+    p.add_argument("--class-weight", action="append", default=[], metavar="TARGET=FACTOR",
+                   help="draw this training target FACTOR times as often as the simulator's mix (repeatable; "
+                        "e.g. body-DWI=2); validation keeps the simulator's mix")
     p.add_argument("--finetune-labels", help="labels.tsv (columns path, label) of the user's real labelled series: NIfTI files or DICOM folders")
     p.add_argument("--finetune-root", help="folder the labels.tsv paths are relative to")
     p.add_argument("--finetune-fraction", type=float, default=0.3)
@@ -321,11 +342,30 @@ def save_model(net, out: Path, spec: InputSpec, threshold: float, training: dict
     return weights
 
 
+def parse_class_weights(items: list[str]) -> dict[str, float]:
+    """``["body-DWI=2", ...]`` as {target: factor}."""
+    out = {}
+    for item in items:
+        target, sep, factor = item.partition("=")
+        try:
+            out[target.strip()] = float(factor)
+        except ValueError:
+            raise ValueError(f"{item!r} is not TARGET=FACTOR") from None
+        if not sep:
+            raise ValueError(f"{item!r} is not TARGET=FACTOR")
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.select_every and (args.average_from or args.select_every % CHECKPOINT_EVERY):
         raise SystemExit(f"--select-every must be a multiple of {CHECKPOINT_EVERY} and cannot be combined "
                          "with --average-from (one rule decides which weights ship)")
+    try:
+        emphasis = parse_class_weights(args.class_weight)
+        class_draw_weights(emphasis)
+    except ValueError as exc:
+        raise SystemExit(f"--class-weight: {exc}") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -367,7 +407,7 @@ def main(argv=None) -> int:
     except ValueError as exc:  # more heads held out than the anatomy folder has
         raise SystemExit(f"--holdout-heads {args.holdout_heads}: {exc}") from exc
 
-    stream = SimulatedSeries(args.anatomy, args.train_slices, args.seed + step, spec, args.holdout_heads)
+    stream = SimulatedSeries(args.anatomy, args.train_slices, args.seed + step, spec, args.holdout_heads, emphasis)
     real = (LabelledSeries(load_labelled(args.finetune_labels, args.finetune_root or ".", None), args.train_slices,
                            args.seed, spec) if args.finetune_labels else None)
     loader = DataLoader(stream, batch_size=None, num_workers=args.workers, persistent_workers=args.workers > 0,
@@ -417,6 +457,7 @@ def main(argv=None) -> int:
                 "selected_step": selection.best()["step"] if args.select_every else step,
                 "lr": args.lr, "bf16": args.bf16, "arch": args.arch, "minutes": round((time.time() - t0) / 60, 1), "device": str(device),
                 "finetune_labels": args.finetune_labels, "holdout_heads": args.holdout_heads,
+                "class_weights": emphasis,
                 "command": "mrclass-bids-train " + " ".join(sys.argv[1:] if argv is None else argv)}
     weights = save_model(net, out, spec, threshold, training, history, metrics)
     log.info("done: %d steps, simulated validation accuracy %.3f at threshold %.2f -> %s",
