@@ -569,11 +569,13 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
     out = tmp_path / "soup.json"
     assert study.main(["--ingredient", str(copy), "--anatomy", "phantom", "--val-size", "24", "--seed", "3",
                        "--data", str(tmp_path), "--no-derived", "--json", str(out),
-                       "--write-candidates", str(tmp_path / "candidates")]) == 0
+                       "--write-candidates", str(tmp_path / "candidates"), "--ensemble"]) == 0
     result = json.loads(out.read_text())
     found = {c["candidate"]: c for c in result["candidates"]}
-    assert set(found) == {"base", "card", "ingredient:copy", "soup"}  # one ingredient: WiSE-FT is the soup
-    for name in ("ingredient:copy", "soup"):
+    # one ingredient: WiSE-FT is the soup; the ensemble averages the base's and the copy's logits
+    assert set(found) == {"base", "card", "ingredient:copy", "soup", "ensemble:base+copy"}
+    assert found["ensemble:base+copy"]["members"] == ["base", "ingredient:copy"]
+    for name in ("ingredient:copy", "soup", "ensemble:base+copy"):
         assert found[name]["simulated"] == found["base"]["simulated"]
         assert found[name]["real"] == found["base"]["real"]
         assert found[name]["qualifies"]["R"] is False
@@ -697,6 +699,17 @@ def test_targeted_probe_draws_one_series_three_ways_and_counts_each(tmp_path):
     assert strip.shape[0] == 6 and sorted(strip.shape[1:])[0] < gland.shape[1] and max(strip.shape[1:]) == gland.shape[1]
     out = tmp_path / "probe.json"
     assert bench.main(["--n", "1", "--json", str(out)]) == 0
-    counts = json.loads(out.read_text())["counts"]
+    single = json.loads(out.read_text())
+    counts = single["counts"]
     assert len(counts) == len(bench.CLASSES) * len(bench.VARIANTS)
     assert all(sum(c.values()) == 1 for c in counts.values())
+    # an ensemble of the shipped weights with themselves, at the card's threshold, is that model;
+    # above any score (at most 1), it refuses everything
+    from bidsapp.model.predict import DEFAULT_WEIGHTS
+    twice = ["--weights", str(DEFAULT_WEIGHTS)] * 2
+    assert bench.main(["--n", "1", "--json", str(out), *twice, "--threshold", str(single["threshold"])]) == 0
+    assert json.loads(out.read_text())["counts"] == counts
+    assert bench.main(["--n", "1", "--json", str(out), *twice, "--threshold", "1.01"]) == 0
+    assert all(c["refused"] == 1 for c in json.loads(out.read_text())["counts"].values())
+    with pytest.raises(SystemExit):
+        bench.main(["--n", "1", *twice])

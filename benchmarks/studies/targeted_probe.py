@@ -63,14 +63,22 @@ def series(seed, pelvis, label: str, variant: str, n_slices: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, default=None, help="weights with their card (default: the shipped ones)")
+    p.add_argument("--weights", type=Path, action="append", default=None,
+                   help="weights with their card (default: the shipped ones); repeated, the mean of their "
+                        "logits (an ensemble), which then needs --threshold")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="open-set threshold (energy as a probability) instead of the first card's")
     p.add_argument("--n", type=int, default=40, help="series per class and variant")
     p.add_argument("--seed", type=int, default=20261281)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    clf = Classifier.load("cpu", args.weights)
+    members = [Classifier.load("cpu", w) for w in (args.weights or [None])]
+    if len(members) > 1 and args.threshold is None:
+        p.error("an ensemble of several --weights needs its --threshold (no card holds one)")
+    clf = members[0]
+    threshold = clf.threshold if args.threshold is None else args.threshold
     pelvises = [make_pelvis_phantom(0), make_pelvis_phantom(1)]
     counts = {(label, v): {"right": 0, "refused": 0, "wrong": 0} for label in CLASSES for v in VARIANTS}
     for c, label in enumerate(CLASSES):
@@ -79,7 +87,8 @@ def main(argv=None) -> int:
                 slices, res, proto = series([args.seed, c, i], pelvises[i % 2], label, variant, clf.spec.n_slices)
                 stack = normalise_stack(slices, res, res, clf.spec)
                 features = geometry_features(*stored_voxel_size(np.random.default_rng([args.seed, c, i, 4]), proto, False))
-                decision = decide(clf.probabilities(stack, features), clf.threshold, clf.open_set_score)
+                logits = torch.stack([m.logits(stack, features) for m in members]).mean(dim=0)
+                decision = decide(torch.sigmoid(logits).numpy(), threshold, clf.open_set_score)
                 outcome = "right" if decision.label == label else "refused" if decision.label == OTHER else "wrong"
                 counts[label, variant][outcome] += 1
         print(f"  {label}: done", flush=True)
@@ -89,6 +98,7 @@ def main(argv=None) -> int:
         cells = [counts[label, v] for v in VARIANTS]
         print(f"{label:10s}" + "".join(f"{c['right']:>14d} / {c['refused']:>2d} / {c['wrong']:>2d}" for c in cells))
     benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
+                                    "members": [m.card["sha256"] for m in members], "threshold": threshold,
                                     "n": args.n, "seed": args.seed,
                                     "counts": {f"{label} | {v}": counts[label, v] for label in CLASSES for v in VARIANTS}})
     return 0

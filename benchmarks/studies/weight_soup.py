@@ -90,6 +90,17 @@ def candidates(base: Path, ingredients: list[Path]) -> dict[str, tuple[list[Path
     return out
 
 
+def ensembles(ingredients: list[Path]) -> dict[str, list[str]]:
+    """Ensemble name -> the candidates whose logits it averages: the base with each ingredient,
+    and with all of them when there are several. A weight soup is one network; an ensemble keeps
+    each network's reading of a series and costs one pass per member."""
+    names = [f"ingredient:{p.parent.name}" for p in ingredients]
+    out = {f"ensemble:base+{n.split(':', 1)[1]}": ["base", n] for n in names}
+    if len(names) > 1:
+        out["ensemble:all"] = ["base", *names]
+    return out
+
+
 def paired_losses(truth: list[str], base: list[str], candidate: list[str]) -> dict:
     """Session 30's E2: per class without real data, the candidate's sensitivity loss against the
     base on the same series, with the paired standard error sqrt(b + c) / n (b, c: series only the
@@ -149,6 +160,15 @@ def scored(name: str, th: np.ndarray, z_sim, z_real, truth, hard, real_truth, re
             "real": real_metrics(real_truth, decide(z_real), real_names, n_dev)}
 
 
+def fitted_row(name: str, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, predicted: dict) -> dict:
+    """A candidate scored from its logits: threshold fitted on the whole simulated set for the
+    real columns, simulated columns cross-fitted (kept in ``predicted`` for the paired E2)."""
+    _, th = fit(SCORE, RULE, z_sim, truth, hard)
+    predicted[name] = cross_fitted(SCORE, RULE, z_sim, truth, hard)
+    sim = simulated_metrics(truth, predicted[name], hard)
+    return scored(name, th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, sim)
+
+
 def write_candidate(name: str, state: dict[str, torch.Tensor], row: dict, base: Path, out: Path, seed: int) -> Path:
     """``out/<name>/mrclass.pt``: the candidate's (float32) weights as scored, and a card that is
     the base's at the energy threshold this study fitted the candidate (its ``threshold_logsumexp``
@@ -195,6 +215,9 @@ def main(argv=None) -> int:
                    help="write each candidate's weights and card under DIR/<name>/ (for other probes)")
     p.add_argument("--real-gain", type=int, default=2,
                    help="R: real series right beyond the base's (0 for a run whose rule asks only that none is lost)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also score the mean of the logits of the base and each ingredient (and of all), "
+                        "``ensembles``; never chosen by the rule (the package reads one network)")
     p.add_argument("--e2", choices=("paired", "fixed"), default="paired",
                    help="E2: a loss beyond max(0.02, 2 paired SE) or a mean loss over 0.01 (session 30 on), "
                         "or any loss over 0.02 (the rules of sessions 27-29)")
@@ -212,17 +235,15 @@ def main(argv=None) -> int:
           f"other); {n_dev} development series + {len(real_truth) - n_dev} derived maps; {time.time() - t0:.0f} s",
           flush=True)
 
-    rows, predicted = [], {}
+    rows, predicted, logits = [], {}, {}
     for name, (weights, coefficients) in candidates(base_path, args.ingredient).items():
         network = copy.deepcopy(clf.network)
         network.load_state_dict(soup_state(weights, coefficients))
         network.eval()
         z_sim = simulated_logits(network, x, g, [1.0])[:, 0]
         z_real = series_logits(network, inputs, [1.0])[:, 0]
-        _, th = fit(SCORE, RULE, z_sim, truth, hard)
-        predicted[name] = cross_fitted(SCORE, RULE, z_sim, truth, hard)
-        sim = simulated_metrics(truth, predicted[name], hard)
-        rows.append(scored(name, th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, sim)
+        logits[name] = z_sim, z_real
+        rows.append(fitted_row(name, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, predicted)
                     | {"weights": [benchlib.display_path(w) for w in weights], "coefficients": coefficients})
         if args.write_candidates and name != "base":
             write_candidate(name, network.state_dict(), rows[-1], base_path, args.write_candidates, args.seed)
@@ -230,6 +251,10 @@ def main(argv=None) -> int:
             card_th = np.full(len(LABELS), float(np.log(clf.threshold / (1 - clf.threshold))))
             card = scored("card", card_th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev)
         print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
+    for name, members in (ensembles(args.ingredient) if args.ensemble else {}).items():
+        z_sim, z_real = (np.mean([logits[m][i] for m in members], axis=0) for i in (0, 1))
+        rows.append(fitted_row(name, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, predicted)
+                    | {"members": members})
     for r in rows[1:]:
         r["e2_paired"] = paired_losses(truth, predicted["base"], predicted[r["candidate"]])
         r["e2_fixed"] = eligible(r["simulated"], rows[0]["simulated"])["E2"]

@@ -114,19 +114,20 @@ class Classifier:
         """The score the card's threshold is on (``open_set_score.card_score``)."""
         return card_score(self.card)
 
-    def probabilities(self, stack: np.ndarray, geometry: np.ndarray | None = None) -> np.ndarray:
-        """Sigmoid probabilities of every class for one (K, H, W) stack, or for (V, K, H, W) views
-        of one series (logits averaged), and its geometry features (``volume.volume_geometry``;
-        models before v0.3 ignore them).
-
-        See ``mirrored_logits``."""
+    def logits(self, stack: np.ndarray, geometry: np.ndarray | None = None) -> torch.Tensor:
+        """Logits of every class for one (K, H, W) stack, or for (V, K, H, W) views of one series
+        (averaged), and its geometry features (``volume.volume_geometry``; models before v0.3
+        ignore them). See ``mirrored_logits``."""
         x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).to(self.device)
         x = x[None] if x.ndim == 3 else x
         g = None  # one geometry per series, shared by its views
         if geometry is not None:
             g = torch.from_numpy(np.asarray(geometry, np.float32)).to(self.device)[None].expand(len(x), -1)
-        logits = mirrored_logits(self.network, x, g).mean(dim=0)
-        return torch.sigmoid(logits).cpu().numpy()
+        return mirrored_logits(self.network, x, g).mean(dim=0)
+
+    def probabilities(self, stack: np.ndarray, geometry: np.ndarray | None = None) -> np.ndarray:
+        """Sigmoid probabilities of every class (``logits``)."""
+        return torch.sigmoid(self.logits(stack, geometry)).cpu().numpy()
 
     def classify(self, volume: Volume, threshold: float | None = None, *, all_views: bool = True) -> Classification:
         """Best class, or "other": below the threshold, or a time series by its volumes
