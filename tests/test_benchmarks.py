@@ -578,6 +578,9 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
     for name in ("ingredient:copy", "soup", "ensemble:base+copy"):
         assert found[name]["simulated"] == found["base"]["simulated"]
         assert found[name]["real"] == found["base"]["real"]
+        # read at the card's operating point too: the share of simulated "other" the card refuses
+        assert found[name]["real_at_card_bar"] == found["base"]["real_at_card_bar"]
+        assert found[name]["real_at_card_bar"]["bar"] == found["card"]["simulated"]["other_refused"]
         assert found[name]["qualifies"]["R"] is False
     assert result["chosen"] is None
     assert found["soup"]["coefficients"] == [0.5, 0.5]

@@ -16,7 +16,9 @@ inference.
 (reported: each already failed its own rule); ``soup`` the uniform mean of the base and every
 ingredient; ``wise`` the mean of the base and the first ingredient (WiSE-FT at 0.5; with one
 ingredient that is the soup, so not listed twice). Only ``soup`` and ``wise`` can ship, and with
-``--ship-ingredients`` an ingredient alone (a training run whose rule allows it).
+``--ship-ingredients`` an ingredient alone (a training run whose rule allows it). ``--ensemble``
+adds logit ensembles (``ensembles``: the mean of the logits of the base and each ingredient, and
+of all), scored the same way and never chosen: the package reads one network.
 
 **Scoring.** Every network reads the same cached simulated set (``--seed``, ``--val-size``;
 ``open_set_study.simulated_set``, protocols kept for its "hard" half, the known series below
@@ -65,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/
 
 import benchlib  # noqa: E402
 from ensemble_probe import add_study_arguments, real_inputs, series_logits, simulated_logits  # noqa: E402
-from open_set_study import (NO_REAL_DATA, cross_fitted, decisions, eligible, fit, hard_mask,  # noqa: E402
+from open_set_study import (NO_REAL_DATA, bar_threshold, cross_fitted, decisions, eligible, fit, hard_mask,  # noqa: E402
                             print_unchecked_sensitivities, real_metrics, simulated_metrics, simulated_set)
 from open_set_study import score as raw_score  # noqa: E402  (the study's raw scores; energy: logsumexp)
 
@@ -169,6 +171,17 @@ def fitted_row(name: str, z_sim, z_real, truth, hard, real_truth, real_names, n_
     return scored(name, th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, sim)
 
 
+def real_at_bar(z_sim, z_real, truth, real_truth, real_names, n_dev, bar: float) -> dict:
+    """Real metrics at the energy threshold that refuses ``bar`` of the simulated "other" (the
+    whole set): candidates compared at one open-set operating point, e.g. the card's, so that
+    what they name is the network's doing and not the threshold's."""
+    s = raw_score(SCORE, z_sim, {})
+    th = np.full(len(LABELS), bar_threshold(s[np.array(truth) == OTHER], bar))
+    return {"bar": round(bar, 4), "threshold_logsumexp": round(float(th[0]), 4),
+            **real_metrics(real_truth, decisions(raw_score(SCORE, z_real, {}), z_real.argmax(axis=1), th),
+                           real_names, n_dev)}
+
+
 def write_candidate(name: str, state: dict[str, torch.Tensor], row: dict, base: Path, out: Path, seed: int) -> Path:
     """``out/<name>/mrclass.pt``: the candidate's (float32) weights as scored, and a card that is
     the base's at the energy threshold this study fitted the candidate (its ``threshold_logsumexp``
@@ -253,8 +266,12 @@ def main(argv=None) -> int:
         print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
     for name, members in (ensembles(args.ingredient) if args.ensemble else {}).items():
         z_sim, z_real = (np.mean([logits[m][i] for m in members], axis=0) for i in (0, 1))
+        logits[name] = z_sim, z_real
         rows.append(fitted_row(name, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, predicted)
                     | {"members": members})
+    card_bar = card["simulated"]["other_refused"]  # the share of simulated "other" the card refuses on this set
+    for r in rows:
+        r["real_at_card_bar"] = real_at_bar(*logits[r["candidate"]], truth, real_truth, real_names, n_dev, card_bar)
     for r in rows[1:]:
         r["e2_paired"] = paired_losses(truth, predicted["base"], predicted[r["candidate"]])
         r["e2_fixed"] = eligible(r["simulated"], rows[0]["simulated"])["E2"]
@@ -267,6 +284,13 @@ def main(argv=None) -> int:
         e = r["e2_paired"]
         print(f"  {r['candidate']:<22}" + "  ".join(f"{lab} {c['loss']:+.3f} ({c['se']:.3f})" for lab, c in e["classes"].items())
               + f"  mean {e['mean_loss']:+.3f}; paired {'ok' if e['ok'] else 'fails'}, fixed 0.02 {'ok' if r['e2_fixed'] else 'fails'}")
+    print(f"\nreal series right at the card's operating point (each candidate's threshold refusing {card_bar:.1%} "
+          "of simulated \"other\", as the card does here):")
+    for r in rows:
+        if "real_at_card_bar" in r:
+            q = r["real_at_card_bar"]
+            print(f"  {r['candidate']:<22} {q['dev_right']}/{q['dev_n']} + {q['derived_right']}/{q['derived_n']} maps, "
+                  f"real other refused {q['all_other_refused']}")
     chosen = choose(rows, args.ship_ingredients)
     print(f"\ndecision rule: {'ship ' + chosen['candidate'] if chosen else 'no candidate qualifies; the weights stay'}")
     benchlib.write_json(args.json, {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"]},
