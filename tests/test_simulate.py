@@ -184,6 +184,28 @@ def test_pelvis_phantom_has_fat_behind_the_rectum_at_the_glands_level():
         assert np.mean(axial[behind] == TISSUE_INDEX["muscle"]) > 0.1  # the glutei still close it
 
 
+def test_pelvis_spermatic_cords_lie_inside_the_mons_fat():
+    """The cords are drawn in the mons, so no cord rises above the mons fat into the muscle of the
+    body wall (until session 31 they ran up to 20 mm above the femoral heads wherever the fat
+    stopped lower: seeds 0 and 1)."""
+    from bidsapp.train import phantom as P
+
+    for seed in (0, 1):
+        rng = np.random.default_rng([seed, 7])  # make_pelvis_phantom's draws, up to the perineum
+        cv = P._Canvas.blank(rng)
+        frame = P._body_wall(cv, rng)
+        for side in (-1, 1):
+            P._hemipelvis(cv, frame, side)
+        P._sacrum(cv, frame)
+        before = cv.tissue.copy()
+        P._perineum(cv, rng, frame)
+        front = np.broadcast_to(cv.y > 0.4 * frame.b, cv.tissue.shape)
+        new_cords = (cv.tissue == TISSUE_INDEX["soft"]) & (before != TISSUE_INDEX["soft"]) & front
+        new_fat = (cv.tissue == TISSUE_INDEX["fat"]) & (before != TISSUE_INDEX["fat"]) & front
+        levels = lambda m: np.where(m.any(axis=(0, 1)))[0]  # noqa: E731
+        assert len(levels(new_cords)) and levels(new_cords).max() <= levels(new_fat).max(), seed
+
+
 def test_tof_draws_arteries_inside_the_brain_only():
     """The label maps lack arteries; without drawn ones a TOF of such a head is a T1w image."""
     anat = make_phantom(0)

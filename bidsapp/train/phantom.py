@@ -203,9 +203,9 @@ def _perineum(cv: _Canvas, rng, f: _Frame) -> None:
         cv.put(soft_tissue & low & (fossa <= 1.0) & (fossa > u(0.55, 0.7)) & lateral, "muscle")
     cleft = (np.abs(x) < u(4, 10) + 0.15 * np.clip(zf - z, 0, None)) & (y < -u(0.3, 0.45) * b)
     cv.put(soft_tissue & (z < zf - u(10, 25)) & cleft, "fat")  # natal cleft between the glutei
-    mons = (np.abs(x) < u(0.18, 0.28) * a) & (y > 0.45 * b)
-    cv.put(soft_tissue & (z < zf + u(0, 20)) & mons, "fat")
-    cv.put(soft_tissue & mons & (z < zf + 20) & (cv.noise > u(1.0, 1.5)), "soft")  # spermatic cords
+    mons = (np.abs(x) < u(0.18, 0.28) * a) & (y > 0.45 * b) & (z < zf + u(0, 20))
+    cv.put(soft_tissue & mons, "fat")
+    cv.put(soft_tissue & mons & (cv.noise > u(1.0, 1.5)), "soft")  # spermatic cords, inside the mons fat
 
 
 def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> np.ndarray:
