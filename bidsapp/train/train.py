@@ -348,11 +348,11 @@ def parse_class_weights(items: list[str]) -> dict[str, float]:
     for item in items:
         target, sep, factor = item.partition("=")
         try:
+            if not sep:
+                raise ValueError
             out[target.strip()] = float(factor)
         except ValueError:
             raise ValueError(f"{item!r} is not TARGET=FACTOR") from None
-        if not sep:
-            raise ValueError(f"{item!r} is not TARGET=FACTOR")
     return out
 
 
