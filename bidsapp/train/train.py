@@ -46,11 +46,6 @@ def class_draw_weights(emphasis: dict[str, float]) -> tuple[list[str], np.ndarra
     """Training targets and their draw probabilities: ``simulate.TARGET_WEIGHTS`` times the
     ``--class-weight`` factors. The validation set keeps the simulator's own mix, so a run that
     leans on some classes is still judged on the distribution every other run is."""
-    unknown = sorted(set(emphasis) - set(simulate.TARGET_WEIGHTS))
-    if unknown:
-        raise ValueError(f"unknown training target(s) {', '.join(unknown)}; choose from {', '.join(simulate.TARGET_WEIGHTS)}")
-    if any(f <= 0 for f in emphasis.values()):
-        raise ValueError("--class-weight factors must be positive")
     targets = list(simulate.TARGET_WEIGHTS)
     w = np.array([simulate.TARGET_WEIGHTS[t] * emphasis.get(t, 1.0) for t in targets])
     return targets, w / w.sum()
@@ -343,16 +338,19 @@ def save_model(net, out: Path, spec: InputSpec, threshold: float, training: dict
 
 
 def parse_class_weights(items: list[str]) -> dict[str, float]:
-    """``["body-DWI=2", ...]`` as {target: factor}."""
+    """``["body-DWI=2", ...]`` as {target: factor}: known training targets, positive factors."""
     out = {}
     for item in items:
-        target, sep, factor = item.partition("=")
+        target, _, factor = item.partition("=")
         try:
-            if not sep:
-                raise ValueError
-            out[target.strip()] = float(factor)
+            out[target.strip()] = float(factor)  # no "=": float("") fails too
         except ValueError:
             raise ValueError(f"{item!r} is not TARGET=FACTOR") from None
+    unknown = sorted(set(out) - set(simulate.TARGET_WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown training target(s) {', '.join(unknown)}; choose from {', '.join(simulate.TARGET_WEIGHTS)}")
+    if any(f <= 0 for f in out.values()):
+        raise ValueError("factors must be positive")
     return out
 
 
@@ -363,7 +361,6 @@ def main(argv=None) -> int:
                          "with --average-from (one rule decides which weights ship)")
     try:
         emphasis = parse_class_weights(args.class_weight)
-        class_draw_weights(emphasis)
     except ValueError as exc:
         raise SystemExit(f"--class-weight: {exc}") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
