@@ -10,7 +10,7 @@ import torch
 
 from bidsapp.classes import LABELS
 from bidsapp.model.predict import Classifier, sha256
-from bidsapp.train import train
+from bidsapp.train import simulate, train
 
 
 def test_smoke_training_writes_loadable_weights_and_resumes(tmp_path):
@@ -210,8 +210,8 @@ def test_wide_network_is_recorded_on_its_card_loads_from_it_and_refuses_compact_
 
 
 def test_class_weights_scale_the_simulators_draw_and_bad_ones_are_clear_errors(tmp_path):
-    targets, p = train.class_draw_weights(train.parse_class_weights(["body-DWI=2", "body-ADC=2"]))
-    _, q = train.class_draw_weights({})
+    targets, p = simulate.draw_weights(train.parse_class_weights(["body-DWI=2", "body-ADC=2"]))
+    _, q = simulate.draw_weights()
     i, j, k = targets.index("body-DWI"), targets.index("body-ADC"), targets.index("T1w")
     assert p.sum() == pytest.approx(1.0)
     assert p[i] / p[k] == pytest.approx(2 * q[i] / q[k]) and p[j] / p[k] == pytest.approx(2 * q[j] / q[k])

@@ -136,17 +136,27 @@ def _maybe_lesions(rng, anat: Anatomy, stripped: bool) -> Anatomy:
     return with_lesions(rng, anat, kind_p=LESION_KIND_P) if rng.random() < p else anat
 
 
+def draw_weights(emphasis: dict[str, float] | None = None) -> tuple[list[str], np.ndarray]:
+    """Training targets and their draw probabilities: ``TARGET_WEIGHTS`` times the
+    ``emphasis`` factors (``mrclass-bids-train --class-weight``; none: the simulator's own mix,
+    which validation always keeps)."""
+    emphasis = emphasis or {}
+    targets = list(TARGET_WEIGHTS)
+    w = np.array([TARGET_WEIGHTS[t] * emphasis.get(t, 1.0) for t in targets])
+    return targets, w / w.sum()
+
+
 def simulate_sample(rng, anatomies: list[Anatomy], n_slices: int, spec: InputSpec = SPEC,
-                    label: str | None = None, protocol: Protocol | None = None) -> Sample:
-    """One random training example of any class or of the open set (of ``label`` when given;
-    acquired with ``protocol`` when given, e.g. one open-set kind for a diagnostic, whose label
-    is then the protocol's)."""
+                    label: str | None = None, protocol: Protocol | None = None,
+                    emphasis: dict[str, float] | None = None) -> Sample:
+    """One random training example of any class or of the open set (of ``label`` when given,
+    else drawn by ``draw_weights(emphasis)``; acquired with ``protocol`` when given, e.g. one
+    open-set kind for a diagnostic, whose label is then the protocol's)."""
     if protocol is not None:
         label = protocol.label
     if label is None:
-        targets = list(TARGET_WEIGHTS)
-        w = np.array([TARGET_WEIGHTS[t] for t in targets])
-        label = str(rng.choice(targets, p=w / w.sum()))
+        targets, p = draw_weights(emphasis)
+        label = str(rng.choice(targets, p=p))
     if label == "other":
         region = "body" if rng.random() < 0.3 else "brain"
     else:

@@ -42,24 +42,15 @@ from .validation import validation_set
 log = logging.getLogger("mrclass.train")
 
 
-def class_draw_weights(emphasis: dict[str, float]) -> tuple[list[str], np.ndarray]:
-    """Training targets and their draw probabilities: ``simulate.TARGET_WEIGHTS`` times the
-    ``--class-weight`` factors. The validation set keeps the simulator's own mix, so a run that
-    leans on some classes is still judged on the distribution every other run is."""
-    targets = list(simulate.TARGET_WEIGHTS)
-    w = np.array([simulate.TARGET_WEIGHTS[t] * emphasis.get(t, 1.0) for t in targets])
-    return targets, w / w.sum()
-
-
 class SimulatedSeries(IterableDataset):
     """An endless stream of simulated (stack, geometry, target); each worker has its own seed.
-    Without ``emphasis`` the simulator draws the class itself (the stream of every earlier run)."""
+    ``emphasis`` (``--class-weight``) scales the simulator's class draw (``simulate.draw_weights``)."""
 
     def __init__(self, anatomy_dir: str, n_slices: int, seed: int, spec: InputSpec = SPEC, holdout_heads: int = 0,
                  emphasis: dict[str, float] | None = None):
         self.anatomy_dir, self.n_slices, self.seed, self.spec = anatomy_dir, n_slices, seed, spec
         self.holdout_heads = holdout_heads
-        self.draw = class_draw_weights(emphasis) if emphasis else None
+        self.emphasis = emphasis
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -67,8 +58,7 @@ class SimulatedSeries(IterableDataset):
         anatomies, _ = split_heads(training_anatomies(self.anatomy_dir),
                                             self.holdout_heads)
         while True:
-            label = str(rng.choice(self.draw[0], p=self.draw[1])) if self.draw else None
-            sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec, label=label)
+            sample = simulate.simulate_sample(rng, anatomies, self.n_slices, self.spec, emphasis=self.emphasis)
             yield sample.stack.astype(np.float32), sample.geometry, one_hot(sample.label)
 
 
