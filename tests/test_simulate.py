@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bidsapp.classes import LABELS
-from bidsapp.train import artefacts, geometry, label_maps, protocols
+from bidsapp.train import appearance, artefacts, geometry, label_maps, protocols
 from bidsapp.train import simulate as S
 from bidsapp.train.open_set import OTHER_KINDS
 from bidsapp.train.phantom import make_pelvis_phantom, make_phantom
@@ -363,6 +363,40 @@ def test_diffusion_targets_keep_csf_below_grey_matter():
         lut = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, proto.field))
         brighter += lut[TISSUE_INDEX["csf"]] > lut[TISSUE_INDEX["gm"]]
     assert brighter <= 9, brighter
+
+
+def _tract_slice() -> np.ndarray:
+    """One slice (1, 1, 64, 64): grey matter with a white-matter tract 8 px thick along the columns."""
+    tissue = np.full((1, 1, 64, 64), TISSUE_INDEX["gm"], np.uint8)
+    tissue[..., 28:36, :] = TISSUE_INDEX["wm"]
+    return tissue
+
+
+def test_fibres_run_along_a_tract_through_its_middle_too():
+    """The structure tensor reads a tract's direction from its edges, so its middle, where the
+    gradient of the white-matter fraction vanishes, runs the same way (not the random field's)."""
+    f = appearance.fibre_orientation(np.random.default_rng(0), _tract_slice(), res=1.0)
+    assert f.shape == (1, 64, 64, 3) and np.allclose(np.linalg.norm(f, axis=-1), 1.0, atol=1e-4)
+    tract = f[0, 28:36, 8:56]
+    assert np.median(np.abs(tract[..., 1])) > 0.95  # along the columns
+    assert np.abs(tract[4 - 1:4 + 1, :, 1]).min() > 0.9  # the middle rows too
+
+
+def test_one_gradient_direction_darkens_a_tract_along_it_and_the_mean_of_many_does_not():
+    """A single diffusion direction shows a tract dark when it runs along the gradient and bright
+    across it (grey matter, isotropic, unchanged); averaging directions spread over the sphere
+    (how a DTI's shell is read) leaves the tract near the trace, slightly above it."""
+    tissue = _tract_slice()
+    sub = np.ones(tissue.shape, np.float32)
+    def read(directions):
+        return appearance.directional_diffusion(np.random.default_rng(1), sub, tissue, 1000.0, 1.0, directions)
+    along, across = read([[0.0, 1.0, 0.0]]), read([[1.0, 0.0, 0.0]])
+    tract = np.s_[0, 0, 29:35, 8:56]
+    assert along[tract].mean() < 0.8 < 1.1 < across[tract].mean()
+    assert np.allclose(along[0, 0, :20], 1.0) and np.allclose(across[0, 0, :20], 1.0)
+    g = np.random.default_rng(2).normal(size=(64, 3))
+    spread = read(g / np.linalg.norm(g, axis=1, keepdims=True))
+    assert 0.97 < spread[tract].mean() < 1.15 and spread[tract].std() < 0.25 * across[tract].std() + 0.02
 
 
 def test_fa_maps_join_the_open_set_with_bright_white_matter():

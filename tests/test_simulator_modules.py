@@ -66,10 +66,7 @@ def _render_by_hand(rng, anat, proto, n_slices, stripped=None):
     lut = sequences.tissue_signal(rng, proto, tp)
     sub = appearance._mix_lumped_soft_tissue(rng, lut[tissue].astype(np.float32), tissue, lut, geo.res)
     if proto.raw_direction:
-        field_ = draws._smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
-        wm_adc = tp.adc[tissues.TISSUE_INDEX["wm"]]
-        sub = np.where(np.isin(tissue, tissues._idx("wm", "deep_gm")),
-                       sub * np.exp(-proto.b * wm_adc / 1000 * 0.6 * field_), sub)
+        sub = appearance.directional_diffusion(rng, sub, tissue, proto.b, geo.res)
     if proto.seq == "fa":
         field_ = draws._smooth_field(rng, tissue.shape[2:], 4, 1.0)[None, None]
         sub = np.where(np.isin(tissue, tissues._idx("wm")), np.clip(sub * (1.0 + 0.5 * field_), 0.2, 0.95), sub)

@@ -35,7 +35,7 @@ import numpy as np
 from ..classes import LABELS
 from ..volume import SPEC, InputSpec, geometry_features, normalise_stack
 from .anatomy import Anatomy, with_lesions
-from .appearance import TEXTURE, _mix_lumped_soft_tissue, _tissue_texture, _with_arteries
+from .appearance import TEXTURE, _mix_lumped_soft_tissue, _tissue_texture, _with_arteries, directional_diffusion
 from .artefacts import (BIAS_CORRECTED_P, PARTIAL_SLAB, _artefacts, _storage, bold_dropout, draw_skull_stripped, slab_coverage,
                         stored_voxel_size)
 from .draws import _smooth_field
@@ -74,9 +74,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
     sub = lut[tissue].astype(np.float32)  # (n, m, H, W)
     sub = _mix_lumped_soft_tissue(rng, sub, tissue, lut, geo.res)
     if proto.raw_direction:  # anisotropic diffusion: white matter signal varies with fibre direction
-        wm = np.isin(tissue, _idx("wm", "deep_gm"))
-        field_ = _smooth_field(rng, tissue.shape[2:], 6, 1.0)[None, None]
-        sub = np.where(wm, sub * np.exp(-proto.b * tp.adc[TISSUE_INDEX["wm"]] / 1000 * 0.6 * field_), sub)
+        sub = directional_diffusion(rng, sub, tissue, proto.b, geo.res)
     if proto.seq == "fa":  # fibre coherence: tracts near 0.8, crossings and the periphery near 0.3
         wm = np.isin(tissue, _idx("wm"))
         field_ = _smooth_field(rng, tissue.shape[2:], 4, 1.0)[None, None]
