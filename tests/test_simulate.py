@@ -191,12 +191,8 @@ def test_pelvis_spermatic_cords_lie_inside_the_mons_fat():
     from bidsapp.train import phantom as P
 
     for seed in (0, 1):
-        rng = np.random.default_rng([seed, 7])  # make_pelvis_phantom's draws, up to the perineum
-        cv = P._Canvas.blank(rng)
-        frame = P._body_wall(cv, rng)
-        for side in (-1, 1):
-            P._hemipelvis(cv, frame, side)
-        P._sacrum(cv, frame)
+        rng = P._pelvis_rng(seed)
+        cv, frame = P._bony_pelvis(rng)  # make_pelvis_phantom up to the perineum
         before = cv.tissue.copy()
         P._perineum(cv, rng, frame)
         front = np.broadcast_to(cv.y > 0.4 * frame.b, cv.tissue.shape)

@@ -113,18 +113,28 @@ def make_pelvis_phantom(seed: int = 0) -> Anatomy:
     (a large share of body MRI) had nothing to be learned from. Built level by level, as an axial
     prostate MRI shows it: body wall, bony pelvis, then the cavity and its organs, then vessels.
     Perturbed ellipsoids, not an atlas."""
-    rng = np.random.default_rng([seed, 7])
-    cv = _Canvas.blank(rng)
-    frame = _body_wall(cv, rng)
-    for side in (-1, 1):
-        _hemipelvis(cv, frame, side)
-    _sacrum(cv, frame)
+    rng = _pelvis_rng(seed)
+    cv, frame = _bony_pelvis(rng)
     _perineum(cv, rng, frame)
     prostate = _pelvic_contents(cv, rng, frame)
     _pelvic_vessels(cv, rng, frame)
     affine = np.diag([PELVIS_MM, PELVIS_MM, PELVIS_MM, 1.0])
     affine[:3, 3] = -np.array(PELVIS_SHAPE) / 2 * PELVIS_MM
     return Anatomy(f"phantom/pelvis{seed}", "body", cv.tissue, affine, organ_centres={"prostate": prostate})
+
+
+def _pelvis_rng(seed: int):
+    return np.random.default_rng([seed, 7])
+
+
+def _bony_pelvis(rng) -> tuple[_Canvas, _Frame]:
+    """The body wall and the bones: the frame the perineum and the organs are placed in."""
+    cv = _Canvas.blank(rng)
+    frame = _body_wall(cv, rng)
+    for side in (-1, 1):
+        _hemipelvis(cv, frame, side)
+    _sacrum(cv, frame)
+    return cv, frame
 
 
 def _body_wall(cv: _Canvas, rng) -> _Frame:
