@@ -75,7 +75,7 @@ SERIES: tuple[ExampleSeries, ...] = (
                   tags={"ScanningSequence": "SE\\IR", "SequenceVariant": "SK"}),
     ExampleSeries(5, "ep2d_diff_3dir", "DWI", _p("DWI", "dwi", "dwi", tr=5000, te=80, b=1000, res=1.8, epi=True, snr=20, fat_sat=0.1),
                   b_values=(0, 1000, 1000, 1000), tags={"ScanningSequence": "EP", "SequenceVariant": "SK"}),
-    ExampleSeries(6, "ep2d_diff_3dir_ADC", "ADC", _p("ADC", "adc", "adc", res=1.8, epi=True),
+    ExampleSeries(6, "ep2d_diff_3dir_ADC", "ADC", _p("ADC", "adc", "adc", tr=5000, te=80, b=1000, res=1.8, epi=True, snr=20, fat_sat=0.1),
                   image_type=("DERIVED", "PRIMARY", "DIFFUSION", "ADC"), tags={"ScanningSequence": "EP"}),
     ExampleSeries(7, "t1_se_tra_post", "T1wce", _p("T1wce", "se_t1", "se", tr=550, te=10, gd_phase="brain"),
                   tags={"ScanningSequence": "SE", "SequenceVariant": "SK", "ContrastBolusAgent": "Gadovist"}),

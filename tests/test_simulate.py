@@ -395,6 +395,32 @@ def test_one_gradient_direction_darkens_a_tract_along_it_and_the_mean_of_many_do
     assert 0.97 < spread[tract].mean() < 1.15 and spread[tract].std() < 0.25 * across[tract].std() + 0.02
 
 
+def _fitted_ratio(b: float, snr: float, seed: int = 0) -> float:
+    """CSF over white matter on an ADC map fitted from a 64x64 slice, half CSF (ADC 3.0, T2-bright
+    b=0) and half white matter (0.7)."""
+    s0 = np.ones((1, 64, 64), np.float32)
+    s0[..., 32:] = 2.0
+    adc = np.full((1, 64, 64), 0.7, np.float32)
+    adc[..., 32:] = 3.0
+    proto = replace(S.CLASS_PROTOCOLS["ADC"](np.random.default_rng(seed), "ADC"), b=b, snr=snr)
+    fitted = artefacts.fitted_adc(np.random.default_rng(seed), s0, s0 * np.exp(-b / 1000 * adc), proto,
+                                  np.ones(s0.shape, bool))
+    return float(np.median(fitted[0, 8:56, 40:56]) / np.median(fitted[0, 8:56, 8:24]))
+
+
+def test_adc_maps_are_fitted_so_csf_sinks_towards_the_noise_floor_at_high_b():
+    """A map fitted at b=500 with little noise keeps CSF's ADC about 4.3 times white matter's; at
+    b=1600 and a grainy b=0, CSF's diffusion-weighted signal is under the noise floor, its fitted
+    ADC falls (as on the real Canon DTI's map): the ratio drops well below. Crisp maps with CSF
+    at its true ADC whatever the b were all the simulator drew until session 32."""
+    assert 3.8 < _fitted_ratio(500.0, 200.0) < 4.8
+    assert _fitted_ratio(1600.0, 8.0) < 3.0
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        slices, _ = S.render(rng, make_phantom(0), S.CLASS_PROTOCOLS["ADC"](rng, "ADC"), 3, stripped=False, storage=False)
+        assert np.isfinite(slices).all() and slices.min() >= 0 and slices.max() <= 10000
+
+
 def test_fa_maps_join_the_open_set_with_bright_white_matter():
     """Every DTI exports an FA map; a real one was named ADC (0.79) by 0.7.0. The open set now
     draws FA maps: values in [0, 1], white matter far above cortex and CSF."""

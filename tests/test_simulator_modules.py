@@ -5,6 +5,7 @@ draws in the same order, so a set drawn with a seed before the split is the same
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,17 @@ def _render_by_hand(rng, anat, proto, n_slices, stripped=None):
         scalp = ~is_brain[tissue] & (tissue != air)
         sub = np.where(scalp, rng.uniform(0.05, 0.7, sub.shape).astype(np.float32), sub)
     sub = appearance._tissue_texture(rng, sub, geo.res, appearance.TEXTURE[anat.region])
-    img = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine](sub, axis=1)
-    if proto.epi and proto.seq == "gre" and anat.region == "brain":
-        img = img * artefacts.bold_dropout(rng, anat, proto, geo, scale)
-    img = artefacts._artefacts(rng, img, proto, (tissue != air).any(axis=1), anat.region, geo.res,
-                               bias_corrected=stripped and rng.random() < artefacts.BIAS_CORRECTED_P)
+    combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
+    if proto.seq == "adc":
+        s0 = sequences.tissue_signal(rng, replace(proto, seq="dwi", b=0.0, b0_mix=0.0), tp)[tissue]
+        img = artefacts.fitted_adc(rng, combine(s0, axis=1), combine(s0 * np.exp(-proto.b / 1000 * sub), axis=1), proto,
+                                   (tissue != air).any(axis=1))
+    else:
+        img = combine(sub, axis=1)
+        if proto.epi and proto.seq == "gre" and anat.region == "brain":
+            img = img * artefacts.bold_dropout(rng, anat, proto, geo, scale)
+        img = artefacts._artefacts(rng, img, proto, (tissue != air).any(axis=1), anat.region, geo.res,
+                                   bias_corrected=stripped and rng.random() < artefacts.BIAS_CORRECTED_P)
     if stripped:
         img[~is_brain[tissue].any(axis=1)] = 0.0
         if rng.random() < artefacts.PARTIAL_SLAB["p"]:

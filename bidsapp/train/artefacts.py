@@ -131,10 +131,6 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
         img = np.abs(img + rng.normal(scale=_u(rng, 0.02, 0.08), size=img.shape))
         outside = rng.uniform(0.15, 0.9, size=img.shape) if rng.random() < 0.4 else np.zeros_like(img)
         return np.clip(np.where(mask, img, outside), 0, 1).astype(np.float32)
-    if proto.seq == "adc":  # ADC maps: scaled units, noise in the fit, background often zero
-        img = img * 1000 * (1 + rng.normal(scale=_u(rng, 0.02, 0.12), size=img.shape))
-        img = np.where(mask | (rng.random(img.shape) < _u(rng, 0, 0.05)), img, 0)
-        return np.clip(img, 0, None).astype(np.float32)
     if not bias_corrected:
         img = img * np.exp(_smooth_field(rng, (h, w), _u(rng, 40, 100), _u(rng, 0.0, 0.35)))[None]
         p_coil, gain = COIL_SHADING["brain_3t" if region == "brain" and proto.field >= 2 else region]
@@ -158,6 +154,43 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
     if proto.computed:  # a fitted image: the scanner writes zero where the fit had no signal
         img = np.where(ndimage.binary_erosion(mask, np.ones((1, 3, 3), bool), iterations=2), img, 0.0)
     return img.astype(np.float32)
+
+
+#: ADC maps as scanners compute them: ln(S0 / Sb) / b from a b=0 image and the trace of
+#: ``directions`` diffusion-weighted ones (their geometric mean), each a magnitude image with its
+#: own noise, both distorted and blurred alike (one echo-planar acquisition); stored in
+#: 10^-6 mm²/s. Where S0 is under ``mask`` of its 99th percentile the scanner writes 0, except in
+#: ``p_unmasked`` of maps (the fit of noise outside the head); values are clipped at ``max``.
+#: Until session 32 a map was tissue ADC with multiplicative noise: crisp, CSF 3-4 times
+#: parenchyma, where a real map fitted at b=1500 has its CSF near the noise floor (underestimated,
+#: ventricles barely above parenchyma) and its source's grain and blur (the Canon DTI's map).
+ADC_FIT = {"directions": (1, 3, 6), "mask": (0.03, 0.15), "p_unmasked": 0.15, "max": (3500.0, 10000.0)}
+
+
+def fitted_adc(rng, s0: np.ndarray, sb: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.ndarray:
+    """The ADC map fitted from noise-free b=0 (``s0``) and diffusion-weighted (``sb``) signal,
+    (n, H, W) each, at ``proto.b`` and ``proto.snr`` (``ADC_FIT``)."""
+    if proto.b <= 0:
+        raise ValueError(f"an ADC map is fitted from diffusion-weighted images: b = {proto.b}")
+    axis, blur, seed = (1 if rng.random() < 0.5 else 2), _u(rng, 0.3, 1.2), int(rng.integers(2 ** 31))
+
+    def acquire(img):  # the same off-resonance field and readout blur for both images
+        img = _epi_distortion(np.random.default_rng(seed), img, axis)
+        return ndimage.gaussian_filter1d(img, sigma=blur, axis=axis)
+
+    s0, sb = acquire(s0), acquire(sb)
+    sigma = (np.percentile(s0[mask], 50) if mask.any() else float(s0.mean())) / proto.snr
+
+    def magnitude(img):
+        return np.sqrt((img + rng.normal(scale=sigma, size=img.shape)) ** 2 + rng.normal(scale=sigma, size=img.shape) ** 2)
+
+    k = int(rng.choice(ADC_FIT["directions"]))
+    s0 = magnitude(s0)
+    trace = np.exp(np.mean([np.log(magnitude(sb) + 1e-6) for _ in range(k)], axis=0))
+    adc = np.log(np.maximum(s0, 1e-6) / np.maximum(trace, 1e-6)) / proto.b * 1e6
+    if rng.random() >= ADC_FIT["p_unmasked"]:
+        adc = np.where(s0 > _u(rng, *ADC_FIT["mask"]) * np.percentile(s0, 99), adc, 0.0)
+    return np.clip(adc, 0.0, _u(rng, *ADC_FIT["max"])).astype(np.float32)
 
 
 def _epi_distortion(rng, img: np.ndarray, phase_axis: int) -> np.ndarray:

@@ -120,9 +120,17 @@ def _dwi(rng, label: str) -> Protocol:
                     **_epi_geometry(rng, res=DIFFUSION_RES["brain"]))
 
 
+#: b-value (s/mm²) of the diffusion-weighted images an ADC map is fitted from, by region: brain
+#: 700-1600 (b = 1000 is the clinical standard, 1500 common at 3 T), body 400-1000 (prostate and
+#: liver protocols fit b 50-800 or 50-1000).
+ADC_B = {"brain": (700.0, 1600.0), "body": (400.0, 1000.0)}
+
+
 def _adc(rng, label: str) -> Protocol:
+    """An ADC map, with the spin-echo EPI it is fitted from (``artefacts.fitted_adc``)."""
     region = "body" if label.startswith("body") else "brain"
-    return Protocol(label, "adc", "adc", **_epi_geometry(rng, res=DIFFUSION_RES[region]))
+    return Protocol(label, "adc", "adc", tr=_u(rng, 3000, 9000), te=_u(rng, 60, 110), b=_u(rng, *ADC_B[region]),
+                    **_epi_geometry(rng, res=DIFFUSION_RES[region]))
 
 
 def _swi(rng, label: str) -> Protocol:

@@ -28,7 +28,7 @@ Signal equations and literature values: docs/simulator.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,8 +36,8 @@ from ..classes import LABELS
 from ..volume import SPEC, InputSpec, geometry_features, normalise_stack
 from .anatomy import Anatomy, with_lesions
 from .appearance import TEXTURE, _mix_lumped_soft_tissue, _tissue_texture, _with_arteries, directional_diffusion
-from .artefacts import (BIAS_CORRECTED_P, PARTIAL_SLAB, _artefacts, _storage, bold_dropout, draw_skull_stripped, slab_coverage,
-                        stored_voxel_size)
+from .artefacts import (BIAS_CORRECTED_P, PARTIAL_SLAB, _artefacts, _storage, bold_dropout, draw_skull_stripped, fitted_adc,
+                        slab_coverage, stored_voxel_size)
 from .draws import _smooth_field
 from .geometry import (_PLANES, SliceGeometry, crop_phase_fov, draw_fov, draw_target, plan_geometry, plane_probabilities,
                        sample_tissue_slices)
@@ -83,12 +83,16 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         sub = np.where(scalp, rng.uniform(0.05, 0.7, sub.shape).astype(np.float32), sub)
     sub = _tissue_texture(rng, sub, geo.res, TEXTURE[anat.region])
     combine = {"mean": np.mean, "min": np.min, "max": np.max}[proto.combine]
-    img = combine(sub, axis=1)
-    if proto.epi and proto.seq == "gre" and anat.region == "brain":
-        img = img * bold_dropout(rng, anat, proto, geo, scale)
     brain_mask = (tissue != TISSUE_INDEX["air"]).any(axis=1)
-    img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res,
-                     bias_corrected=stripped and rng.random() < BIAS_CORRECTED_P)
+    if proto.seq == "adc":  # fitted from the b=0 and diffusion-weighted signal (sub holds each tissue's ADC)
+        s0 = tissue_signal(rng, replace(proto, seq="dwi", b=0.0, b0_mix=0.0), tp)[tissue]
+        img = fitted_adc(rng, combine(s0, axis=1), combine(s0 * np.exp(-proto.b / 1000 * sub), axis=1), proto, brain_mask)
+    else:
+        img = combine(sub, axis=1)
+        if proto.epi and proto.seq == "gre" and anat.region == "brain":
+            img = img * bold_dropout(rng, anat, proto, geo, scale)
+        img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res,
+                         bias_corrected=stripped and rng.random() < BIAS_CORRECTED_P)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
         if rng.random() < PARTIAL_SLAB["p"]:
