@@ -159,12 +159,13 @@ def _artefacts(rng, img: np.ndarray, proto: Protocol, mask: np.ndarray, region: 
 #: ADC maps as scanners compute them: ln(S0 / Sb) / b from a b=0 image and the trace of
 #: ``directions`` diffusion-weighted ones (their geometric mean), each a magnitude image with its
 #: own noise, both distorted and blurred alike (one echo-planar acquisition); stored in
-#: 10^-6 mm²/s. Where S0 is under ``mask`` of its 99th percentile the scanner writes 0, except in
-#: ``p_unmasked`` of maps (the fit of noise outside the head); values are clipped at ``max``.
+#: 10^-6 mm²/s. Where S0 is under ``mask`` times the noise the scanner writes 0 (a threshold on
+#: the 99th percentile blanked the body around a bright bladder), except in ``p_unmasked`` of
+#: maps (the fit of noise outside the head); values are clipped at ``max``.
 #: Until session 32 a map was tissue ADC with multiplicative noise: crisp, CSF 3-4 times
 #: parenchyma, where a real map fitted at b=1500 has its CSF near the noise floor (underestimated,
 #: ventricles barely above parenchyma) and its source's grain and blur (the Canon DTI's map).
-ADC_FIT = {"directions": (1, 3, 6), "mask": (0.03, 0.15), "p_unmasked": 0.15, "max": (3500.0, 10000.0)}
+ADC_FIT = {"directions": (1, 3, 6), "mask": (2.0, 6.0), "p_unmasked": 0.15, "max": (3500.0, 10000.0)}
 
 
 def fitted_adc(rng, s0: np.ndarray, sb: np.ndarray, proto: Protocol, mask: np.ndarray) -> np.ndarray:
@@ -189,7 +190,7 @@ def fitted_adc(rng, s0: np.ndarray, sb: np.ndarray, proto: Protocol, mask: np.nd
     trace = np.exp(np.mean([np.log(magnitude(sb) + 1e-6) for _ in range(k)], axis=0))
     adc = np.log(np.maximum(s0, 1e-6) / np.maximum(trace, 1e-6)) / proto.b * 1e6
     if rng.random() >= ADC_FIT["p_unmasked"]:
-        adc = np.where(s0 > _u(rng, *ADC_FIT["mask"]) * np.percentile(s0, 99), adc, 0.0)
+        adc = np.where(s0 > _u(rng, *ADC_FIT["mask"]) * sigma, adc, 0.0)
     return np.clip(adc, 0.0, _u(rng, *ADC_FIT["max"])).astype(np.float32)
 
 
