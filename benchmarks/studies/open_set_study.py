@@ -11,7 +11,7 @@ fewer known series at the same simulated open-set bar, without trading away the 
 series checks?
 
 **Data.** One simulated validation set of 1000 series (seed 20261241, the training simulator
-and augmentation, ``validation.simulate_set``'s draws with each protocol's parameters kept;
+and augmentation: ``validation.validation_series``, protocols kept;
 cached through ``validation.cached``), read by the shipped weights with ``mirrored_logits`` as
 inference does; the 28 real development series and the 6 maps derived from its real DTI
 (``derived_maps.py``), read as ``ensemble_probe.real_inputs`` reads them (three views averaged;
@@ -64,10 +64,8 @@ parameters are refitted on the whole simulated set and written to the card in a 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -81,40 +79,19 @@ from ensemble_probe import add_study_arguments, real_inputs, series_logits, simu
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
 from bidsapp.model.predict import Classifier  # noqa: E402
-from bidsapp.train import simulate  # noqa: E402
-from bidsapp.train.augment import augment  # noqa: E402
-from bidsapp.train.validation import cached  # noqa: E402
+from bidsapp.train.validation import validation_series  # noqa: E402
 from bidsapp.volume import SPEC  # noqa: E402
 
 #: Protocol fields kept for every simulated series (the shift proxy reads them).
 PROTOCOL_FIELDS = ("kind", "snr", "thickness", "res", "is3d", "epi", "field")
 
 
-def simulate_with_protocols(anatomy: str, n: int, seed: int, spec=SPEC):
-    """``validation.simulate_set``'s series (same generator, same draws, so the same stacks as
-    ``validation_set(anatomy, n, seed, spec)``), each with its protocol's parameters as a JSON
-    string where that set keeps only the protocol kind."""
-    rng = np.random.default_rng([seed, 12345])
-    anatomies = simulate.training_anatomies(anatomy)
-    stacks, geometry, labels, meta = [], [], [], []
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    for _ in range(n):
-        sample = simulate.simulate_sample(rng, anatomies, spec.n_slices, spec)
-        stacks.append(augment(torch.from_numpy(sample.stack)[None])[0].numpy().astype(np.float16))
-        geometry.append(sample.geometry)
-        labels.append(sample.label)
-        meta.append(json.dumps({f: getattr(sample.protocol, f) for f in PROTOCOL_FIELDS}))
-    torch.random.set_rng_state(state)
-    return np.stack(stacks), np.stack(geometry), labels, meta
-
-
 def simulated_set(anatomy: Path, n: int, seed: int, cache: Path | None, spec=SPEC):
-    """(stacks, geometry, labels, protocol dicts), through ``validation.cached`` (its own key:
-    the parameters say ``protocols``)."""
-    params = {"n": n, "seed": seed, "spec": asdict(spec), "holdout_heads": 0, "protocols": list(PROTOCOL_FIELDS)}
-    x, g, labels, meta = cached(cache, params, str(anatomy), lambda: simulate_with_protocols(str(anatomy), n, seed, spec))
-    return x, g, labels, [json.loads(m) for m in meta]
+    """(stacks, geometry, labels, protocol dicts): ``validation.validation_series``'s set, so a
+    study reads the very set (and cache file) that rethresholding and the fused calibration read
+    for the same size and seed, each protocol cut to the fields the study's "hard" half uses."""
+    x, g, labels, _, protocols = validation_series(str(anatomy), n, seed, spec, 0, cache)
+    return x, g, labels, [{f: getattr(p, f) for f in PROTOCOL_FIELDS} for p in protocols]
 
 
 # ------------------------------------------------------------------------------------------ scores
