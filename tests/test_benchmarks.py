@@ -521,6 +521,23 @@ def test_open_set_study_rule_ships_only_an_eligible_gain_and_never_a_redrawn_glo
     assert study.choose(_open_set_rows(study, {"energy/global": 0.80}))["candidate"] == "energy/global"
 
 
+def test_study_set_is_validation_series_set_and_one_without_other_stops_clearly(tmp_path):
+    """Studies read the set (and cache file) rethresholding reads; a set without "other" (3 series of
+    seed 5 are all known) cannot carry an open-set threshold and stops with a message, not a NaN."""
+    from bidsapp.train.validation import validation_series
+    from bidsapp.volume import SPEC
+
+    study = module("studies/open_set_study")
+    x, _, labels, protocols = study.simulated_set("phantom", 4, 7, tmp_path, SPEC)
+    assert len(list(tmp_path.glob("validation-*.npz"))) == 1
+    read = validation_series("phantom", 4, 7, SPEC, cache=tmp_path)  # the same file: nothing re-simulated
+    assert np.array_equal(read[0], x) and read[2] == labels
+    assert len(list(tmp_path.glob("validation-*.npz"))) == 1
+    assert [p["kind"] for p in protocols] == [p.kind for p in read[4]]
+    with pytest.raises(SystemExit, match="no \"other\""):
+        study.simulated_set("phantom", 3, 5, None, SPEC)
+
+
 def test_open_set_study_thresholds_refuse_the_bar_and_rank_scores_agree():
     """The bar threshold refuses exactly the lowest 90% of "other"; max logit decides as max
     sigmoid under every rank rule; cross-fitted decisions never come from the half they score."""

@@ -89,8 +89,12 @@ PROTOCOL_FIELDS = ("kind", "snr", "thickness", "res", "is3d", "epi", "field")
 def simulated_set(anatomy: Path, n: int, seed: int, cache: Path | None, spec=SPEC):
     """(stacks, geometry, labels, protocol dicts): ``validation.validation_series``'s set, so a
     study reads the very set (and cache file) that rethresholding and the fused calibration read
-    for the same size and seed, each protocol cut to the fields the study's "hard" half uses."""
+    for the same size and seed, each protocol cut to the fields the study's "hard" half uses.
+    A set without "other" stops the study with a clear message (every study thresholds on it)."""
     x, g, labels, _, protocols = validation_series(str(anatomy), n, seed, spec, 0, cache)
+    if OTHER not in labels:
+        raise SystemExit(f"the simulated set (--val-size {n}, --seed {seed}) holds no \"other\" series, so no "
+                         "open-set threshold can be chosen on it: use a larger --val-size")
     return x, g, labels, [{f: getattr(p, f) for f in PROTOCOL_FIELDS} for p in protocols]
 
 
