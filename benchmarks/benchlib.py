@@ -306,6 +306,32 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None 
     )
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """One timed conversion run: ``Measured``'s numbers and the NIfTI images it wrote."""
+
+    wall_s: float
+    returncode: int
+    images: int
+    peak_tree_mb: float | None
+    peak_process_mb: float
+
+
+def count_images(out: Path) -> int:
+    """NIfTI images written anywhere under ``out`` except derivatives and heudiconv's cache."""
+    skip = {"derivatives", ".heudiconv"}
+    return sum(1 for p in out.rglob("*.nii*") if not skip & set(p.relative_to(out).parts)) if out.is_dir() else 0
+
+
+def timed_conversion(cmd: list[str], out: Path, ok: tuple[int, ...], what: str) -> Conversion:
+    """``measure`` a converter writing to ``out``; a return code outside ``ok`` stops the benchmark
+    with the command's output (a failed run timed as a fast one would be a lie)."""
+    m = measure(cmd, env={"NO_ET": "1"})
+    if m.returncode not in ok:
+        sys.exit(f"error: {what} exited with {m.returncode}:\n{m.output_tail}")
+    return Conversion(m.wall_s, m.returncode, count_images(out), m.peak_tree_mb, m.peak_process_mb)
+
+
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This environment's variables with its scripts folder (dcm2niix, heudiconv) first on PATH."""
     bindir = str(Path(sys.executable).parent)

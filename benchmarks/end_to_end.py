@@ -50,11 +50,7 @@ class Rep:
 
     tool: str
     rep: int
-    wall_s: float
-    returncode: int
-    images: int
-    peak_tree_mb: float | None
-    peak_process_mb: float
+    run: benchlib.Conversion
 
 
 def reproin_name(label: str, series_number: int) -> str:
@@ -98,12 +94,6 @@ def build_input(data: Path, folders: list[Path], dest: Path, copies: int = 1) ->
     return made
 
 
-def count_images(out: Path) -> int:
-    """NIfTI images written anywhere under ``out`` except derivatives and heudiconv's cache."""
-    skip = {"derivatives", ".heudiconv"}
-    return sum(1 for p in out.rglob("*.nii*") if not skip & set(p.relative_to(out).parts))
-
-
 IMPORTS = "import torch, monai, bidsapp.convert, bidsapp.model.predict, bidsapp.report.html"
 
 
@@ -120,25 +110,22 @@ def commands(tool: str, inp: Path, out: Path, work: Path, nprocs: int) -> list[s
 def run_rep(tool: str, rep: int, inp: Path, scratch: Path, nprocs: int) -> Rep:
     out, work = scratch / f"{tool}-{rep}" / "out", scratch / f"{tool}-{rep}" / "work"
     work.mkdir(parents=True)
-    m = benchlib.measure(commands(tool, inp, out, work, nprocs), env={"NO_ET": "1"})
-    if m.returncode not in ((0, 1) if tool == "mrclass-bids" else (0,)):
-        sys.exit(f"error: {tool} exited with {m.returncode}:\n{m.output_tail}")
-    return Rep(tool, rep, m.wall_s, m.returncode, count_images(out) if out.is_dir() else 0,
-               m.peak_tree_mb, m.peak_process_mb)
+    ok = (0, 1) if tool == "mrclass-bids" else (0,)
+    return Rep(tool, rep, benchlib.timed_conversion(commands(tool, inp, out, work, nprocs), out, ok, tool))
 
 
 def summarise(reps: list[Rep]) -> dict:
     def tool_summary(name):
         mine = [r for r in reps if r.tool == name]
-        return {"median_s": round(benchlib.median([r.wall_s for r in mine]), 3),
-                "min_s": min(r.wall_s for r in mine), "max_s": max(r.wall_s for r in mine),
-                "images": sorted({r.images for r in mine}),
-                "peak_tree_mb": max((r.peak_tree_mb or 0) for r in mine) or None,
-                "peak_process_mb": max(r.peak_process_mb for r in mine)}
+        return {"median_s": round(benchlib.median([r.run.wall_s for r in mine]), 3),
+                "min_s": min(r.run.wall_s for r in mine), "max_s": max(r.run.wall_s for r in mine),
+                "images": sorted({r.run.images for r in mine}),
+                "peak_tree_mb": max((r.run.peak_tree_mb or 0) for r in mine) or None,
+                "peak_process_mb": max(r.run.peak_process_mb for r in mine)}
 
     ours, theirs = tool_summary("mrclass-bids"), tool_summary("heudiconv-reproin")
-    imports = [r.wall_s for r in reps if r.tool == "imports"]
-    paired = [a.wall_s / b.wall_s for a in reps if a.tool == "mrclass-bids"
+    imports = [r.run.wall_s for r in reps if r.tool == "imports"]
+    paired = [a.run.wall_s / b.run.wall_s for a in reps if a.tool == "mrclass-bids"
               for b in reps if b.tool == "heudiconv-reproin" and b.rep == a.rep]
     ratio = ours["median_s"] / theirs["median_s"]
     return {"mrclass-bids": ours, "heudiconv-reproin": theirs, "ratio": round(ratio, 3),
@@ -194,14 +181,14 @@ def main(argv=None) -> int:
             tools = list(order if rep % 2 == 0 else order[::-1]) + (["imports"] if args.imports else [])
             for tool in tools:
                 reps.append(run_rep(tool, rep, inp, scratch, args.nprocs))
-                print(f"rep {rep + 1}/{args.reps} {tool}: {reps[-1].wall_s:.2f} s, {reps[-1].images} images",
+                print(f"rep {rep + 1}/{args.reps} {tool}: {reps[-1].run.wall_s:.2f} s, {reps[-1].run.images} images",
                       file=sys.stderr)
     result = {"benchmark": "end_to_end", "meta": benchlib.machine_info(),
               "config": {"data": benchlib.display_path(data), "series": series, "copies": args.copies, "reps": args.reps, "nprocs": args.nprocs,
                          "commands": {t: " ".join(Path(c).name if i == 0 else c for i, c in
                                                   enumerate(commands(t, Path("IN"), Path("OUT"), Path("WORK"), args.nprocs)))
                                       for t in ("mrclass-bids", "heudiconv-reproin")}},
-              "summary": summarise(reps), "reps": [asdict(r) for r in reps]}
+              "summary": summarise(reps), "reps": [{"tool": r.tool, "rep": r.rep, **asdict(r.run)} for r in reps]}
     print(markdown(result))
     if not result["summary"]["same_images"]:
         print("warning: the two tools wrote different numbers of images", file=sys.stderr)

@@ -37,11 +37,7 @@ class Point:
 
     n_series: int
     rep: int
-    wall_s: float
-    returncode: int
-    images: int
-    peak_tree_mb: float | None
-    peak_process_mb: float
+    run: benchlib.Conversion
 
 
 def build_pool(source: Path, n: int, dest: Path) -> list[Path]:
@@ -67,20 +63,12 @@ def link_tree(folders: list[Path], dest: Path) -> Path:
     return dest
 
 
-def count_images(out: Path) -> int:
-    skip = {"derivatives", ".heudiconv"}
-    return sum(1 for p in out.rglob("*.nii*") if not skip & set(p.relative_to(out).parts)) if out.is_dir() else 0
-
-
 def run_size(inp: Path, n: int, rep: int, scratch: Path, nprocs: int) -> Point:
     out, work = scratch / f"run-{n}-{rep}" / "out", scratch / f"run-{n}-{rep}" / "work"
     work.mkdir(parents=True)
     cmd = [benchlib.tool("mrclass-bids"), str(inp), str(out), "participant", "--device", "cpu",
            "--nprocs", str(nprocs), "--work-dir", str(work)]
-    m = benchlib.measure(cmd, env={"NO_ET": "1"})
-    if m.returncode not in (0, 1):
-        sys.exit(f"error: mrclass-bids exited with {m.returncode} on {n} series:\n{m.output_tail}")
-    point = Point(n, rep, m.wall_s, m.returncode, count_images(out), m.peak_tree_mb, m.peak_process_mb)
+    point = Point(n, rep, benchlib.timed_conversion(cmd, out, (0, 1), f"mrclass-bids on {n} series"))
     shutil.rmtree(scratch / f"run-{n}-{rep}", ignore_errors=True)
     return point
 
@@ -90,12 +78,12 @@ def summarise(points: list[Point], tolerance: float) -> dict:
     rows = []
     for n in sizes:
         mine = [p for p in points if p.n_series == n]
-        wall = benchlib.median([p.wall_s for p in mine])
-        tree = [p.peak_tree_mb for p in mine if p.peak_tree_mb is not None]
+        wall = benchlib.median([p.run.wall_s for p in mine])
+        tree = [p.run.peak_tree_mb for p in mine if p.run.peak_tree_mb is not None]
         rows.append({"n_series": n, "wall_s": round(wall, 3), "per_series_s": round(wall / n, 3),
-                     "images": min(p.images for p in mine),
+                     "images": min(p.run.images for p in mine),
                      "peak_tree_mb": max(tree) if tree else None,
-                     "peak_process_mb": max(p.peak_process_mb for p in mine)})
+                     "peak_process_mb": max(p.run.peak_process_mb for p in mine)})
     first, last = rows[0], rows[-1]
     out = {"sizes": rows, "flat_tolerance": tolerance, "memory_limit_mb": MEMORY_LIMIT_MB}
     if len(rows) > 1:
@@ -158,12 +146,12 @@ def main(argv=None) -> int:
             inp = link_tree(pool[:n], scratch / f"input-{n}")
             for rep in range(args.reps):
                 points.append(run_size(inp, n, rep, scratch, args.nprocs))
-                print(f"{n} series, rep {rep + 1}/{args.reps}: {points[-1].wall_s:.1f} s, "
-                      f"{points[-1].images} images", file=sys.stderr)
+                print(f"{n} series, rep {rep + 1}/{args.reps}: {points[-1].run.wall_s:.1f} s, "
+                      f"{points[-1].run.images} images", file=sys.stderr)
     result = {"benchmark": "scaling", "meta": benchlib.machine_info(),
               "config": {"data": benchlib.display_path(data), "series": args.series, "sizes": sizes, "reps": args.reps,
                          "nprocs": args.nprocs, "memory_sampler": "/proc" if benchlib.proc_available() else "wait4 only"},
-              "summary": summarise(points, args.flat_tolerance), "points": [asdict(p) for p in points]}
+              "summary": summarise(points, args.flat_tolerance), "points": [{"n_series": p.n_series, "rep": p.rep, **asdict(p.run)} for p in points]}
     print(markdown(result))
     benchlib.write_json(args.json, result)
     return 0

@@ -97,13 +97,14 @@ def test_decision_section_tabulates_every_condition_and_names_the_misses():
 
 def test_scaling_and_e2e_verdicts_say_by_how_much():
     scaling, end_to_end, render = module("scaling"), module("end_to_end"), module("render")
-    points = [scaling.Point(1, 0, 5.0, 0, 1, 400.0, 390.0), scaling.Point(10, 0, 14.0, 0, 10, 520.0, 400.0)]
+    run = module("benchlib").Conversion
+    points = [scaling.Point(1, 0, run(5.0, 0, 1, 400.0, 390.0)), scaling.Point(10, 0, run(14.0, 0, 10, 520.0, 400.0))]
     s = scaling.summarise(points, tolerance=0.10)
     assert s["marginal_s_per_series"] == 1.0 and not s["memory_flat"]
     flat, limit = render.scaling_checks({"summary": s})
     assert flat.met is False and "beyond the 10% tolerance" in flat.shortfall and limit.met
-    reps = [end_to_end.Rep("mrclass-bids", 0, 9.0, 0, 5, 500.0, 450.0),
-            end_to_end.Rep("heudiconv-reproin", 0, 3.0, 0, 5, 100.0, 90.0)]
+    reps = [end_to_end.Rep("mrclass-bids", 0, run(9.0, 0, 5, 500.0, 450.0)),
+            end_to_end.Rep("heudiconv-reproin", 0, run(3.0, 0, 5, 100.0, 90.0))]
     e2e = {"summary": end_to_end.summarise(reps), "config": {"series": [{}] * 5, "reps": 1}}
     (check,) = render.e2e_checks(e2e)
     assert check.met is False and check.verdict() == "**missed** by 1.00x (50% over the target)"
