@@ -579,10 +579,13 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
 
     study = module("studies/weight_soup")
     weights = Path(Classifier.load("cpu").card["path"])
+    base_sha = Classifier.load("cpu").card["sha256"]
     copy = tmp_path / "copy" / "mrclass.pt"
     copy.parent.mkdir()
     shutil.copyfile(weights, copy)
-    shutil.copyfile(weights.with_suffix(".json"), copy.with_suffix(".json"))
+    card = json.loads(weights.with_suffix(".json").read_text())
+    card["training"] = {**card["training"], "seed": 777}  # the fine-tune's own run record
+    copy.with_suffix(".json").write_text(json.dumps(card))
     tiny_labels(real_data, tmp_path)
     out = tmp_path / "soup.json"
     assert study.main(["--ingredient", str(copy), "--anatomy", "phantom", "--val-size", "24", "--seed", "3",
@@ -609,6 +612,12 @@ def test_weight_soup_of_one_network_scores_as_that_network(real_data, tmp_path):
     soup = Classifier.load("cpu", tmp_path / "candidates" / "soup" / "mrclass.pt")
     assert soup.card["weights_sha256"] == soup.card["sha256"]
     assert soup.card["open_set_score"] == "energy" and "fused" not in soup.card
+    # the card is the fine-tune's (its run record), and a soup's lists what it averaged
+    assert soup.card["training"]["seed"] == 777
+    assert [(m["weights_sha256"], m["coefficient"]) for m in soup.card["training"]["soup"]] == [
+        (base_sha, 0.5), (base_sha, 0.5)]
+    alone = Classifier.load("cpu", tmp_path / "candidates" / "ingredient-copy" / "mrclass.pt")
+    assert alone.card["training"]["seed"] == 777 and "soup" not in alone.card["training"]
     assert soup.threshold == pytest.approx(1 / (1 + np.exp(-found["soup"]["threshold_logsumexp"])), abs=1e-4)
     base = Classifier.load("cpu")
     for k, v in base.network.state_dict().items():  # the soup of a network and its copy is that network

@@ -182,10 +182,13 @@ def real_at_bar(z_sim, z_real, truth, real_truth, real_names, n_dev, bar: float)
                            real_names, n_dev)}
 
 
-def write_candidate(name: str, state: dict[str, torch.Tensor], row: dict, base: Path, out: Path, seed: int) -> Path:
-    """``out/<name>/mrclass.pt``: the candidate's (float32) weights as scored, and a card that is
-    the base's at the energy threshold this study fitted the candidate (its ``threshold_logsumexp``
-    as a probability), the one ``mrclass-bids-rethreshold`` would choose on the same set."""
+def write_candidate(name: str, state: dict[str, torch.Tensor], row: dict, weights: list[Path], out: Path,
+                    seed: int) -> Path:
+    """``out/<name>/mrclass.pt``: the candidate's (float32) weights as scored, and a card at the
+    energy threshold this study fitted it (its ``threshold_logsumexp`` as a probability, the one
+    ``mrclass-bids-rethreshold`` would choose on the same set). The card is its last ingredient's
+    (the fine-tune's run record and lineage); a soup's training record also lists what was
+    averaged (``soup_record``), so a shipped soup says what it is."""
     folder = out / name.replace(":", "-")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "mrclass.pt"
@@ -193,10 +196,19 @@ def write_candidate(name: str, state: dict[str, torch.Tensor], row: dict, base: 
     threshold = round(float(1.0 / (1.0 + np.exp(-row["threshold_logsumexp"]))), 4)
     choice = {"study": "weight_soup", "candidate": name, "seed": seed, "ingredients": row["weights"],
               "coefficients": row["coefficients"]}
-    card = rethresholded_card(read_card(base), threshold, {"open_set_score": SCORE, **row["simulated"]}, choice)
+    source = read_card(weights[-1])
+    if len(weights) > 1:
+        source = {**source, "training": {**source["training"], "soup": soup_record(weights, row["coefficients"])}}
+    card = rethresholded_card(source, threshold, {"open_set_score": SCORE, **row["simulated"]}, choice)
     card_path(target).write_text(json.dumps({**card, "weights_sha256": sha256(target)}, indent=2))
     print(f"  wrote {target} (threshold {threshold})")
     return target
+
+
+def soup_record(weights: list[Path], coefficients: list[float]) -> list[dict]:
+    """Each averaged network: its weights file, SHA256, card version and coefficient."""
+    return [{"weights": benchlib.display_path(w), "weights_sha256": sha256(w),
+             "version": (read_card(w) or {}).get("version"), "coefficient": c} for w, c in zip(weights, coefficients)]
 
 
 def print_table(rows: list[dict]) -> None:
@@ -259,7 +271,7 @@ def main(argv=None) -> int:
         rows.append(fitted_row(name, z_sim, z_real, truth, hard, real_truth, real_names, n_dev, predicted)
                     | {"weights": [benchlib.display_path(w) for w in weights], "coefficients": coefficients})
         if args.write_candidates and name != "base":
-            write_candidate(name, network.state_dict(), rows[-1], base_path, args.write_candidates, args.seed)
+            write_candidate(name, network.state_dict(), rows[-1], weights, args.write_candidates, args.seed)
         if name == "base":  # the shipped card's own threshold (energy as a probability), for reference
             card_th = np.full(len(LABELS), float(np.log(clf.threshold / (1 - clf.threshold))))
             card = scored("card", card_th, z_sim, z_real, truth, hard, real_truth, real_names, n_dev)
