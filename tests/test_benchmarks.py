@@ -744,3 +744,24 @@ def test_targeted_probe_draws_one_series_three_ways_and_counts_each(tmp_path):
     assert all(c["refused"] == 1 for c in json.loads(out.read_text())["counts"].values())
     with pytest.raises(SystemExit):
         bench.main(["--n", "1", *twice])
+
+
+def test_phase_confusion_counts_where_each_phase_goes_at_the_cards_threshold():
+    """A series is "other" when the card's score is under its threshold, else its best class; the
+    table counts, per phase, every name its series got (a moved boundary shows as a neighbour)."""
+    from types import SimpleNamespace
+
+    from bidsapp.classes import LABELS, OTHER
+
+    study = module("studies/phase_confusion")
+    venous, delayed = LABELS.index("body-T1w-venous"), LABELS.index("body-T1w-delayed")
+    z = np.full((3, len(LABELS)), -8.0)
+    z[0, venous] = 3.0  # confident venous
+    z[1, delayed] = 0.5  # delayed, evidence 0.62
+    z[2, delayed] = -1.0  # delayed at best, evidence 0.27: refused at 0.425
+    card = SimpleNamespace(card={"open_set_score": "energy"}, threshold=0.425)
+    assert study.named(card, z) == ["body-T1w-venous", "body-T1w-delayed", OTHER]
+    truth = ["body-T1w-venous", "body-T1w-venous", "body-T1w-delayed"]
+    table = study.confusion(truth, study.named(card, z))
+    assert table["body-T1w-venous"] == {"body-T1w-venous": 1, "body-T1w-delayed": 1}
+    assert table["body-T1w-delayed"] == {OTHER: 1} and table["body-T1w-arterial"] == {}
