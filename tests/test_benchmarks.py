@@ -759,7 +759,7 @@ def test_phase_confusion_counts_where_each_phase_goes_at_the_cards_threshold():
     z[0, venous] = 3.0  # confident venous
     z[1, delayed] = 0.5  # delayed, evidence 0.62
     z[2, delayed] = -1.0  # delayed at best, evidence 0.27: refused at 0.425
-    card = SimpleNamespace(card={"open_set_score": "energy"}, threshold=0.425)
+    card = SimpleNamespace(open_set_score="energy", threshold=0.425)
     assert study.named(card, z) == ["body-T1w-venous", "body-T1w-delayed", OTHER]
     truth = ["body-T1w-venous", "body-T1w-venous", "body-T1w-delayed"]
     table = study.confusion(truth, study.named(card, z))

@@ -30,9 +30,7 @@ import benchlib  # noqa: E402
 from ensemble_probe import simulated_logits  # noqa: E402
 from open_set_study import simulated_set  # noqa: E402
 
-from bidsapp.classes import LABELS, OTHER  # noqa: E402
-from bidsapp.model.open_set_score import card_score, open_set_score  # noqa: E402
-from bidsapp.model.predict import Classifier  # noqa: E402
+from bidsapp.model.predict import Classifier, decide  # noqa: E402
 
 PHASES = ("body-T1w", "body-T1w-arterial", "body-T1w-venous", "body-T1w-delayed")
 
@@ -43,9 +41,9 @@ def confusion(truth: list[str], predicted: list[str], classes=PHASES) -> dict[st
 
 
 def named(clf: Classifier, z: np.ndarray) -> list[str]:
-    """The content decision for each row of logits, at the card's threshold on the card's score."""
-    evidence = open_set_score(1.0 / (1.0 + np.exp(-z)), card_score(clf.card))
-    return [OTHER if e < clf.threshold else LABELS[i] for e, i in zip(evidence, z.argmax(axis=1))]
+    """The content decision for each row of logits (``predict.decide``, as inference decides), at
+    the card's threshold on the card's score."""
+    return [decide(p, clf.threshold, clf.open_set_score).label for p in 1.0 / (1.0 + np.exp(-z))]
 
 
 def main(argv=None) -> int:
