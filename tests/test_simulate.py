@@ -50,6 +50,42 @@ def test_gadolinium_brightens_vessels_and_dura_not_brain(seed):
     assert post["dura"] / post["wm"] > pre["dura"] / pre["wm"]
 
 
+def test_only_the_delayed_phase_shows_excreted_gadolinium_in_urine():
+    """Urine (bladder, collecting systems) is dark fluid on body T1w until the delayed phase, in
+    most of whose draws excretion makes it brighter than the liver; plain fluid never enhances."""
+    def over_liver(label, seed):  # (urine, fluid) relative to liver
+        rng = np.random.default_rng(seed)
+        proto = S.CLASS_PROTOCOLS[label](rng, label)
+        lut = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, proto.field))
+        return lut[TISSUE_INDEX["urine"]] / lut[TISSUE_INDEX["liver"]], lut[TISSUE_INDEX["fluid"]] / lut[TISSUE_INDEX["liver"]]
+    for label in ("body-T1w", "body-T1w-arterial", "body-T1w-venous"):
+        for seed in range(30):
+            urine, fluid = over_liver(label, seed)
+            assert urine < 1.0 and abs(urine - fluid) < 0.25 * fluid, (label, seed)  # tissue jitter only
+    delayed = [over_liver("body-T1w-delayed", seed) for seed in range(60)]
+    bright = sum(urine > 1.0 for urine, _ in delayed)
+    assert 0.5 * 60 < bright < 0.9 * 60
+    assert all(fluid < 1.0 for _, fluid in delayed)
+
+
+def test_collecting_systems_fill_the_water_density_part_of_the_renal_sinus():
+    """A C-shaped kidney around a sinus of water and fat: the water becomes the collecting system;
+    the fat, the parenchyma and everything outside stay as they were."""
+    labels = np.zeros((40, 40, 3), np.int32)
+    ct = np.full(labels.shape, -100.0)
+    yy, xx = np.mgrid[:40, :40]
+    ring = (np.hypot(yy - 20, xx - 20) < 12) & ~(np.hypot(yy - 20, xx - 24) < 7)
+    labels[ring, 1] = label_maps.KIDNEYS[0]
+    notch = (np.hypot(yy - 20, xx - 24) < 7) & (np.hypot(yy - 20, xx - 20) < 11)
+    ct[notch & (xx < 24), 1] = 20.0  # water (the pelvis) medially, fat towards the hilum
+    out = label_maps._collecting_systems(labels, ct)
+    system = out == label_maps.COLLECTING_SYSTEM
+    assert system[:, :, 1].sum() > 20 and not system[:, :, [0, 2]].any()
+    assert (ct[system] > -30).all() and (labels[system] == 0).all()
+    assert (out[labels != 0] == labels[labels != 0]).all()
+    assert label_maps.TOTALSEG[label_maps.COLLECTING_SYSTEM] == "urine"
+
+
 def test_every_class_and_the_open_set_render_finite_stacks():
     anatomies = [make_phantom(0)]
     rng = np.random.default_rng(1)
@@ -141,11 +177,11 @@ def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
     anat = make_pelvis_phantom(0)
     assert anat.region == "body"
     centre = {}
-    for organ in ("fluid", "prostate", "marrow", "fat", "muscle", "bowel"):
+    for organ in ("urine", "prostate", "marrow", "fat", "muscle", "bowel"):
         vox = np.argwhere(anat.tissue == TISSUE_INDEX[organ])
         assert len(vox) * PELVIS_MM**3 > 5000, organ  # at least 5 ml of each
         centre[organ] = vox.mean(axis=0) * PELVIS_MM
-    assert centre["prostate"][2] < centre["fluid"][2] - 20  # below the bladder (z = superior)
+    assert centre["prostate"][2] < centre["urine"][2] - 20  # below the bladder (z = superior)
     assert abs(centre["prostate"][0] - anat.tissue.shape[0] * PELVIS_MM / 2) < 10  # on the midline
     # the axial slice through the prostate's centre: rectum right behind it, bone on both sides
     k = int(round(centre["prostate"][2] / PELVIS_MM))

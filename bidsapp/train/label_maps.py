@@ -49,6 +49,28 @@ def _line_air_cavities(tissue: np.ndarray, depth: int = 3, lining: int = 2) -> n
     return np.where(wall, np.uint8(TISSUE_INDEX["mucosa"]), tissue).astype(tissue.dtype)
 
 
+#: TotalSegmentator's kidney labels and the fill label of the collecting systems drawn inside them.
+KIDNEYS = (2, 3)
+COLLECTING_SYSTEM = 254
+
+
+def _collecting_systems(labels: np.ndarray, ct: np.ndarray, closing: int = 6) -> np.ndarray:
+    """Renal sinus voxels that are not fat, as the collecting systems (label ``COLLECTING_SYSTEM``).
+
+    The segmentation draws each kidney's parenchyma; the sinus, the hilar notch it wraps around,
+    holds the calyces and pelvis in fat. Per axial slice, what closing and filling each kidney adds
+    to it is its sinus; of that, the water-density voxels (CT > -30 HU) are urine, which the
+    delayed phase fills with excreted gadolinium (``sequences.EXCRETION``)."""
+    out = labels.copy()
+    for kidney in KIDNEYS:
+        mask = labels == kidney
+        for k in np.flatnonzero(mask.any(axis=(0, 1))):
+            hull = ndimage.binary_fill_holes(ndimage.binary_closing(np.pad(mask[:, :, k], closing), iterations=closing))
+            sinus = hull[closing:-closing, closing:-closing] & ~mask[:, :, k]
+            out[:, :, k][sinus & (ct[:, :, k] > -30) & (labels[:, :, k] == 0)] = COLLECTING_SYSTEM
+    return out
+
+
 def _crop_to_content(tissue: np.ndarray, affine: np.ndarray, pad: int = 4):
     nz = np.argwhere(tissue != TISSUE_INDEX["air"])
     lo = np.maximum(nz.min(axis=0) - pad, 0)
@@ -92,7 +114,7 @@ def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0, n_pelvis: int =
     if (ts / "example_ct.nii.gz").is_file():
         seg = nib.as_closest_canonical(nib.load(str(ts / "example_seg_fast_force_split.nii.gz")))
         ct = np.asanyarray(nib.as_closest_canonical(nib.load(str(ts / "example_ct.nii.gz"))).dataobj)
-        labels = np.asanyarray(seg.dataobj).astype(np.int32)
+        labels = _collecting_systems(np.asanyarray(seg.dataobj).astype(np.int32), ct)
         unlabeled = labels == 0
         labels[unlabeled & (ct > -190) & (ct <= -30)] = 250
         labels[unlabeled & (ct > -30) & (ct <= 180)] = 251

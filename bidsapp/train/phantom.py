@@ -220,7 +220,7 @@ def _perineum(cv: _Canvas, rng, f: _Frame) -> None:
 
 def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> np.ndarray:
     """The cavity (fat with a levator sling, narrowing to the floor) and what it holds: bladder
-    (fluid, wall), prostate with its central gland, seminal vesicles, rectum, bowel loops above.
+    (urine, wall), prostate with its central gland, seminal vesicles, rectum, bowel loops above.
     Returns the prostate's centre (world mm), where a prostate series is planned."""
     u = rng.uniform
     x, y, z, a, b, zf = cv.x, cv.y, cv.z, f.a, f.b, f.zf
@@ -239,7 +239,7 @@ def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> np.ndarray:
     zb = zp + 0.7 * rz + rb[2]
     bladder = cv.ellipsoid(0, 0.2 * b, zb, *rb)
     cv.put(bladder <= 1.15, "muscle")
-    cv.put(bladder <= 1.0, "fluid")
+    cv.put(bladder <= 1.0, "urine")
     centre = np.array([0.0, 0.08 * b, zp])
     prostate = cv.ellipsoid(*centre, u(18, 26), u(13, 18), rz) + 0.05 * cv.noise
     cv.put(prostate <= 1.0, "prostate")

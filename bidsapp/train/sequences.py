@@ -16,8 +16,17 @@ from .tissues import (_ARTERIAL, _FLOW, _IS_BRAIN, _MT_SUPPRESSED, _T, N_TISSUES
                       TissueParams)
 
 
+#: Gadolinium excreted into urine in the delayed phase (mM): share of delayed series that show it
+#: and the concentration range. The kidneys filter the agent from the first pass on; from about
+#: 2-3 minutes it reaches the calyces, pelvis and bladder (the excretory phase; CT and MR
+#: urography image it), concentrated far above plasma: bright on T1w gradient echo, dark where
+#: so concentrated that T2* wins. Arterial and venous images (under 90 s) show none.
+EXCRETION = {"p": 0.75, "mM": (1.0, 15.0)}
+
+
 def gd_concentration(rng, phase: str) -> np.ndarray:
-    """Tissue gadolinium concentration (mM) per tissue: vp·C_blood + ve·C_extracellular."""
+    """Tissue gadolinium concentration (mM) per tissue: vp·C_blood + ve·C_extracellular, plus
+    ex·C_urine in the delayed phase (``EXCRETION``)."""
     if not phase:
         return np.zeros(N_TISSUES)
     if phase == "brain":
@@ -30,8 +39,9 @@ def gd_concentration(rng, phase: str) -> np.ndarray:
     else:  # delayed / equilibrium
         c_a = c_v = _u(rng, 0.3, 0.7)
         c_e = _u(rng, 0.35, 0.7)
+    c_urine = _u(rng, *EXCRETION["mM"]) if phase == "delayed" and rng.random() < EXCRETION["p"] else 0.0
     c_blood = np.where(_ARTERIAL, c_a, c_v)
-    return _T["vp"] * c_blood + _T["ve"] * c_e
+    return _T["vp"] * c_blood + _T["ve"] * c_e + _T["ex"] * c_urine
 
 
 def _tse_decay(rng, te: float, t2: np.ndarray, mixing: tuple[float, float]) -> np.ndarray:
@@ -73,7 +83,7 @@ def mprage_centre_mz(t1: np.ndarray, proto: Protocol, cycles: int = 6) -> np.nda
 #: oedema and tumour lower white matter's. Tissues not listed (scalp, muscle, bone: low SNR at
 #: b=1000) show the positive bias of FA in noise, about 0.3.
 FA = {"wm": 0.5, "deep_gm": 0.25, "gm": 0.14, "csf": 0.06, "choroid": 0.15, "vitreous": 0.05, "wm_lesion": 0.3,
-      "oedema": 0.2, "tumour": 0.15, "necrosis": 0.08, "fluid": 0.05}
+      "oedema": 0.2, "tumour": 0.15, "necrosis": 0.08, "fluid": 0.05, "urine": 0.05}
 
 
 def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
@@ -114,7 +124,7 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
                                                          for n in TISSUE_NAMES])
         s[TISSUE_INDEX["artery"]] = _u(rng, 0.1, 3.0)
     elif seq == "ct":
-        hu = {"air": -1000, "bone": 1200, "marrow": 300, "fat": -100, "csf": 5, "lung": -800, "fluid": 5,
+        hu = {"air": -1000, "bone": 1200, "marrow": 300, "fat": -100, "csf": 5, "lung": -800, "fluid": 5, "urine": 5,
               "vein": 45, "artery": 45, "wm": 28, "gm": 38}
         s = np.array([hu.get(n, 50.0) for n in TISSUE_NAMES]) * _u(rng, 0.9, 1.1) + 1024
     else:  # noise, fmap_phase: the tissue signal is irrelevant; a brightness mask is enough

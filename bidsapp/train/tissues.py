@@ -11,7 +11,9 @@ reaches (0 behind an intact blood-brain barrier); ``vp``: effective blood volume
 tissue water, and normal parenchyma brightens only a few percent after gadolinium; larger values
 made contrast-enhanced images differ from native ones by a GM/WM contrast change that real T1w
 scans of weak native contrast imitate); ``supply``: which blood pool
-feeds it ("a" arterial, "v" portal/venous) for the body phases; ``fat``: fat fraction (Dixon, fat-sat).
+feeds it ("a" arterial, "v" portal/venous) for the body phases; ``fat``: fat fraction (Dixon, fat-sat);
+``ex``: share of the urinary (excreted) gadolinium concentration it holds: urine in the renal
+collecting systems and the bladder, which only the delayed phase shows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Tissue:
     vp: float = 0.0
     fat: float = 0.0
     supply: str = "a"
+    ex: float = 0.0
     flow: bool = False  # flowing blood: flow voids on spin echo, inflow on short-TR gradient echo
 
 
@@ -68,6 +71,8 @@ TISSUES: dict[str, Tissue] = {
     "pancreas": Tissue(0.75, 584, 725, 46, 43, 30, 1.6, ve=0.20, vp=0.15),
     "bowel": Tissue(0.80, 900, 1000, 60, 60, 30, 1.5, ve=0.15, vp=0.06),
     "fluid": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0),
+    # urine (bladder, renal collecting systems): fluid until the kidneys excrete gadolinium into it
+    "urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=1.0),
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
     # prostate: its peripheral zone (the central gland is drawn as "gland"), brighter than the
     # central gland and than muscle on T2w, as every prostate T2 shows it
@@ -96,17 +101,18 @@ SYNTHSEG = {
     511: "skin", 515: "bone", 516: "bone",
 }
 
-#: TotalSegmentator "total" task; unlisted organs default to "soft". CT fill labels 250-253.
+#: TotalSegmentator "total" task; unlisted organs default to "soft". CT fill labels 250-253; 254 the
+#: renal collecting systems (``label_maps._collecting_systems``).
 TOTALSEG = {
     0: "air", 1: "spleen", 2: "kidney", 3: "kidney", 4: "fluid", 5: "liver", 6: "bowel", 7: "pancreas",
     8: "gland", 9: "gland", 10: "lung", 11: "lung", 12: "lung", 13: "lung", 14: "lung",
-    15: "muscle", 16: "air", 17: "gland", 18: "bowel", 19: "bowel", 20: "bowel", 21: "fluid",
+    15: "muscle", 16: "air", 17: "gland", 18: "bowel", 19: "bowel", 20: "bowel", 21: "urine",
     22: "prostate", 23: "fluid", 24: "fluid", 51: "artery", 52: "artery", 53: "vein", 54: "artery",
     55: "artery", 56: "artery", 57: "artery", 58: "artery", 59: "vein", 60: "vein", 61: "artery",
     62: "vein", 63: "vein", 64: "vein", 65: "artery", 66: "artery", 67: "vein", 68: "vein",
     79: "wm", 80: "muscle", 81: "muscle", 82: "muscle", 83: "muscle", 84: "muscle", 85: "muscle",
     86: "muscle", 87: "muscle", 88: "muscle", 89: "muscle", 90: "gm", 116: "marrow", 117: "connective",
-    250: "fat", 251: "soft", 252: "marrow", 253: "air",
+    250: "fat", 251: "soft", 252: "marrow", 253: "air", 254: "urine",
     **{i: "marrow" for i in range(25, 51)},  # sacrum, vertebrae
     **{i: "marrow" for i in range(69, 79)},  # humerus, scapula, clavicle, femur, hip
     **{i: "bone" for i in range(91, 116)},  # skull, ribs
@@ -125,7 +131,7 @@ BRAIN_TISSUES = {"csf", "gm", "wm", "deep_gm", "choroid", "wm_lesion", "tumour",
 # ------------------------------------------- per-tissue vectors (TISSUE_NAMES order) and per-image draws
 N_TISSUES = len(TISSUE_NAMES)
 _T = {name: np.array([getattr(TISSUES[n], name) for n in TISSUE_NAMES], np.float64)
-      for name in ("pd", "t1_15", "t1_3", "t2_15", "t2_3", "t2s_3", "adc", "ve", "vp", "fat")}
+      for name in ("pd", "t1_15", "t1_3", "t2_15", "t2_3", "t2s_3", "adc", "ve", "vp", "fat", "ex")}
 _ARTERIAL = np.array([TISSUES[n].supply == "a" for n in TISSUE_NAMES])
 _FLOW = np.array([TISSUES[n].flow for n in TISSUE_NAMES])
 _IS_BRAIN = np.array([n in BRAIN_TISSUES for n in TISSUE_NAMES])
