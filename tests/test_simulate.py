@@ -57,7 +57,8 @@ def test_only_the_delayed_phase_shows_excreted_gadolinium_in_urine():
         rng = np.random.default_rng(seed)
         proto = S.CLASS_PROTOCOLS[label](rng, label)
         lut = S.tissue_signal(rng, proto, S.draw_tissue_params(rng, proto.field))
-        return lut[TISSUE_INDEX["urine"]] / lut[TISSUE_INDEX["liver"]], lut[TISSUE_INDEX["fluid"]] / lut[TISSUE_INDEX["liver"]]
+        urine, fluid, liver = (lut[TISSUE_INDEX[t]] for t in ("urine", "fluid", "liver"))
+        return urine / liver, fluid / liver
     for label in ("body-T1w", "body-T1w-arterial", "body-T1w-venous"):
         for seed in range(30):
             urine, fluid = over_liver(label, seed)
@@ -65,6 +66,10 @@ def test_only_the_delayed_phase_shows_excreted_gadolinium_in_urine():
     delayed = [over_liver("body-T1w-delayed", seed) for seed in range(60)]
     bright = sum(urine > 1.0 for urine, _ in delayed)
     assert 0.5 * 60 < bright < 0.9 * 60
+    from bidsapp.train.sequences import gd_concentration
+    c = [gd_concentration(np.random.default_rng(seed), "delayed") for seed in range(20)]
+    kidney, bladder = (np.array([ci[TISSUE_INDEX[t]] for ci in c]) for t in ("urine", "bladder_urine"))
+    assert (kidney > 0).any() and np.allclose(bladder, 0.1 * kidney)  # diluted by the urine already there
     assert all(fluid < 1.0 for _, fluid in delayed)
 
 
@@ -177,11 +182,11 @@ def test_pelvis_phantom_has_the_organs_of_prostate_mri_in_their_places():
     anat = make_pelvis_phantom(0)
     assert anat.region == "body"
     centre = {}
-    for organ in ("urine", "prostate", "marrow", "fat", "muscle", "bowel"):
+    for organ in ("bladder_urine", "prostate", "marrow", "fat", "muscle", "bowel"):
         vox = np.argwhere(anat.tissue == TISSUE_INDEX[organ])
         assert len(vox) * PELVIS_MM**3 > 5000, organ  # at least 5 ml of each
         centre[organ] = vox.mean(axis=0) * PELVIS_MM
-    assert centre["prostate"][2] < centre["urine"][2] - 20  # below the bladder (z = superior)
+    assert centre["prostate"][2] < centre["bladder_urine"][2] - 20  # below the bladder (z = superior)
     assert abs(centre["prostate"][0] - anat.tissue.shape[0] * PELVIS_MM / 2) < 10  # on the midline
     # the axial slice through the prostate's centre: rectum right behind it, bone on both sides
     k = int(round(centre["prostate"][2] / PELVIS_MM))

@@ -109,8 +109,9 @@ class _Frame:
 def make_pelvis_phantom(seed: int = 0) -> Anatomy:
     """A procedural male pelvis: the body anatomy the shipped label maps lack.
 
-    The only body label map here is a 9 cm slab of upper abdomen, so prostate and bladder MRI
-    (a large share of body MRI) had nothing to be learned from. Built level by level, as an axial
+    The only body label map here is one CT of abdomen and pelvis at 3 mm (TotalSegmentator's
+    example): one body, its prostate a few voxels, so prostate and bladder MRI (a large share of
+    body MRI) had next to nothing to be learned from. Built level by level, as an axial
     prostate MRI shows it: body wall, bony pelvis, then the cavity and its organs, then vessels.
     Perturbed ellipsoids, not an atlas."""
     rng = _pelvis_rng(seed)
@@ -239,7 +240,7 @@ def _pelvic_contents(cv: _Canvas, rng, f: _Frame) -> np.ndarray:
     zb = zp + 0.7 * rz + rb[2]
     bladder = cv.ellipsoid(0, 0.2 * b, zb, *rb)
     cv.put(bladder <= 1.15, "muscle")
-    cv.put(bladder <= 1.0, "urine")
+    cv.put(bladder <= 1.0, "bladder_urine")
     centre = np.array([0.0, 0.08 * b, zp])
     prostate = cv.ellipsoid(*centre, u(18, 26), u(13, 18), rz) + 0.05 * cv.noise
     cv.put(prostate <= 1.0, "prostate")

@@ -20,7 +20,8 @@ from .tissues import (_ARTERIAL, _FLOW, _IS_BRAIN, _MT_SUPPRESSED, _T, N_TISSUES
 #: and the concentration range. The kidneys filter the agent from the first pass on; from about
 #: 2-3 minutes it reaches the calyces, pelvis and bladder (the excretory phase; CT and MR
 #: urography image it), concentrated far above plasma: bright on T1w gradient echo, dark where
-#: so concentrated that T2* wins. Arterial and venous images (under 90 s) show none.
+#: so concentrated that T2* wins; in the bladder diluted by the urine already there (``ex`` 0.1).
+#: Arterial and venous images (under 90 s) show none.
 EXCRETION = {"p": 0.75, "mM": (1.0, 15.0)}
 
 
@@ -83,7 +84,7 @@ def mprage_centre_mz(t1: np.ndarray, proto: Protocol, cycles: int = 6) -> np.nda
 #: oedema and tumour lower white matter's. Tissues not listed (scalp, muscle, bone: low SNR at
 #: b=1000) show the positive bias of FA in noise, about 0.3.
 FA = {"wm": 0.5, "deep_gm": 0.25, "gm": 0.14, "csf": 0.06, "choroid": 0.15, "vitreous": 0.05, "wm_lesion": 0.3,
-      "oedema": 0.2, "tumour": 0.15, "necrosis": 0.08, "fluid": 0.05, "urine": 0.05}
+      "oedema": 0.2, "tumour": 0.15, "necrosis": 0.08, "fluid": 0.05, "urine": 0.05, "bladder_urine": 0.05}
 
 
 def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
@@ -124,7 +125,7 @@ def tissue_signal(rng, proto: Protocol, tp: TissueParams) -> np.ndarray:
                                                          for n in TISSUE_NAMES])
         s[TISSUE_INDEX["artery"]] = _u(rng, 0.1, 3.0)
     elif seq == "ct":
-        hu = {"air": -1000, "bone": 1200, "marrow": 300, "fat": -100, "csf": 5, "lung": -800, "fluid": 5, "urine": 5,
+        hu = {"air": -1000, "bone": 1200, "marrow": 300, "fat": -100, "csf": 5, "lung": -800, "fluid": 5, "urine": 5, "bladder_urine": 5,
               "vein": 45, "artery": 45, "wm": 28, "gm": 38}
         s = np.array([hu.get(n, 50.0) for n in TISSUE_NAMES]) * _u(rng, 0.9, 1.1) + 1024
     else:  # noise, fmap_phase: the tissue signal is irrelevant; a brightness mask is enough

@@ -71,8 +71,10 @@ TISSUES: dict[str, Tissue] = {
     "pancreas": Tissue(0.75, 584, 725, 46, 43, 30, 1.6, ve=0.20, vp=0.15),
     "bowel": Tissue(0.80, 900, 1000, 60, 60, 30, 1.5, ve=0.15, vp=0.06),
     "fluid": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0),
-    # urine (bladder, renal collecting systems): fluid until the kidneys excrete gadolinium into it
+    # urine: fluid until the kidneys excrete gadolinium into it; in the collecting systems at the
+    # concentration the kidneys make, in the bladder diluted by the urine already there
     "urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=1.0),
+    "bladder_urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=0.1),
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
     # prostate: its peripheral zone (the central gland is drawn as "gland"), brighter than the
     # central gland and than muscle on T2w, as every prostate T2 shows it
@@ -106,7 +108,7 @@ SYNTHSEG = {
 TOTALSEG = {
     0: "air", 1: "spleen", 2: "kidney", 3: "kidney", 4: "fluid", 5: "liver", 6: "bowel", 7: "pancreas",
     8: "gland", 9: "gland", 10: "lung", 11: "lung", 12: "lung", 13: "lung", 14: "lung",
-    15: "muscle", 16: "air", 17: "gland", 18: "bowel", 19: "bowel", 20: "bowel", 21: "urine",
+    15: "muscle", 16: "air", 17: "gland", 18: "bowel", 19: "bowel", 20: "bowel", 21: "bladder_urine",
     22: "prostate", 23: "fluid", 24: "fluid", 51: "artery", 52: "artery", 53: "vein", 54: "artery",
     55: "artery", 56: "artery", 57: "artery", 58: "artery", 59: "vein", 60: "vein", 61: "artery",
     62: "vein", 63: "vein", 64: "vein", 65: "artery", 66: "artery", 67: "vein", 68: "vein",
