@@ -12,6 +12,7 @@ from bidsapp.train import appearance, artefacts, geometry, label_maps, protocols
 from bidsapp.train import simulate as S
 from bidsapp.train.open_set import OTHER_KINDS
 from bidsapp.train.phantom import make_pelvis_phantom, make_phantom
+from bidsapp.train.sequences import gd_concentration
 from bidsapp.train.tissues import TISSUE_INDEX
 from bidsapp.volume import GEOMETRY_FEATURES, SPEC
 
@@ -66,7 +67,6 @@ def test_only_the_delayed_phase_shows_excreted_gadolinium_in_urine():
     delayed = [over_liver("body-T1w-delayed", seed) for seed in range(60)]
     bright = sum(urine > 1.0 for urine, _ in delayed)
     assert 0.5 * 60 < bright < 0.9 * 60
-    from bidsapp.train.sequences import gd_concentration
     c = [gd_concentration(np.random.default_rng(seed), "delayed") for seed in range(20)]
     kidney, bladder = (np.array([ci[TISSUE_INDEX[t]] for ci in c]) for t in ("urine", "bladder_urine"))
     assert (kidney > 0).any() and np.allclose(bladder, 0.1 * kidney)  # diluted by the urine already there
