@@ -765,3 +765,19 @@ def test_phase_confusion_counts_where_each_phase_goes_at_the_cards_threshold():
     table = study.confusion(truth, study.named(card, z))
     assert table["body-T1w-venous"] == {"body-T1w-venous": 1, "body-T1w-delayed": 1}
     assert table["body-T1w-delayed"] == {OTHER: 1} and table["body-T1w-arterial"] == {}
+
+
+def test_excretion_probe_switches_the_simulators_excretion_and_restores_it():
+    from bidsapp.train import sequences
+    from bidsapp.train.tissues import TISSUE_INDEX
+
+    probe = module("studies/excretion_probe")
+    urine, bladder = TISSUE_INDEX["urine"], TISSUE_INDEX["bladder_urine"]
+    before = (dict(sequences.EXCRETION), sequences._T["ex"].copy())
+    with probe.excretion(1.0, 0.5):
+        for seed in range(5):  # always drawn, the bladder at half the collecting systems' concentration
+            c = sequences.gd_concentration(np.random.default_rng(seed), "delayed")
+            assert c[urine] > 0 and c[bladder] == pytest.approx(0.5 * c[urine])
+    with probe.excretion(0.0, 0.5):
+        assert sequences.gd_concentration(np.random.default_rng(0), "delayed")[urine] == 0
+    assert sequences.EXCRETION == before[0] and (sequences._T["ex"] == before[1]).all()

@@ -20,7 +20,7 @@ from .tissues import (_ARTERIAL, _FLOW, _IS_BRAIN, _MT_SUPPRESSED, _T, N_TISSUES
 #: and the concentration range. The kidneys filter the agent from the first pass on; from about
 #: 2-3 minutes it reaches the calyces, pelvis and bladder (the excretory phase; CT and MR
 #: urography image it), concentrated far above plasma: bright on T1w gradient echo, dark where
-#: so concentrated that T2* wins; in the bladder diluted by the urine already there (``ex`` 0.1).
+#: so concentrated that T2* wins; in the bladder diluted by the urine already there (``ex`` 0.03).
 #: Arterial and venous images (under 90 s) show none.
 EXCRETION = {"p": 0.75, "mM": (1.0, 15.0)}
 

@@ -72,9 +72,10 @@ TISSUES: dict[str, Tissue] = {
     "bowel": Tissue(0.80, 900, 1000, 60, 60, 30, 1.5, ve=0.15, vp=0.06),
     "fluid": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0),
     # urine: fluid until the kidneys excrete gadolinium into it; in the collecting systems at the
-    # concentration the kidneys make, in the bladder diluted by the urine already there
+    # concentration the kidneys make; in the bladder, 3-5 minutes in, a few jets mixed into the
+    # urine already there (a bladder lit up whole is the later excretory phase)
     "urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=1.0),
-    "bladder_urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=0.1),
+    "bladder_urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=0.03),
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
     # prostate: its peripheral zone (the central gland is drawn as "gland"), brighter than the
     # central gland and than muscle on T2w, as every prostate T2 shows it
