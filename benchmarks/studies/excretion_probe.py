@@ -64,7 +64,7 @@ def named_right(clf: Classifier, anat, seed: list[int]) -> tuple[bool, bool]:
     tissue = geometry.sample_tissue_slices(np.random.default_rng([*seed, 3]), anat, proto, geo, None)
     stack = normalise_stack(slices, geo.res, geo.res, clf.spec)
     features = geometry_features(*stored_voxel_size(np.random.default_rng([*seed, 4]), proto, False))
-    decision = decide(torch.sigmoid(clf.logits(stack, features)).numpy(), clf.threshold, clf.open_set_score)
+    decision = decide(clf.probabilities(stack, features), clf.threshold, clf.open_set_score)
     return decision.label == LABEL, bool((tissue == BLADDER).mean() > 0.01)
 
 

@@ -49,6 +49,9 @@ def _line_air_cavities(tissue: np.ndarray, depth: int = 3, lining: int = 2) -> n
     return np.where(wall, np.uint8(TISSUE_INDEX["mucosa"]), tissue).astype(tissue.dtype)
 
 
+#: CT numbers (HU) of fat, which the fill of unlabelled voxels and the collecting systems share: air
+#: below it, soft tissue and water above it (marrow over 180 HU).
+FAT_HU = (-190, -30)
 #: TotalSegmentator's kidney labels and the fill label of the collecting systems drawn inside them.
 KIDNEYS = (2, 3)
 COLLECTING_SYSTEM = 254
@@ -59,7 +62,7 @@ def _collecting_systems(labels: np.ndarray, ct: np.ndarray, closing: int = 6) ->
 
     The segmentation draws each kidney's parenchyma; the sinus, the hilar notch it wraps around,
     holds the calyces and pelvis in fat. Per axial slice, what closing and filling each kidney adds
-    to it is its sinus; of that, the water-density voxels (CT > -30 HU) are urine, which the
+    to it is its sinus; of that, the voxels denser than fat (``FAT_HU``) are urine, which the
     delayed phase fills with excreted gadolinium (``sequences.EXCRETION``)."""
     out = labels.copy()
     for kidney in KIDNEYS:
@@ -67,7 +70,7 @@ def _collecting_systems(labels: np.ndarray, ct: np.ndarray, closing: int = 6) ->
         for k in np.flatnonzero(mask.any(axis=(0, 1))):
             hull = ndimage.binary_fill_holes(ndimage.binary_closing(np.pad(mask[:, :, k], closing), iterations=closing))
             sinus = hull[closing:-closing, closing:-closing] & ~mask[:, :, k]
-            out[:, :, k][sinus & (ct[:, :, k] > -30) & (labels[:, :, k] == 0)] = COLLECTING_SYSTEM
+            out[:, :, k][sinus & (ct[:, :, k] > FAT_HU[1]) & (labels[:, :, k] == 0)] = COLLECTING_SYSTEM
     return out
 
 
@@ -116,8 +119,8 @@ def load_anatomies(anatomy_dir: str | Path, n_phantoms: int = 0, n_pelvis: int =
         ct = np.asanyarray(nib.as_closest_canonical(nib.load(str(ts / "example_ct.nii.gz"))).dataobj)
         labels = _collecting_systems(np.asanyarray(seg.dataobj).astype(np.int32), ct)
         unlabeled = labels == 0
-        labels[unlabeled & (ct > -190) & (ct <= -30)] = 250
-        labels[unlabeled & (ct > -30) & (ct <= 180)] = 251
+        labels[unlabeled & (ct > FAT_HU[0]) & (ct <= FAT_HU[1])] = 250
+        labels[unlabeled & (ct > FAT_HU[1]) & (ct <= 180)] = 251
         labels[unlabeled & (ct > 180)] = 252
         t, aff = _crop_to_content(_to_tissue(labels, TOTALSEG), seg.affine)
         out.append(Anatomy("totalseg/example_ct", "body", t, aff))

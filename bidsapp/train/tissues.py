@@ -18,7 +18,7 @@ collecting systems and the bladder, which only the delayed phase shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,6 +39,8 @@ class Tissue:
     ex: float = 0.0
     flow: bool = False  # flowing blood: flow voids on spin echo, inflow on short-TR gradient echo
 
+
+_FLUID = Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0)
 
 TISSUES: dict[str, Tissue] = {
     "air": Tissue(0.0, 1000, 1000, 1, 1, 1, 0.0),
@@ -70,12 +72,12 @@ TISSUES: dict[str, Tissue] = {
     "kidney": Tissue(0.85, 1100, 1300, 86, 78, 50, 1.9, ve=0.30, vp=0.30),
     "pancreas": Tissue(0.75, 584, 725, 46, 43, 30, 1.6, ve=0.20, vp=0.15),
     "bowel": Tissue(0.80, 900, 1000, 60, 60, 30, 1.5, ve=0.15, vp=0.06),
-    "fluid": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0),
+    "fluid": _FLUID,
     # urine: fluid until the kidneys excrete gadolinium into it; in the collecting systems at the
     # concentration the kidneys make; in the bladder, 3-5 minutes in, a few jets mixed into the
     # urine already there (a bladder lit up whole is the later excretory phase)
-    "urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=1.0),
-    "bladder_urine": Tissue(1.0, 3000, 3200, 800, 700, 400, 3.0, ex=0.03),
+    "urine": replace(_FLUID, ex=1.0),
+    "bladder_urine": replace(_FLUID, ex=0.03),
     "lung": Tissue(0.10, 1200, 1300, 40, 35, 2, 2.0),
     # prostate: its peripheral zone (the central gland is drawn as "gland"), brighter than the
     # central gland and than muscle on T2w, as every prostate T2 shows it
