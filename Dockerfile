@@ -71,7 +71,7 @@ RUN pip install --no-cache-dir -c constraints.txt . \
 FROM ${BASE_IMAGE} AS runtime
 
 ARG BASE_IMAGE
-ARG VERSION=0.18.0
+ARG VERSION=0.19.0
 ARG VCS_REF=unknown
 ARG BUILD_DATE=unknown
 ARG SOURCE_URL=""
