@@ -318,6 +318,22 @@ def test_dropout_is_drawn_for_bold_but_not_for_spin_echo_diffusion(monkeypatch):
     assert calls == ["gre"]
 
 
+def test_render_draws_its_geometry_as_draw_geometry_does_so_a_probe_can_draw_it_first():
+    """A probe that needs the slices' tissue draws the geometry itself and hands it, scale
+    included, to ``render``: the series must be the one ``render`` draws alone from the same seed."""
+    anat = label_maps.load_anatomies("phantom")[0]
+    proto = S.CLASS_PROTOCOLS["T2w"](np.random.default_rng(0), "T2w")
+    alone, geo_alone = S.render(np.random.default_rng(4), anat, proto, 3, stripped=False, storage=False)
+    rng = np.random.default_rng(4)
+    geo, scale = S.draw_geometry(rng, anat, proto, 3)
+    handed, geo_handed = S.render(rng, anat, proto, 3, geometry=geo, scale=scale, stripped=False, storage=False)
+    for field in ("centre", "normal", "positions"):
+        np.testing.assert_array_equal(getattr(geo_handed, field), getattr(geo_alone, field))
+    np.testing.assert_array_equal(handed, alone)
+    unscaled, _ = S.render(np.random.default_rng(4), anat, proto, 3, geometry=geo, stripped=False, storage=False)
+    assert not np.array_equal(unscaled, alone)  # without its scale the anatomy is sampled elsewhere
+
+
 def test_coil_shading_is_bright_at_the_surface_and_falls_with_depth():
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[:160, :160]

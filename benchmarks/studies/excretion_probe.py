@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 import benchlib  # noqa: E402
 
 from bidsapp.model.predict import Classifier, decide  # noqa: E402
-from bidsapp.train import geometry, sequences  # noqa: E402
+from bidsapp.train import sequences  # noqa: E402
 from bidsapp.train.artefacts import stored_voxel_size  # noqa: E402
 from bidsapp.train.label_maps import load_anatomies  # noqa: E402
 from bidsapp.train.protocols import CLASS_PROTOCOLS  # noqa: E402
-from bidsapp.train.simulate import render  # noqa: E402
+from bidsapp.train.geometry import sample_tissue_slices  # noqa: E402
+from bidsapp.train.simulate import draw_geometry, render  # noqa: E402
 from bidsapp.train.tissues import TISSUE_INDEX, draw_tissue_params  # noqa: E402
 from bidsapp.volume import geometry_features, normalise_stack  # noqa: E402
 
@@ -54,14 +55,11 @@ def named_right(clf: Classifier, anat, seed: list[int]) -> tuple[bool, bool]:
     """(named right, bladder in the slices) for one delayed-phase draw of ``seed``."""
     rng = np.random.default_rng(seed)
     proto = CLASS_PROTOCOLS[LABEL](rng, LABEL)
-    fov = geometry.draw_fov(rng, anat)
-    plane = str(rng.choice(list(geometry._PLANES), p=geometry.plane_probabilities(anat, proto)))
-    geo = geometry.plan_geometry(rng, anat, proto, clf.spec.n_slices, plane, fov,
-                                 target=geometry.draw_target(rng, anat, fov))
+    geo, scale = draw_geometry(rng, anat, proto, clf.spec.n_slices)
     tp = draw_tissue_params(rng, proto.field)
-    slices, geo = render(np.random.default_rng([*seed, 2]), anat, proto, clf.spec.n_slices, geometry=geo,
+    slices, geo = render(np.random.default_rng([*seed, 2]), anat, proto, clf.spec.n_slices, geometry=geo, scale=scale,
                          tissue_params=tp, stripped=False)
-    tissue = geometry.sample_tissue_slices(np.random.default_rng([*seed, 3]), anat, proto, geo, None)
+    tissue = sample_tissue_slices(np.random.default_rng([*seed, 3]), anat, proto, geo, scale)
     stack = normalise_stack(slices, geo.res, geo.res, clf.spec)
     features = geometry_features(*stored_voxel_size(np.random.default_rng([*seed, 4]), proto, False))
     decision = decide(clf.probabilities(stack, features), clf.threshold, clf.open_set_score)

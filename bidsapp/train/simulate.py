@@ -48,20 +48,29 @@ from .sequences import tissue_signal
 from .tissues import _IS_BRAIN, TISSUE_INDEX, TissueParams, _idx, draw_tissue_params
 
 
+def draw_geometry(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
+                  fov: float | None = None) -> tuple[SliceGeometry, np.ndarray]:
+    """Where one series' slices lie, as training draws it: plane (unless given), field of view,
+    planning on a target, then the anatomy's scaling (±12% per axis). ``render`` draws with it, and
+    probes that need the slices' tissue as well call it themselves with the same ``rng``."""
+    plane = plane or str(rng.choice(list(_PLANES), p=plane_probabilities(anat, proto)))
+    fov = fov or draw_fov(rng, anat)
+    geo = plan_geometry(rng, anat, proto, n_slices, plane, fov, target=draw_target(rng, anat, fov))
+    return geo, np.diag(rng.uniform(0.88, 1.12, size=3))
+
+
 def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None = None,
-           fov: float | None = None, *, geometry: SliceGeometry | None = None,
+           fov: float | None = None, *, geometry: SliceGeometry | None = None, scale: np.ndarray | None = None,
            tissue_params: TissueParams | None = None, stripped: bool | None = None, storage: bool = True):
     """Simulate ``n_slices`` slices of one series: (n, H, W) magnitude images and their geometry.
 
-    Training draws everything. The example study passes a fixed ``geometry`` and
-    ``tissue_params`` so that every volume of a 4D series shares slices and tissue values."""
+    Training draws everything (``draw_geometry``). The example study passes a fixed ``geometry``
+    and ``tissue_params`` so that every volume of a 4D series shares slices and tissue values; a
+    probe passes the ``geometry`` and ``scale`` it drew to know which tissue the slices hold."""
     if geometry is None:
-        plane = plane or str(rng.choice(list(_PLANES), p=plane_probabilities(anat, proto)))
-        fov = fov or draw_fov(rng, anat)
-        geo = plan_geometry(rng, anat, proto, n_slices, plane, fov, target=draw_target(rng, anat, fov))
-        scale = np.diag(rng.uniform(0.88, 1.12, size=3))
+        geo, scale = draw_geometry(rng, anat, proto, n_slices, plane, fov)
     else:
-        geo, scale = geometry, None
+        geo = geometry
     tissue = sample_tissue_slices(rng, anat, proto, geo, scale)
     if stripped is None:
         stripped = draw_skull_stripped(rng, anat, proto)
