@@ -781,3 +781,38 @@ def test_excretion_probe_switches_the_simulators_excretion_and_restores_it():
     with probe.excretion(0.0, 0.5):
         assert sequences.gd_concentration(np.random.default_rng(0), "delayed")[urine] == 0
     assert sequences.EXCRETION == before[0] and (sequences._T["ex"] == before[1]).all()
+
+
+def test_open_set_bar_cross_validation_chooses_each_sources_bar_on_the_others():
+    from bidsapp.classes import OTHER
+
+    study = module("studies/open_set_bar")
+    truth = ["T1w", "T1w", OTHER, "FLAIR", OTHER]
+    sources = ["a", "a", "a", "b", "b"]
+    right = {0.85: np.array([1, 1, 1, 1, 0], bool),  # names b's "other": not allowed when b is in training
+             0.90: np.array([0, 1, 1, 0, 1], bool)}
+    cv = study.leave_one_source_out(right, truth, sources)
+    folds = {f["source"]: f for f in cv["folds"]}
+    assert folds["a"]["bar"] == 0.90  # b in training: 0.85 names its "other"
+    assert folds["b"]["bar"] == 0.85  # a in training: 0.85 names 3 of a's, 0.90 two
+    assert cv["right"] == 2 + 1 and cv["n"] == 5
+    names = ["x.nii.gz", "dti/ [ADC map]", "dti/"]
+    assert study.source_of(names, [{"path": "x.nii.gz", "source_repo": "r1"}, {"path": "dti/", "source_repo": "r2"}]) \
+        == ["r1", "r2", "r2"]
+
+
+def test_open_set_bar_shift_model_moves_the_threshold_by_the_real_known_series_median_gap():
+    from scipy.special import expit
+
+    from bidsapp.classes import LABELS, OTHER
+
+    study = module("studies/open_set_bar")
+    z_sim = np.full((4, len(LABELS)), -30.0)
+    z_sim[:2, 0] = 4.0  # simulated T1w at log-sum-exp 4
+    z_sim[2:, 0] = -1.0  # simulated "other"
+    z_real = np.full((3, len(LABELS)), -30.0)
+    z_real[0, 0], z_real[1, 0], z_real[2, 0] = 1.0, 2.0, -3.4  # real T1w 3 and 2 below; real "other"
+    out = study.shift_model(z_sim, ["T1w", "T1w", OTHER, OTHER], z_real, ["T1w", "T1w", OTHER], -1.0)
+    assert out["median_shift_logits"] == pytest.approx(-2.5, abs=1e-3)
+    assert out["implied_energy_threshold"] == pytest.approx(expit(-3.5), abs=1e-3)
+    assert out["real_other_named"] == 1  # 0.1 above the implied threshold: named
