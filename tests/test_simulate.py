@@ -334,6 +334,34 @@ def test_render_draws_its_geometry_as_draw_geometry_does_so_a_probe_can_draw_it_
     assert not np.array_equal(unscaled, alone)  # without its scale the anatomy is sampled elsewhere
 
 
+def test_scanner_masked_series_keep_the_head_on_an_exact_zero_background(monkeypatch):
+    """Drawn masked, a native head series has the constant background that sends real masked
+    scanner series down normalisation's masked path, and still shows its scalp; drawn unmasked,
+    its background is noise. Skull-stripped series are never masked this way."""
+    from bidsapp.train.tissues import _IS_BRAIN, TISSUE_INDEX
+    from bidsapp.volume import _is_constant_background, foreground_mask
+
+    anat = label_maps.load_anatomies("phantom")[0]
+    proto = S.CLASS_PROTOCOLS["DWI"](np.random.default_rng(0), "DWI")
+    for p, masked in ((1.0, True), (0.0, False)):
+        monkeypatch.setitem(artefacts.SCANNER_MASKED, "p", p)
+        for seed in range(3):
+            img, _ = S.render(np.random.default_rng(seed), anat, proto, 4, plane="axial", stripped=False, storage=False)
+            fg = foreground_mask(img)
+            assert (np.mean(~fg) > 0.10 and _is_constant_background(img, fg)) == masked
+            assert (np.mean(img == 0) > 0.2) == masked
+    monkeypatch.setitem(artefacts.SCANNER_MASKED, "p", 1.0)
+    img, geo = S.render(np.random.default_rng(1), anat, proto, 4, plane="axial", stripped=False, storage=False)
+    tissue = geometry.sample_tissue_slices(None, anat, proto, geo, None).max(axis=1)
+    outside_brain = ~_IS_BRAIN[tissue] & (tissue != TISSUE_INDEX["air"])
+    assert np.sum(outside_brain & (img > 0)) > 50, "the scalp survives the mask"
+    stripped = []
+    for p in (1.0, 0.0):
+        monkeypatch.setitem(artefacts.SCANNER_MASKED, "p", p)
+        stripped.append(S.render(np.random.default_rng(1), anat, proto, 4, plane="axial", stripped=True, storage=False)[0])
+    np.testing.assert_array_equal(*stripped)  # no threshold holes in a stripped brain
+
+
 def test_coil_shading_is_bright_at_the_surface_and_falls_with_depth():
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[:160, :160]
@@ -671,9 +699,10 @@ def _drawn(make, kind: str, tries: int = 400):
     raise AssertionError(f"{kind} never drawn")
 
 
-def test_calculated_high_b_images_have_no_noise_floor_outside_the_body():
-    """A calculated b1400+ image is a fit: zero outside the body, where an acquired DWI shows
-    Rician noise (session-25 simulator change)."""
+def test_calculated_high_b_images_have_no_noise_floor_outside_the_body(monkeypatch):
+    """A calculated b1400+ image is a fit: zero outside the body, where an acquired DWI stored
+    unmasked (``artefacts.SCANNER_MASKED``) shows Rician noise (session-25 simulator change)."""
+    monkeypatch.setitem(artefacts.SCANNER_MASKED, "p", 0.0)
     pelvis = make_pelvis_phantom(0)
     rng, calc = _drawn(lambda r: protocols._body_dwi(r, "body-DWI"), "body_dwi_calc")
     assert calc.computed and calc.b >= 1400 and calc.b0_mix == 0.0

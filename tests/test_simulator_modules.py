@@ -84,7 +84,7 @@ def _render_by_hand(rng, anat, proto, n_slices, stripped=None):
         if proto.epi and proto.seq == "gre" and anat.region == "brain":
             img = img * artefacts.bold_dropout(rng, anat, proto, geo, scale)
         img = artefacts._artefacts(rng, img, proto, (tissue != air).any(axis=1), anat.region, geo.res,
-                                   bias_corrected=stripped and rng.random() < artefacts.BIAS_CORRECTED_P)
+                                   bias_corrected=stripped and rng.random() < artefacts.BIAS_CORRECTED_P, stripped=stripped)
     if stripped:
         img[~is_brain[tissue].any(axis=1)] = 0.0
         if rng.random() < artefacts.PARTIAL_SLAB["p"]:

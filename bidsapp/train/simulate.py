@@ -101,7 +101,7 @@ def render(rng, anat: Anatomy, proto: Protocol, n_slices: int, plane: str | None
         if proto.epi and proto.seq == "gre" and anat.region == "brain":
             img = img * bold_dropout(rng, anat, proto, geo, scale)
         img = _artefacts(rng, img, proto, brain_mask, anat.region, geo.res,
-                         bias_corrected=stripped and rng.random() < BIAS_CORRECTED_P)
+                         bias_corrected=stripped and rng.random() < BIAS_CORRECTED_P, stripped=stripped)
     if stripped:
         img[~_IS_BRAIN[tissue].any(axis=1)] = 0.0
         if rng.random() < PARTIAL_SLAB["p"]:
