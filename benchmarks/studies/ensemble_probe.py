@@ -144,11 +144,16 @@ def add_study_arguments(p: argparse.ArgumentParser, val_size: int, seed: int) ->
     """The options of a study of one model (``--weights``) on one simulated validation set and the
     real set (``add_real_set_arguments``)."""
     p.add_argument("--weights", type=Path, help="model weights (default: the shipped model)")
+    add_simulated_set_arguments(p, val_size, seed)
+    add_real_set_arguments(p)
+
+
+def add_simulated_set_arguments(p: argparse.ArgumentParser, val_size: int, seed: int) -> None:
+    """The options naming one simulated validation set (``open_set_study.simulated_set``)."""
     p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
     p.add_argument("--val-size", type=int, default=val_size)
     p.add_argument("--seed", type=int, default=seed)
     p.add_argument("--val-cache", type=Path, help="folder of cached simulated validation sets")
-    add_real_set_arguments(p)
 
 
 def add_real_set_arguments(p: argparse.ArgumentParser) -> None:

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/
 
 import benchlib  # noqa: E402
-from ensemble_probe import add_real_set_arguments, real_inputs, series_logits, simulated_logits  # noqa: E402
+from ensemble_probe import (add_real_set_arguments, add_simulated_set_arguments, real_inputs, series_logits,  # noqa: E402
+                            simulated_logits)
 from open_set_study import simulated_set  # noqa: E402
 
 from bidsapp.classes import LABELS, OTHER  # noqa: E402
@@ -154,10 +155,7 @@ def source_of(names: list[str], rows: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, action="append", help="model weights (repeat; default: the shipped model)")
-    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
-    p.add_argument("--val-size", type=int, default=4000)
-    p.add_argument("--seed", type=int, default=20261261)
-    p.add_argument("--val-cache", type=Path, help="folder of cached simulated validation sets")
+    add_simulated_set_arguments(p, val_size=4000, seed=20261261)
     p.add_argument("--bars", type=float, nargs="+", default=list(BARS))
     add_real_set_arguments(p)
     args = p.parse_args(argv)

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/: ensemble_probe, open_set_study
 import benchlib  # noqa: E402
-from ensemble_probe import simulated_logits  # noqa: E402
+from ensemble_probe import add_simulated_set_arguments, simulated_logits  # noqa: E402
 from open_set_study import simulated_set  # noqa: E402
 
 from bidsapp.model.predict import Classifier, decide  # noqa: E402
@@ -49,10 +49,7 @@ def named(clf: Classifier, z: np.ndarray) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, action="append", help="weights with their card (repeat; default: shipped)")
-    p.add_argument("--anatomy", type=Path, default=benchlib.ANATOMY)
-    p.add_argument("--val-size", type=int, default=4000)
-    p.add_argument("--seed", type=int, default=20261261)
-    p.add_argument("--val-cache", type=Path, help="folder of cached simulated validation sets")
+    add_simulated_set_arguments(p, val_size=4000, seed=20261261)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
