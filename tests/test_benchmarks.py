@@ -816,3 +816,15 @@ def test_open_set_bar_shift_model_moves_the_threshold_by_the_real_known_series_m
     assert out["median_shift_logits"] == pytest.approx(-2.5, abs=1e-3)
     assert out["implied_energy_threshold"] == pytest.approx(expit(-3.5), abs=1e-3)
     assert out["real_other_named"] == 1  # 0.1 above the implied threshold: named
+
+
+def test_background_probe_fills_only_the_zeros_and_thresholds_only_the_dim():
+    probe = module("studies/background_probe")
+    data = np.zeros((8, 8, 4), np.float32)
+    data[2:6, 2:6] = np.linspace(10, 100, 64, dtype=np.float32).reshape(4, 4, 4)
+    filled = probe.noise_filled(data, np.random.default_rng(0))
+    inside = data != 0
+    np.testing.assert_array_equal(filled[inside], data[inside])
+    assert (filled[~inside] > 0).mean() > 0.99 and filled[~inside].mean() < data[inside].min()
+    cut = probe.thresholded(filled, 0.5)
+    assert (cut[~inside] == 0).all() and (cut[inside & (data > 0.5 * np.percentile(filled, 99))] > 0).all()
