@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 import benchlib  # noqa: E402
 
 from bidsapp.classes import OTHER  # noqa: E402
-from bidsapp.model.open_set_score import open_set_score  # noqa: E402
 from bidsapp.model.predict import Classifier, decide  # noqa: E402
 from bidsapp.train.evaluate import load_any  # noqa: E402
 from bidsapp.volume import network_inputs, volume_geometry  # noqa: E402
@@ -47,8 +46,9 @@ PREPROCESSED = ("BraTS", "subtrMeanDivStd")
 
 def evidence(clf: Classifier, volume) -> tuple[str, float]:
     """(decision, open-set evidence) of one loaded series."""
-    p = clf.probabilities(network_inputs(volume, clf.spec), volume_geometry(volume))
-    return decide(p, clf.threshold, clf.open_set_score).label, float(open_set_score(p, clf.open_set_score))
+    d = decide(clf.probabilities(network_inputs(volume, clf.spec), volume_geometry(volume)), clf.threshold,
+               clf.open_set_score)
+    return d.label, d.open_set_score
 
 
 def noise_filled(data: np.ndarray, rng) -> np.ndarray:

@@ -18,7 +18,7 @@ Two checks say whether the real numbers are more than a fit to 34 series:
 * **Leave one source out.** For each source of ``labels.tsv`` (a derived map goes with its DTI),
   the bar that names the most real series of the *other* sources, every real "other" of theirs
   still refused (ties to the stricter bar), is applied to the held-out source; the held-out
-  results are summed. Compared with the fixed bar of ``--reference`` (0.90, the bar up to 0.19.0).
+  results are summed. Compared with the fixed bar ``REFERENCE`` (0.90, the bar up to 0.19.0).
 * **A shift model.** If real series sat below simulated ones by one amount whatever their kind,
   the bar should be met on simulated "other" moved down by that amount. The amount is the median,
   over real known series, of their log-sum-exp of logits less the median of simulated series of
@@ -44,7 +44,7 @@ from ensemble_probe import (add_real_set_arguments, add_simulated_set_arguments,
                             simulated_logits)
 from open_set_study import simulated_set  # noqa: E402
 
-from bidsapp.classes import LABELS, OTHER  # noqa: E402
+from bidsapp.classes import OTHER  # noqa: E402
 from bidsapp.model.predict import Classifier  # noqa: E402
 from bidsapp.train.metrics import choose_threshold, decide_labels  # noqa: E402
 
@@ -117,8 +117,7 @@ def study(clf: Classifier, sim, real, bars, sources) -> dict:
         right_by_bar[bar] = right
         rows.append({"bar": bar, "threshold": th, "simulated": simulated_row(z_sim, sim_truth, th, score),
                      "real": real_row(right, real_truth, n_dev)})
-    other_lse = np.sort(logsumexp(z_sim[np.array(sim_truth) == OTHER], axis=1))
-    reference_lse = float(np.quantile(other_lse, REFERENCE))
+    reference_lse = float(np.quantile(logsumexp(z_sim[np.array(sim_truth) == OTHER], axis=1), REFERENCE))
     refused = {bar: [n for n, r, t in zip(names, right_by_bar[bar], real_truth) if t != OTHER and not r]
                for bar in bars}
     return {"model": {"version": clf.card["version"], "sha256": clf.card["sha256"][:12], "score": score},
